@@ -1,0 +1,27 @@
+import { chatwootExpress } from "@ryze/chatwoot-express";
+import {
+  createExampleRuntime,
+  type ExampleConfig,
+  type ExampleRuntime,
+  type RuntimeOptions,
+} from "@ryze/example-shared";
+import express, { type Express } from "express";
+
+export interface ExpressExample extends ExampleRuntime {
+  app: Express;
+}
+
+/** The Express example: the integration's routes, the simulated WhatsApp side, and a health route of the host. */
+export async function buildApp(config: ExampleConfig, options: RuntimeOptions = {}): Promise<ExpressExample> {
+  const runtime = await createExampleRuntime(config, options);
+  const app = express();
+  app.disable("x-powered-by");
+  // Our routes go before the host's body parser, so that a malformed body gets the contract's 400 answer.
+  app.use(chatwootExpress(runtime.integration));
+  app.use(chatwootExpress(runtime.devWhatsApp));
+  app.use(express.json());
+  app.get("/health", (_req, res) => {
+    res.json({ ok: true });
+  });
+  return { ...runtime, app };
+}

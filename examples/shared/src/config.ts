@@ -1,0 +1,85 @@
+import { randomBytes } from "node:crypto";
+import * as z from "zod";
+
+/**
+ * The environment every example app reads (`spec/example-apps.md`), validated once. Unset caller tokens are
+ * generated; `generated` lists them so the app can print them once.
+ */
+const envSchema = z.object({
+  HOST: z.string().default("127.0.0.1"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  DATABASE_URL: z.string().default("sqlite:./data/chatwoot.sqlite"),
+  CHATWOOT_ENCRYPTION_KEY: z.string().optional(),
+  CHATWOOT_PREVIOUS_KEYS: z.string().optional(),
+  RYZE_ACCOUNT_TOKEN: z.string().optional(),
+  RYZE_INSTANCES: z.string().optional(),
+  CHATWOOT_ENABLED: z.enum(["true", "false"], { error: 'must be "true" or "false"' }).default("true"),
+  CHATWOOT_DELIVERY: z.enum(["realtime", "webhook"]).default("realtime"),
+  PUBLIC_URL: z.string().optional(),
+  REDIS_URL: z.string().optional(),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+
+export interface ExampleConfig {
+  host: string;
+  port: number;
+  databaseUrl: string;
+  encryptionKey: string | undefined;
+  previousKeys: Array<{ id: string; key: string }>;
+  accountToken: string;
+  instances: Array<{ name: string; token: string }>;
+  enabled: boolean;
+  delivery: "realtime" | "webhook";
+  publicUrl: string | undefined;
+  redisUrl: string | undefined;
+  logLevel: string;
+  /** Which tokens were generated because they were unset. */
+  generated: { accountToken: boolean; instances: string[] };
+}
+
+const newToken = () => randomBytes(24).toString("base64url");
+
+export function readConfig(env: Record<string, string | undefined> = process.env): ExampleConfig {
+  const parsed = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== "")));
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ");
+    throw new Error(`invalid environment: ${issues}`);
+  }
+  const values = parsed.data;
+  const generatedInstances: string[] = [];
+  const instances = (values.RYZE_INSTANCES ?? "suporte").split(",").map((entry, index) => {
+    const [name, ...rest] = entry.trim().split(":");
+    if (!name) throw new Error(`invalid environment: RYZE_INSTANCES: entry ${index + 1} has no name`);
+    const token = rest.join(":");
+    if (token) return { name, token };
+    generatedInstances.push(name);
+    return { name, token: newToken() };
+  });
+  const previousKeys = (values.CHATWOOT_PREVIOUS_KEYS ?? "")
+    .split(",")
+    .filter((entry) => entry.trim())
+    .map((entry, index) => {
+      const [id, ...key] = entry.trim().split(":");
+      if (!id || key.length === 0) {
+        throw new Error(
+          `invalid environment: CHATWOOT_PREVIOUS_KEYS: entry ${index + 1} must be keyId:base64key`,
+        );
+      }
+      return { id, key: key.join(":") };
+    });
+  return {
+    host: values.HOST,
+    port: values.PORT,
+    databaseUrl: values.DATABASE_URL,
+    encryptionKey: values.CHATWOOT_ENCRYPTION_KEY,
+    previousKeys,
+    accountToken: values.RYZE_ACCOUNT_TOKEN ?? newToken(),
+    instances,
+    enabled: values.CHATWOOT_ENABLED === "true",
+    delivery: values.CHATWOOT_DELIVERY,
+    publicUrl: values.PUBLIC_URL,
+    redisUrl: values.REDIS_URL,
+    logLevel: values.LOG_LEVEL,
+    generated: { accountToken: values.RYZE_ACCOUNT_TOKEN === undefined, instances: generatedInstances },
+  };
+}

@@ -1,0 +1,133 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import {
+  type ChatwootIntegration,
+  createChatwootIntegration,
+  createStaticDirectory,
+  type InstanceDirectory,
+  type Logger,
+  parseKey,
+} from "@ryze/chatwoot-core";
+import { createKnexStore, migrate } from "@ryze/chatwoot-knex";
+import { createDevWhatsApp, type DevWhatsApp } from "@ryze/chatwoot-testkit";
+import knexFactory, { type Knex } from "knex";
+import { pino } from "pino";
+import type { ExampleConfig } from "./config.js";
+
+/** A key's id is its fingerprint, so rotating keys needs no extra configuration. */
+export function keyId(key: string): string {
+  return createHash("sha256").update(parseKey(key)).digest("base64url").slice(0, 8);
+}
+
+/** Opens the database named by DATABASE_URL: `postgres://`, `mysql://` or `sqlite:<path>`. */
+export function openDatabase(url: string): Knex {
+  if (/^postgres(ql)?:\/\//.test(url))
+    return knexFactory({ client: "pg", connection: url, pool: { min: 0, max: 10 } });
+  if (/^(mysql|mariadb):\/\//.test(url)) {
+    return knexFactory({
+      client: "mysql2",
+      connection: url.replace(/^mariadb:/, "mysql:"),
+      pool: { min: 0, max: 10 },
+    });
+  }
+  if (url.startsWith("sqlite:")) {
+    const filename = resolve(url.slice("sqlite:".length).replace(/^\/\/(?=\/)/, ""));
+    mkdirSync(dirname(filename), { recursive: true });
+    return knexFactory({ client: "better-sqlite3", connection: { filename }, useNullAsDefault: true });
+  }
+  throw new Error(
+    'invalid environment: DATABASE_URL: must start with "postgres://", "mysql://" or "sqlite:"',
+  );
+}
+
+/** The key from CHATWOOT_ENCRYPTION_KEY, or one generated into the data folder on first start. */
+export function loadKey(config: ExampleConfig, dataDir: string, logger: Logger): string {
+  if (config.encryptionKey) return config.encryptionKey;
+  const file = resolve(dataDir, "encryption.key");
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch {
+    mkdirSync(dataDir, { recursive: true });
+    const key = randomBytes(32).toString("base64");
+    writeFileSync(file, `${key}\n`, { mode: 0o600, flag: "wx" });
+    logger.warn(
+      { file },
+      "CHATWOOT_ENCRYPTION_KEY is not set: generated a new key into the data folder (back it up)",
+    );
+    return key;
+  }
+}
+
+export interface ExampleRuntime {
+  config: ExampleConfig;
+  integration: ChatwootIntegration;
+  directory: InstanceDirectory;
+  devWhatsApp: DevWhatsApp;
+  knex: Knex;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  logger?: Logger;
+  dataDir?: string;
+}
+
+/** Everything an example app needs, independent of the web framework. */
+export async function createExampleRuntime(
+  config: ExampleConfig,
+  options: RuntimeOptions = {},
+): Promise<ExampleRuntime> {
+  const logger =
+    options.logger ??
+    pino({
+      level: config.logLevel,
+      redact: {
+        paths: ["*.apiToken", "*.token", "*.chatwootApiToken", "headers.token", "headers.authorization"],
+        censor: "[redacted]",
+      },
+    });
+  const dataDir = resolve(options.dataDir ?? "data");
+  const key = loadKey(config, dataDir, logger);
+  const knex = openDatabase(config.databaseUrl);
+  await migrate(knex);
+  const directory = createStaticDirectory({
+    accounts: [{ id: "default", token: config.accountToken, instances: config.instances }],
+  });
+  const integration = createChatwootIntegration({
+    store: createKnexStore(knex),
+    directory,
+    encryption: {
+      current: { id: keyId(key), key },
+      previous: config.previousKeys,
+    },
+    enabled: config.enabled,
+    delivery: config.delivery,
+    ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+    logger,
+  });
+  const devWhatsApp = createDevWhatsApp({ guard: integration.guard });
+  await integration.start();
+  return {
+    config,
+    integration,
+    directory,
+    devWhatsApp,
+    knex,
+    logger,
+    async close() {
+      await integration.stop();
+      await knex.destroy();
+    },
+  };
+}
+
+/** Prints generated caller tokens once (they are secrets: only on the console at start, never in logs). */
+export function announceTokens(config: ExampleConfig, out: (line: string) => void = console.log): void {
+  if (config.generated.accountToken) out(`RYZE_ACCOUNT_TOKEN (generated): ${config.accountToken}`);
+  for (const name of config.generated.instances) {
+    const instance = config.instances.find((entry) => entry.name === name);
+    if (instance) out(`instance token for "${name}" (generated): ${instance.token}`);
+  }
+}

@@ -1,0 +1,75 @@
+import * as z from "zod";
+
+function requiredOr(message: string) {
+  return (issue: { input?: unknown }) => (issue.input === undefined ? "required" : message);
+}
+
+/** `chatwootBaseUrl`: absolute http(s) URL, no credentials, query or fragment; trailing `/` removed. */
+export const chatwootBaseUrlSchema = z
+  .string({ error: requiredOr("must be a string") })
+  .transform((value, ctx) => {
+    const text = value.trim();
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      ctx.addIssue({ code: "custom", message: "must be an absolute http or https URL" });
+      return z.NEVER;
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      ctx.addIssue({ code: "custom", message: "must use http or https" });
+      return z.NEVER;
+    }
+    if (url.username || url.password) {
+      ctx.addIssue({ code: "custom", message: "must not contain credentials" });
+      return z.NEVER;
+    }
+    if (url.search || text.includes("?") || url.hash || text.includes("#")) {
+      ctx.addIssue({ code: "custom", message: "must not contain a query or fragment" });
+      return z.NEVER;
+    }
+    return `${url.origin}${url.pathname}`.replace(/\/+$/, "");
+  });
+
+/** The body of `POST /set/:instance`. Unknown keys are rejected. */
+export const activateBodySchema = z.strictObject({
+  chatwootBaseUrl: chatwootBaseUrlSchema,
+  chatwootAccountId: z
+    .number({ error: requiredOr("must be an integer") })
+    .int({ error: "must be an integer" })
+    .gt(0, { error: "must be greater than 0" }),
+  chatwootApiToken: z
+    .string({ error: requiredOr("must be a string") })
+    .trim()
+    .min(1, { error: "must not be empty" })
+    .max(256, { error: "must be at most 256 characters" }),
+  inboxName: z
+    .string({ error: "must be a string" })
+    .trim()
+    .min(1, { error: "must not be empty" })
+    .max(255, { error: "must be at most 255 characters" })
+    .default("RyzeAPI"),
+  signMessages: z.boolean({ error: "must be a boolean" }).default(false),
+  ignoreGroups: z.boolean({ error: "must be a boolean" }).default(false),
+  startAsPending: z.boolean({ error: "must be a boolean" }).default(false),
+  reopenResolved: z.boolean({ error: "must be a boolean" }).default(false),
+});
+
+/** The activate body as sent by a client (optional fields may be absent). */
+export type ActivateBody = z.input<typeof activateBodySchema>;
+/** The activate body after validation and defaults. */
+export type ActivationConfig = z.output<typeof activateBodySchema>;
+
+/** Formats zod issues as `field: reason; field: reason` (every failing field, in order). */
+export function formatIssues(error: z.ZodError): string {
+  const parts: string[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) parts.push(`${[...issue.path, key].join(".")}: unknown field`);
+      continue;
+    }
+    const path = issue.path.length > 0 ? issue.path.join(".") : "body";
+    parts.push(`${path}: ${issue.message}`);
+  }
+  return parts.join("; ");
+}

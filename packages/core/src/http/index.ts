@@ -1,0 +1,4 @@
+export * from "./body.js";
+export * from "./handler.js";
+export * from "./rate-limit.js";
+export * from "./types.js";

@@ -1,0 +1,67 @@
+import { createHash } from "node:crypto";
+import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+
+export interface RateLimitDecision {
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  /** Unix seconds when the window resets. */
+  resetAt: number;
+  /** Seconds to wait before retrying (0 when allowed). */
+  retryAfter: number;
+}
+
+/** The per-caller-token quota (class `Global`). */
+export interface RateLimiter {
+  consume(token: string): Promise<RateLimitDecision>;
+}
+
+export interface RateLimiterOptions {
+  /** Requests per window. Default 100. */
+  points?: number;
+  /** Window in seconds. Default 60. */
+  durationSeconds?: number;
+  /**
+   * A rate-limiter-flexible limiter built on a shared store (Redis, PostgreSQL/knex) for clusters; it must be
+   * configured with the same points and duration. Default: an in-process memory limiter.
+   */
+  limiter?: RateLimiterAbstract;
+  /** When the shared store is down: `open` lets requests through (default), `closed` refuses them. */
+  onStoreError?: "open" | "closed";
+  /** Told about store failures (never with the token). */
+  onError?: (error: unknown) => void;
+  now?: () => number;
+}
+
+/** Tokens are never used as keys in plain text: a shared store would persist them. */
+const keyOf = (token: string) => createHash("sha256").update(token, "utf8").digest("base64url").slice(0, 32);
+
+export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter {
+  const points = options.points ?? 100;
+  const duration = options.durationSeconds ?? 60;
+  const limiter = options.limiter ?? new RateLimiterMemory({ points, duration });
+  const now = options.now ?? Date.now;
+  const decide = (res: RateLimiterRes, allowed: boolean): RateLimitDecision => {
+    const resetAt = Math.ceil((now() + res.msBeforeNext) / 1000);
+    return {
+      allowed,
+      limit: points,
+      remaining: Math.max(0, res.remainingPoints),
+      resetAt,
+      retryAfter: allowed ? 0 : Math.max(1, Math.ceil(res.msBeforeNext / 1000)),
+    };
+  };
+  return {
+    async consume(token) {
+      try {
+        return decide(await limiter.consume(keyOf(token)), true);
+      } catch (error) {
+        if (error instanceof RateLimiterRes) return decide(error, false);
+        options.onError?.(error);
+        const allowed = options.onStoreError !== "closed";
+        const resetAt = Math.ceil(now() / 1000) + duration;
+        return { allowed, limit: points, remaining: 0, resetAt, retryAfter: allowed ? 0 : duration };
+      }
+    },
+  };
+}

@@ -1,0 +1,40 @@
+/** A framework-neutral request, as an adapter hands it to `http.handle()`. */
+export interface HttpRequest {
+  method: string;
+  /** The request path as the host app sees it, optionally with its query string (`/api/chatwoot/list/x?y=1`). */
+  path: string;
+  /** Header names in any case. */
+  headers: Record<string, string | string[] | undefined>;
+  /** Parsed query; when absent, the query string of `path` is used. */
+  query?: Record<string, unknown>;
+  /** The body the host's body parser already produced. */
+  body?: unknown;
+  /** The raw body, when the adapter has it. */
+  rawBody?: Uint8Array | string;
+  /** The unread request stream, when no body parser ran; the core reads it with the route's size cap. */
+  stream?: AsyncIterable<Uint8Array>;
+  /** Aborted when the client goes away. */
+  signal?: AbortSignal;
+}
+
+/** The answer: the adapter writes status, headers and body as they are (the body is already serialised). */
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** Null for HEAD. */
+  body: string | null;
+}
+
+export interface HttpHandler {
+  /** Null when the request is not for one of our routes and methods: the host answers it. */
+  handle(request: HttpRequest): Promise<HttpResponse | null>;
+}
+
+/** The caller checks of the contract (token, rate limit, instance, ownership), for host routes that share them. */
+export interface CallerGuard {
+  /** The rate-limit headers to add when the caller may act on `instance`, else the error response to send. */
+  authorize(
+    request: HttpRequest,
+    instance: string,
+  ): Promise<{ headers: Record<string, string> } | HttpResponse>;
+}

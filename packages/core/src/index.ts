@@ -1,0 +1,12 @@
+export * from "./activation/schema.js";
+export type { ActivationHooks, IntegrationStatusView } from "./activation/service.js";
+export * from "./chatwoot/index.js";
+export * from "./crypto/index.js";
+export * from "./directory/index.js";
+export * from "./errors/index.js";
+export * from "./http/index.js";
+export * from "./integration.js";
+export type { Integration } from "./integrations/index.js";
+export * from "./observability/index.js";
+export * from "./routing/index.js";
+export * from "./store/index.js";

@@ -1,0 +1,194 @@
+import { randomBytes } from "node:crypto";
+import type { RateLimiterAbstract } from "rate-limiter-flexible";
+import * as z from "zod";
+import { type ActivateBody, activateBodySchema, formatIssues } from "./activation/schema.js";
+import { type ActivationHooks, createActivationService } from "./activation/service.js";
+import { type ChatwootApi, createChatwootApi } from "./chatwoot/index.js";
+import { type Cipher, createKeyring } from "./crypto/index.js";
+import type { InstanceDirectory } from "./directory/index.js";
+import { IntegrationError, isIntegrationError } from "./errors/index.js";
+import {
+  type CallerGuard,
+  createHttpHandler,
+  createRateLimiter,
+  type HttpHandler,
+  type RateLimiter,
+} from "./http/index.js";
+import { createIntegrationRepository } from "./integrations/index.js";
+import { type Clock, type Logger, silentLogger, systemClock } from "./observability/index.js";
+import type { StoragePort } from "./store/ports.js";
+
+const port = <T>(name: string, methods: string[]) =>
+  z.custom<T>(
+    (value) =>
+      typeof value === "object" &&
+      value !== null &&
+      methods.every((method) => typeof (value as Record<string, unknown>)[method] === "function"),
+    { error: `must be a ${name} (with ${methods.join(", ")})` },
+  );
+
+const keySchema = z.object({
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/),
+  key: z.union([z.string(), z.instanceof(Uint8Array)]),
+});
+
+/** Options of {@link createChatwootIntegration}, validated once at construction. */
+export const integrationOptionsSchema = z.strictObject({
+  /** Persistence: `createMemoryStore()` or `createKnexStore(knex)`. */
+  store: z.custom<StoragePort>(
+    (value) =>
+      typeof value === "object" &&
+      value !== null &&
+      ["integrations", "mappings", "outbox", "leases"].every((key) => key in (value as object)),
+    { error: "must be a StoragePort (integrations, mappings, outbox, leases)" },
+  ),
+  /** Resolves caller tokens and instances (host-provided). */
+  directory: port<InstanceDirectory>("InstanceDirectory", ["resolveToken", "getInstance"]),
+  /** The keyring for secrets at rest; or pass a ready `cipher`. */
+  encryption: z.object({ current: keySchema, previous: z.array(keySchema).default([]) }).optional(),
+  cipher: port<Cipher>("Cipher", ["seal", "open", "keyIdOf"]).optional(),
+  /** `false` mounts the routes with the module switched off: every request answers 503. */
+  enabled: z.boolean().default(true),
+  /** Path prefix of the routes. */
+  prefix: z
+    .string()
+    .regex(/^\/[A-Za-z0-9/_.-]*[^/]$|^\/$/, { error: "must start with / and not end with /" })
+    .default("/api/chatwoot"),
+  /** `list` returns the plaintext Chatwoot token unless this is false (then `null`). */
+  exposeApiToken: z.boolean().default(true),
+  rateLimit: z
+    .object({
+      points: z.number().int().positive().default(100),
+      durationSeconds: z.number().int().positive().default(60),
+      limiter: z
+        .custom<RateLimiterAbstract>((value) => typeof value === "object" && value !== null)
+        .optional(),
+      onStoreError: z.enum(["open", "closed"]).default("open"),
+    })
+    .prefault({}),
+  /** `realtime` (default) or `webhook` (needs `publicUrl`). */
+  delivery: z.enum(["realtime", "webhook"]).default("realtime"),
+  /** Base URL through which Chatwoot reaches this server (webhook mode). */
+  publicUrl: z
+    .url({ protocol: /^https?$/, error: "must be an absolute http(s) URL" })
+    .transform((value) => value.replace(/\/+$/, ""))
+    .optional(),
+  /** Activation deadline in ms. Default 60 000. */
+  activationTimeoutMs: z.number().int().positive().default(60_000),
+  chatwootApi: port<ChatwootApi>("ChatwootApi", ["getProfile", "createInbox", "getInbox"]).optional(),
+  logger: port<Logger>("Logger", ["debug", "info", "warn", "error"]).default(silentLogger),
+  clock: port<Clock>("Clock", ["now"]).default(systemClock),
+});
+
+export type ChatwootIntegrationOptions = z.input<typeof integrationOptionsSchema>;
+
+/** What `activate()` answers; it never throws, so a host can create its instance anyway. */
+export type InlineActivationResult =
+  | { status: "active"; bridgeIntegrationId: string; inboxId: number }
+  | { status: "error"; error: string };
+
+export interface ChatwootIntegration {
+  /** The framework-neutral HTTP entry the adapters mount. */
+  readonly http: HttpHandler;
+  /** The caller checks of the contract, for host routes guarded by the same tokens and rate limit. */
+  readonly guard: CallerGuard;
+  /** The route prefix (e.g. `/api/chatwoot`). */
+  readonly prefix: string;
+  /**
+   * Inline activation for hosts that activate while creating an instance. Takes the same body as
+   * `POST /set/:instance`; returns `{ status: "error", error }` instead of throwing.
+   */
+  activate(
+    instance: string,
+    config: ActivateBody,
+    options?: { signal?: AbortSignal },
+  ): Promise<InlineActivationResult>;
+  /** Deactivates; `deleteInbox` also removes the Chatwoot inbox. */
+  deactivate(instance: string, options?: { deleteInbox?: boolean }): Promise<void>;
+  /** Re-seals every stored secret under the current key (resumable). */
+  rotateKeys(options?: { batchSize?: number }): Promise<{ resealed: number; skipped: number }>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Builds the integration: validates the options once (every issue listed) and wires the ports. */
+export function createChatwootIntegration(input: ChatwootIntegrationOptions): ChatwootIntegration {
+  const parsed = integrationOptionsSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new IntegrationError(
+      "INVALID_OPTIONS",
+      `invalid options: ${formatIssues(parsed.error as z.ZodError)}`,
+    );
+  }
+  const options = parsed.data;
+  if (!options.cipher && !options.encryption) {
+    throw new IntegrationError("INVALID_OPTIONS", "invalid options: encryption: required (or pass a cipher)");
+  }
+  if (options.delivery === "webhook" && !options.publicUrl) {
+    throw new IntegrationError(
+      "INVALID_OPTIONS",
+      'invalid options: publicUrl: required when delivery is "webhook"',
+    );
+  }
+  const cipher = options.cipher ?? createKeyring(options.encryption!);
+  const ownApi = options.chatwootApi ? null : createChatwootApi();
+  const chatwoot = options.chatwootApi ?? ownApi!;
+  const integrations = createIntegrationRepository(options.store.integrations, cipher, options.clock);
+  const hooks: ActivationHooks = {};
+  const activation = createActivationService({
+    integrations,
+    chatwoot,
+    clock: options.clock,
+    logger: options.logger,
+    timeoutMs: options.activationTimeoutMs,
+    delivery: options.delivery,
+    webhookUrl: (id, secret) =>
+      `${options.publicUrl}${options.prefix}/webhook/${encodeURIComponent(id)}?secret=${encodeURIComponent(secret)}`,
+    newWebhookSecret: () => randomBytes(32).toString("base64url"),
+    hooks,
+  });
+  const rateLimiter: RateLimiter = createRateLimiter({
+    ...options.rateLimit,
+    onError: (error) =>
+      options.logger.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        "chatwoot: rate-limit store failed",
+      ),
+  });
+  const http = createHttpHandler({
+    enabled: options.enabled,
+    prefix: options.prefix,
+    directory: options.directory,
+    rateLimiter,
+    activation,
+    exposeApiToken: options.exposeApiToken,
+    logger: options.logger,
+  });
+
+  return {
+    http,
+    guard: http,
+    prefix: options.prefix,
+    async activate(instance, config, callOptions) {
+      const body = activateBodySchema.safeParse(config);
+      if (!body.success)
+        return { status: "error", error: `invalid body: ${formatIssues(body.error as z.ZodError)}` };
+      try {
+        const integration = await activation.activate(instance, body.data, callOptions?.signal);
+        return { status: "active", bridgeIntegrationId: integration.id, inboxId: integration.inboxId! };
+      } catch (error) {
+        return { status: "error", error: isIntegrationError(error) ? error.message : "internal error" };
+      }
+    },
+    async deactivate(instance, callOptions) {
+      await activation.deactivate(instance, callOptions?.deleteInbox ?? false);
+    },
+    rotateKeys(rotateOptions) {
+      return integrations.rotateKeys(rotateOptions);
+    },
+    async start() {},
+    async stop() {
+      await ownApi?.close();
+    },
+  };
+}

@@ -1,0 +1,132 @@
+import { randomBytes } from "node:crypto";
+import { type Cipher, secretAad } from "../crypto/index.js";
+import type { Clock } from "../observability/index.js";
+import type { IntegrationPatch, IntegrationRow, IntegrationStore } from "../store/ports.js";
+
+/** An integration with its secrets opened. Only this module seals and opens; stores see ciphertext only. */
+export interface Integration extends Omit<IntegrationRow, "apiToken" | "webhookSecret"> {
+  apiToken: string;
+  webhookSecret: string | null;
+}
+
+export type IntegrationUpdate = Partial<
+  Omit<Integration, "id" | "instance" | "version" | "createdAt" | "updatedAt">
+>;
+
+const TABLE = "chatwoot_integrations";
+
+/** A new `bridge_integration_id`: `int_` + 16 URL-safe random characters. */
+export function newIntegrationId(): string {
+  return `int_${randomBytes(12).toString("base64url")}`;
+}
+
+/** The core-side tier over an IntegrationStore: seals and opens secrets, sets timestamps. */
+export interface IntegrationRepository {
+  get(instance: string): Promise<Integration | null>;
+  getById(id: string): Promise<Integration | null>;
+  /** Null when the instance already has an integration. */
+  insert(integration: Omit<Integration, "version" | "createdAt" | "updatedAt">): Promise<Integration | null>;
+  /** Compare-and-set against `current.version`; null to the loser. */
+  update(current: Integration, patch: IntegrationUpdate): Promise<Integration | null>;
+  delete(id: string, expectedVersion?: number): Promise<boolean>;
+  /** Every integration, in batches (start-up, background jobs). */
+  all(batchSize?: number): AsyncIterable<Integration>;
+  /**
+   * Re-seals every stored secret under the current key. Resumable: rows already under the current key are
+   * skipped, and a row changed concurrently is retried on the next run.
+   */
+  rotateKeys(options?: { batchSize?: number }): Promise<{ resealed: number; skipped: number }>;
+}
+
+export function createIntegrationRepository(
+  store: IntegrationStore,
+  cipher: Cipher,
+  clock: Clock,
+): IntegrationRepository {
+  const aad = (id: string, column: string) => secretAad(TABLE, column, id);
+
+  const open = (row: IntegrationRow): Integration => ({
+    ...row,
+    apiToken: cipher.open(row.apiToken, aad(row.id, "api_token")),
+    webhookSecret:
+      row.webhookSecret === null ? null : cipher.open(row.webhookSecret, aad(row.id, "webhook_secret")),
+  });
+
+  const sealPatch = (id: string, patch: IntegrationUpdate): IntegrationPatch => {
+    const { apiToken, webhookSecret, ...rest } = patch;
+    const sealed: IntegrationPatch = { ...rest, updatedAt: clock.now() };
+    if (apiToken !== undefined) sealed.apiToken = cipher.seal(apiToken, aad(id, "api_token"));
+    if (webhookSecret !== undefined) {
+      sealed.webhookSecret =
+        webhookSecret === null ? null : cipher.seal(webhookSecret, aad(id, "webhook_secret"));
+    }
+    return sealed;
+  };
+
+  async function* rows(batchSize: number): AsyncIterable<IntegrationRow> {
+    let afterId: string | undefined;
+    for (;;) {
+      const batch = await store.list(
+        afterId === undefined ? { limit: batchSize } : { afterId, limit: batchSize },
+      );
+      yield* batch;
+      if (batch.length < batchSize) return;
+      afterId = batch[batch.length - 1]!.id;
+    }
+  }
+
+  return {
+    async get(instance) {
+      const row = await store.get(instance);
+      return row && open(row);
+    },
+    async getById(id) {
+      const row = await store.getById(id);
+      return row && open(row);
+    },
+    async insert(integration) {
+      const now = clock.now();
+      const row: IntegrationRow = {
+        ...integration,
+        apiToken: cipher.seal(integration.apiToken, aad(integration.id, "api_token")),
+        webhookSecret:
+          integration.webhookSecret === null
+            ? null
+            : cipher.seal(integration.webhookSecret, aad(integration.id, "webhook_secret")),
+        version: 1,
+        createdAt: now,
+        updatedAt: now,
+      };
+      const inserted = await store.insert(row);
+      return inserted && open(inserted);
+    },
+    async update(current, patch) {
+      const row = await store.update(current.id, current.version, sealPatch(current.id, patch));
+      return row && open(row);
+    },
+    delete(id, expectedVersion) {
+      return store.delete(id, expectedVersion);
+    },
+    async *all(batchSize = 100) {
+      for await (const row of rows(batchSize)) yield open(row);
+    },
+    async rotateKeys(options = {}) {
+      let resealed = 0;
+      let skipped = 0;
+      for await (const row of rows(options.batchSize ?? 100)) {
+        const stale =
+          cipher.keyIdOf(row.apiToken) !== cipher.currentKeyId ||
+          (row.webhookSecret !== null && cipher.keyIdOf(row.webhookSecret) !== cipher.currentKeyId);
+        if (!stale) {
+          skipped++;
+          continue;
+        }
+        const opened = open(row);
+        const patch: IntegrationUpdate = { apiToken: opened.apiToken, webhookSecret: opened.webhookSecret };
+        const updated = await store.update(row.id, row.version, sealPatch(row.id, patch));
+        if (updated) resealed++;
+      }
+      return { resealed, skipped };
+    },
+  };
+}

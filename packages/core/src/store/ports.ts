@@ -1,0 +1,183 @@
+/**
+ * Storage ports. A storage adapter (memory, knex, ...) implements these small interfaces; the
+ * core-side wrapper (`createSecureStore`) adds encryption of secrets, ids and timestamps once.
+ *
+ * Concurrency is part of the contract: every guarded write returns `null` (or `false`) to the loser of a
+ * race instead of throwing, and no method may leave a half-applied change behind.
+ */
+
+export type IntegrationStatus = "provisioning" | "active" | "paused" | "error";
+export type DeliveryMode = "realtime" | "webhook";
+
+/** One integration as the storage adapter sees it: secrets are already sealed (`cw1:<keyId>:...`). */
+export interface IntegrationRow {
+  /** The `bridge_integration_id`, `int_` + random characters; stable for the life of the integration. */
+  id: string;
+  /** Host instance name; unique: one integration per instance. */
+  instance: string;
+  status: IntegrationStatus;
+  /** Incremented by every successful `update`; the compare-and-set guard. Starts at 1. */
+  version: number;
+  baseUrl: string;
+  accountId: number;
+  /** Sealed Chatwoot API token. */
+  apiToken: string;
+  /** Sealed webhook secret (webhook delivery mode), or null. */
+  webhookSecret: string | null;
+  /** Null until the inbox exists (back-filled by activation). */
+  inboxId: number | null;
+  inboxName: string;
+  /** Chatwoot user id of the token's user. */
+  chatwootUserId: number | null;
+  deliveryMode: DeliveryMode;
+  signMessages: boolean;
+  ignoreGroups: boolean;
+  startAsPending: boolean;
+  reopenResolved: boolean;
+  /** `""` when healthy. */
+  lastError: string;
+  /** Set while an activation holds the row; an expired value may be taken over. */
+  provisioningUntil: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Fields an update may change. `id`, `instance`, `version` and `createdAt` never change. */
+export type IntegrationPatch = Partial<Omit<IntegrationRow, "id" | "instance" | "version" | "createdAt">>;
+
+export interface IntegrationStore {
+  /** Inserts a new row with `version` as given (normally 1). Returns `null` when the instance or id already exists. */
+  insert(row: IntegrationRow): Promise<IntegrationRow | null>;
+  get(instance: string): Promise<IntegrationRow | null>;
+  getById(id: string): Promise<IntegrationRow | null>;
+  /** Rows ordered by id, for batch jobs (key rotation, start-up). */
+  list(options?: { afterId?: string; limit?: number }): Promise<IntegrationRow[]>;
+  /**
+   * Compare-and-set: applies `patch` and sets `version = expectedVersion + 1` only when the stored version
+   * equals `expectedVersion`. Returns the new row, or `null` when the row is gone or another writer won.
+   */
+  update(id: string, expectedVersion: number, patch: IntegrationPatch): Promise<IntegrationRow | null>;
+  /**
+   * Removes the row together with its mapping and outbox rows. With `expectedVersion`, only when the version
+   * still matches. Returns whether a row was removed.
+   */
+  delete(id: string, expectedVersion?: number): Promise<boolean>;
+}
+
+/** A WhatsApp chat known to Chatwoot: chat JID → contact, contact-inbox `source_id` and conversation. */
+export interface ChatMapping {
+  integrationId: string;
+  chatJid: string;
+  contactId: number;
+  sourceId: string;
+  /** Null until a conversation exists. */
+  conversationId: number | null;
+  updatedAt: Date;
+}
+
+/** One WhatsApp message (or one part of it) ↔ one Chatwoot message. */
+export interface MessageMapping {
+  integrationId: string;
+  waMessageId: string;
+  /** 0 for the first (or only) part; a Chatwoot message with text + 3 attachments maps to parts 0..3. */
+  part: number;
+  chatwootMessageId: number;
+  conversationId: number;
+  /** `inbound`: WhatsApp → Chatwoot; `outbound`: Chatwoot → WhatsApp. */
+  direction: "inbound" | "outbound";
+  createdAt: Date;
+}
+
+export interface MappingStore {
+  getChat(integrationId: string, chatJid: string): Promise<ChatMapping | null>;
+  getChatByConversation(integrationId: string, conversationId: number): Promise<ChatMapping | null>;
+  /** Inserts the chat mapping; when one already exists for (integration, chatJid) it is kept and returned. */
+  putChat(mapping: ChatMapping): Promise<ChatMapping>;
+  /** Points the chat at another conversation (or none); returns false when the chat is unknown. */
+  setChatConversation(integrationId: string, chatJid: string, conversationId: number | null): Promise<boolean>;
+  /** Inserts a message mapping; a duplicate (same integration, WhatsApp id and part) is absorbed and returns false. */
+  putMessage(mapping: MessageMapping): Promise<boolean>;
+  /** All parts of a WhatsApp message, ordered by part. */
+  getMessagesByWa(integrationId: string, waMessageId: string): Promise<MessageMapping[]>;
+  /** All parts recorded for a Chatwoot message, ordered by part. */
+  getMessagesByChatwoot(integrationId: string, chatwootMessageId: number): Promise<MessageMapping[]>;
+}
+
+export type OutboxDirection = "inbound" | "outbound";
+export type OutboxStatus = "pending" | "claimed" | "done" | "dead";
+
+export interface OutboxItem {
+  id: string;
+  integrationId: string;
+  direction: OutboxDirection;
+  /** Items with the same chat key are processed one at a time, oldest first. */
+  chatKey: string;
+  /** Unique per integration; a second enqueue with the same key is absorbed. */
+  dedupeKey: string;
+  /** JSON-serialisable work description. */
+  payload: unknown;
+  status: OutboxStatus;
+  attempts: number;
+  availableAt: Date;
+  claimedBy: string | null;
+  claimUntil: Date | null;
+  lastError: string;
+  createdAt: Date;
+}
+
+export interface EnqueueInput {
+  integrationId: string;
+  direction: OutboxDirection;
+  chatKey: string;
+  dedupeKey: string;
+  payload: unknown;
+  /** Defaults to `now`. */
+  availableAt?: Date;
+}
+
+export interface OutboxStore {
+  /** Durable once resolved. `duplicate: true` when the dedupe key was already present (nothing written). */
+  enqueue(input: EnqueueInput, now: Date): Promise<{ id: string; duplicate: boolean }>;
+  /**
+   * Claims up to `limit` items for `owner` until `now + claimTtlMs`. Per chat key only the oldest unfinished
+   * item can be claimed, and only when no other item of that chat key is claimed with a live deadline; items
+   * whose claim deadline passed are claimable again. Two concurrent claimers never get the same item.
+   */
+  claim(options: { owner: string; limit: number; claimTtlMs: number; now: Date }): Promise<OutboxItem[]>;
+  /** Marks a claimed item done. Returns false when `owner` no longer holds the claim. */
+  complete(id: string, owner: string): Promise<boolean>;
+  /** Returns a claimed item to `pending` with `attempts + 1` and a retry time. */
+  fail(id: string, owner: string, options: { retryAt: Date; error: string }): Promise<boolean>;
+  /** Gives up on a claimed item (dead letter); it no longer blocks its chat key. */
+  markDead(id: string, owner: string, error: string): Promise<boolean>;
+  /** Removes every unfinished item of an integration; returns how many were removed. */
+  cancelAll(integrationId: string, direction?: OutboxDirection): Promise<number>;
+  /** Counts items by status for an integration (observability, tests). */
+  count(integrationId: string): Promise<Record<OutboxStatus, number>>;
+}
+
+export interface Lease {
+  name: string;
+  owner: string;
+  /** Fencing epoch: increases every time the lease changes owner. */
+  epoch: number;
+  expiresAt: Date;
+}
+
+export interface LeaseStore {
+  /** Takes the lease when free, expired, or already held by `owner` (then it is renewed, same epoch). */
+  acquire(name: string, owner: string, ttlMs: number, now: Date): Promise<Lease | null>;
+  /** Extends a lease still held by `owner` at `epoch`; null when it was lost. */
+  renew(name: string, owner: string, epoch: number, ttlMs: number, now: Date): Promise<Lease | null>;
+  /** Releases a lease held by `owner`; returns false when it was not held. */
+  release(name: string, owner: string): Promise<boolean>;
+  get(name: string): Promise<Lease | null>;
+}
+
+/** Everything the core persists. Implementations: `createMemoryStore()` (core), `createKnexStore()` (knex). */
+export interface StoragePort {
+  integrations: IntegrationStore;
+  mappings: MappingStore;
+  outbox: OutboxStore;
+  leases: LeaseStore;
+}

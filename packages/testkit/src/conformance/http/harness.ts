@@ -1,0 +1,180 @@
+import { randomBytes } from "node:crypto";
+import {
+  type ChatwootIntegration,
+  type ChatwootIntegrationOptions,
+  createChatwootIntegration,
+  createMemoryStore,
+  createStaticDirectory,
+  type HttpHandler,
+  type StoragePort,
+} from "@ryze/chatwoot-core";
+import { type ChatwootSimulator, startChatwootSimulator } from "../../simulator/index.js";
+
+/** How a framework adapter is started for the suite: a real server on 127.0.0.1, port 0. */
+export interface AdapterMount {
+  name: string;
+  /**
+   * Starts the framework with `handlers` mounted in order, then the host's own routes: `GET /host/ping` answers
+   * 200 `pong` as text, and anything unanswered gets the host's 404 with the JSON body `{"host":"not found"}`.
+   * With `hostBodyParser`, the host's JSON body parser runs before the adapter (for every path).
+   */
+  start(options: { handlers: Array<{ http: HttpHandler }>; hostBodyParser: boolean }): Promise<StartedServer>;
+}
+
+export interface StartedServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+export const ACCOUNT_TOKEN = "acct-token-conformance-0001";
+export const INSTANCE_TOKEN = "inst-token-suporte-0001";
+export const OTHER_INSTANCE_TOKEN = "inst-token-vendas-0001";
+export const FOREIGN_ACCOUNT_TOKEN = "acct-token-foreign-0001";
+
+export interface Harness {
+  sim: ChatwootSimulator;
+  integration: ChatwootIntegration;
+  store: StoragePort;
+  server: StartedServer;
+  accountId: number;
+  /** An administrator's Chatwoot token. */
+  adminToken: string;
+  /** An agent's Chatwoot token (not an administrator). */
+  agentToken: string;
+  /** A token of a user who is not a member of the account. */
+  strangerToken: string;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  mount: AdapterMount;
+  hostBodyParser?: boolean;
+  integration?: Partial<ChatwootIntegrationOptions>;
+  /** Wraps the store, e.g. to make persisting fail. */
+  wrapStore?: (store: StoragePort) => StoragePort;
+}
+
+export async function startHarness(options: HarnessOptions): Promise<Harness> {
+  const sim = await startChatwootSimulator();
+  const account = sim.createAccount({ name: "Acme" });
+  const otherAccount = sim.createAccount({ name: "Other" });
+  const admin = sim.createUser({
+    name: "Jane Doe",
+    accounts: [{ accountId: account.id, role: "administrator" }],
+  });
+  const agent = sim.createUser({ name: "Agent Smith", accounts: [{ accountId: account.id, role: "agent" }] });
+  const stranger = sim.createUser({
+    name: "Stranger",
+    accounts: [{ accountId: otherAccount.id, role: "administrator" }],
+  });
+  const base = createMemoryStore();
+  const store = options.wrapStore ? options.wrapStore(base) : base;
+  const integration = createChatwootIntegration({
+    store,
+    directory: createStaticDirectory({
+      accounts: [
+        {
+          id: "acme",
+          token: ACCOUNT_TOKEN,
+          instances: [
+            { name: "suporte", token: INSTANCE_TOKEN },
+            { name: "vendas", token: OTHER_INSTANCE_TOKEN },
+          ],
+        },
+        { id: "foreign", token: FOREIGN_ACCOUNT_TOKEN, instances: [] },
+      ],
+    }),
+    encryption: { current: { id: "k1", key: randomBytes(32).toString("base64") } },
+    rateLimit: { points: 10_000 },
+    ...options.integration,
+  });
+  const server = await options.mount.start({
+    handlers: [integration],
+    hostBodyParser: options.hostBodyParser ?? false,
+  });
+  return {
+    sim,
+    integration,
+    store,
+    server,
+    accountId: account.id,
+    adminToken: admin.accessToken,
+    agentToken: agent.accessToken,
+    strangerToken: stranger.accessToken,
+    async close() {
+      await server.close();
+      await integration.stop();
+      await sim.close();
+    },
+  };
+}
+
+/** An answer as a client sees it. */
+export interface Answer {
+  status: number;
+  /** Only the headers we own: content-type, x-ratelimit-*, retry-after. */
+  headers: Record<string, string>;
+  body: string;
+}
+
+const OWNED_HEADERS = [
+  "content-type",
+  "x-ratelimit-limit",
+  "x-ratelimit-remaining",
+  "x-ratelimit-reset",
+  "retry-after",
+];
+
+export async function send(
+  server: StartedServer,
+  path: string,
+  init: {
+    method?: string;
+    token?: string | null;
+    headers?: Record<string, string>;
+    body?: unknown;
+    raw?: string;
+  } = {},
+): Promise<Answer> {
+  const headers: Record<string, string> = { ...init.headers };
+  if (init.token) headers.token = init.token;
+  let body: string | undefined;
+  if (init.raw !== undefined) body = init.raw;
+  else if (init.body !== undefined) {
+    body = JSON.stringify(init.body);
+    headers["content-type"] ??= "application/json";
+  }
+  const response = await fetch(`${server.url}${path}`, { method: init.method ?? "GET", headers, body });
+  const owned: Record<string, string> = {};
+  for (const name of OWNED_HEADERS) {
+    const value = response.headers.get(name);
+    if (value !== null) owned[name] = value;
+  }
+  return { status: response.status, headers: owned, body: await response.text() };
+}
+
+export function activateBody(h: Harness, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    chatwootBaseUrl: h.sim.url,
+    chatwootAccountId: h.accountId,
+    chatwootApiToken: h.adminToken,
+    inboxName: "WhatsApp - Orion",
+    signMessages: true,
+    ignoreGroups: false,
+    startAsPending: false,
+    reopenResolved: true,
+    ...overrides,
+  };
+}
+
+export function errorOf(answer: Answer): string {
+  const parsed = JSON.parse(answer.body) as { success?: unknown; error?: { message?: unknown } };
+  if (
+    parsed.success !== false ||
+    typeof parsed.error?.message !== "string" ||
+    Object.keys(parsed).length !== 2
+  ) {
+    throw new Error(`not the contract's error body: ${answer.body}`);
+  }
+  return parsed.error.message;
+}

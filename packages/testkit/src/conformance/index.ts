@@ -1,0 +1,2 @@
+// Conformance suites for storage and framework adapters; built on vitest (a peer dependency of this entry).
+export * from "./http/index.js";
