@@ -1,4 +1,4 @@
-import { Agent, type Dispatcher, request } from "undici";
+import { Agent, type Dispatcher, FormData, request } from "undici";
 import * as z from "zod";
 import { ChatwootRequestError } from "./failure.js";
 
@@ -38,6 +38,87 @@ export const inboxSchema = z.looseObject({
 });
 export type ChatwootInbox = z.infer<typeof inboxSchema>;
 
+const contactSchema = z.looseObject({ id: z.number() });
+const createContactSchema = z.looseObject({
+  payload: z.looseObject({ contact: contactSchema }),
+});
+const searchContactsSchema = z.looseObject({
+  payload: z.array(
+    z.looseObject({
+      id: z.number(),
+      phone_number: z.string().nullish(),
+      identifier: z.string().nullish(),
+      contact_inboxes: z.array(z.looseObject({ source_id: z.string(), inbox: z.looseObject({ id: z.number() }) })).optional(),
+    }),
+  ),
+});
+export const conversationSchema = z.looseObject({
+  id: z.number(),
+  status: z.string(),
+  inbox_id: z.number().optional(),
+  contact_inbox: z.looseObject({ source_id: z.string().nullish() }).nullish(),
+  meta: z.looseObject({ sender: z.looseObject({ id: z.number().optional() }).nullish() }).nullish(),
+});
+export type ChatwootConversation = z.infer<typeof conversationSchema>;
+const conversationListSchema = z.looseObject({
+  data: z.looseObject({ payload: z.array(conversationSchema) }),
+});
+const attachmentSchema = z.looseObject({
+  id: z.number().optional(),
+  file_type: z.string().nullish(),
+  data_url: z.string().nullish(),
+  extension: z.string().nullish(),
+  file_size: z.number().nullish(),
+});
+export const messageSchema = z.looseObject({
+  id: z.number(),
+  content: z.string().nullish(),
+  conversation_id: z.number().optional(),
+  inbox_id: z.number().optional(),
+  message_type: z.union([z.number(), z.string()]),
+  private: z.boolean().optional(),
+  source_id: z.string().nullish(),
+  status: z.string().nullish(),
+  content_attributes: z.record(z.string(), z.unknown()).nullish(),
+  created_at: z.union([z.number(), z.string()]).optional(),
+  sender_type: z.string().nullish(),
+  sender: z.looseObject({ name: z.string().nullish(), available_name: z.string().nullish(), type: z.string().nullish() }).nullish(),
+  attachments: z.array(attachmentSchema).nullish(),
+});
+export type ChatwootMessage = z.infer<typeof messageSchema>;
+const messageListSchema = z.looseObject({ payload: z.array(messageSchema) });
+
+export interface CreateContactInput {
+  inboxId: number;
+  sourceId: string;
+  name: string;
+  identifier: string;
+  phoneNumber?: string;
+  additionalAttributes?: Record<string, unknown>;
+}
+
+export interface CreateConversationInput {
+  inboxId: number;
+  contactId: number;
+  sourceId: string;
+  status: "open" | "pending";
+}
+
+export interface Upload {
+  data: Uint8Array;
+  mimetype: string;
+  fileName: string;
+}
+
+export interface CreateMessageInput {
+  content: string;
+  messageType: "incoming" | "outgoing";
+  private?: boolean;
+  sourceId?: string;
+  contentAttributes?: Record<string, unknown>;
+  attachments?: Upload[];
+}
+
 export interface CreateInboxInput {
   name: string;
   /** Empty for realtime delivery. */
@@ -69,6 +150,67 @@ export interface ChatwootApi {
     options?: CallOptions,
   ): Promise<ChatwootInbox>;
   deleteInbox(target: ChatwootAccountTarget, inboxId: number, options?: CallOptions): Promise<void>;
+  /** Creates a contact together with its contact-inbox (`source_id`); returns the contact id. */
+  createContact(target: ChatwootAccountTarget, input: CreateContactInput, options?: CallOptions): Promise<{ id: number }>;
+  /** The contact of an inbox's `source_id`, or null (Chatwoot answers 404). */
+  findContactBySourceId(
+    target: ChatwootAccountTarget,
+    inboxId: number,
+    sourceId: string,
+    options?: CallOptions,
+  ): Promise<{ id: number } | null>;
+  searchContacts(
+    target: ChatwootAccountTarget,
+    query: string,
+    options?: CallOptions,
+  ): Promise<z.infer<typeof searchContactsSchema>["payload"]>;
+  /** Adds a contact-inbox with our `source_id` to an existing contact. */
+  attachContactInbox(
+    target: ChatwootAccountTarget,
+    contactId: number,
+    input: { inboxId: number; sourceId: string },
+    options?: CallOptions,
+  ): Promise<void>;
+  createConversation(
+    target: ChatwootAccountTarget,
+    input: CreateConversationInput,
+    options?: CallOptions,
+  ): Promise<ChatwootConversation>;
+  /** Conversations of an inbox updated within the last `updatedWithinSeconds` (all statuses). */
+  listRecentConversations(
+    target: ChatwootAccountTarget,
+    inboxId: number,
+    updatedWithinSeconds: number,
+    options?: CallOptions,
+  ): Promise<ChatwootConversation[]>;
+  toggleConversationStatus(
+    target: ChatwootAccountTarget,
+    conversationId: number,
+    status: "open" | "resolved" | "pending",
+    options?: CallOptions,
+  ): Promise<void>;
+  /** JSON, or multipart with `attachments[]` when there are uploads. */
+  createMessage(
+    target: ChatwootAccountTarget,
+    conversationId: number,
+    input: CreateMessageInput,
+    options?: CallOptions,
+  ): Promise<ChatwootMessage>;
+  /** The latest messages of a conversation, or the ones after `afterId` (ascending). */
+  listMessages(
+    target: ChatwootAccountTarget,
+    conversationId: number,
+    query?: { afterId?: number },
+    options?: CallOptions,
+  ): Promise<ChatwootMessage[]>;
+  /** Delivery status of a message in an API inbox (`sent`, `delivered`, `read`, `failed`). */
+  updateMessageStatus(
+    target: ChatwootAccountTarget,
+    conversationId: number,
+    messageId: number,
+    input: { status: "sent" | "delivered" | "read" | "failed"; externalError?: string },
+    options?: CallOptions,
+  ): Promise<void>;
   /** Releases pooled connections. */
   close(): Promise<void>;
 }
@@ -97,6 +239,7 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
     schema: z.ZodType<T> | null,
     body: unknown,
     callOptions: CallOptions = {},
+    accept404 = false,
   ): Promise<T> {
     const url = `${target.baseUrl}${path}`;
     const deadline = callOptions.timeoutMs ?? timeoutMs;
@@ -114,9 +257,9 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
           headers: {
             api_access_token: target.apiToken,
             accept: "application/json",
-            ...(body === undefined ? {} : { "content-type": "application/json" }),
+            ...(body === undefined || body instanceof FormData ? {} : { "content-type": "application/json" }),
           },
-          body: body === undefined ? undefined : JSON.stringify(body),
+          body: body === undefined ? undefined : body instanceof FormData ? body : JSON.stringify(body),
         });
       } catch (error) {
         throw new ChatwootRequestError({
@@ -138,6 +281,7 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
           ...transportCause(error, timeout, deadline),
         });
       }
+      if (status === 404 && accept404) return null as T;
       if (status < 200 || status >= 300) {
         throw new ChatwootRequestError({ kind: "http", method, url, status, body: text });
       }
@@ -153,6 +297,7 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
   }
 
   const accountPath = (target: ChatwootAccountTarget) => `/api/v1/accounts/${target.accountId}`;
+  const conversationPath = (target: ChatwootAccountTarget, id: number) => `${accountPath(target)}/conversations/${id}`;
 
   return {
     getProfile(target, callOptions) {
@@ -209,6 +354,153 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
         `${accountPath(target)}/inboxes/${inboxId}`,
         null,
         undefined,
+        callOptions,
+      );
+    },
+    async createContact(target, input, callOptions) {
+      const payload: Record<string, unknown> = {
+        inbox_id: input.inboxId,
+        source_id: input.sourceId,
+        name: input.name,
+        identifier: input.identifier,
+      };
+      if (input.phoneNumber) payload.phone_number = input.phoneNumber;
+      if (input.additionalAttributes) payload.additional_attributes = input.additionalAttributes;
+      const created = await call(
+        target,
+        "POST",
+        "/api/v1/accounts/:id/contacts",
+        `${accountPath(target)}/contacts`,
+        createContactSchema,
+        payload,
+        callOptions,
+      );
+      return { id: created.payload.contact.id };
+    },
+    async findContactBySourceId(target, inboxId, sourceId, callOptions) {
+      const found = await call(
+        target,
+        "POST",
+        "/api/v1/accounts/:id/contact_inboxes/filter",
+        `${accountPath(target)}/contact_inboxes/filter`,
+        contactSchema.nullable(),
+        { inbox_id: inboxId, source_id: sourceId },
+        callOptions,
+        true,
+      );
+      return found ? { id: found.id } : null;
+    },
+    async searchContacts(target, query, callOptions) {
+      const found = await call(
+        target,
+        "GET",
+        "/api/v1/accounts/:id/contacts/search",
+        `${accountPath(target)}/contacts/search?q=${encodeURIComponent(query)}&include_contact_inboxes=true`,
+        searchContactsSchema,
+        undefined,
+        callOptions,
+      );
+      return found.payload;
+    },
+    async attachContactInbox(target, contactId, input, callOptions) {
+      await call(
+        target,
+        "POST",
+        "/api/v1/accounts/:id/contacts/:contact/contact_inboxes",
+        `${accountPath(target)}/contacts/${contactId}/contact_inboxes`,
+        null,
+        { inbox_id: input.inboxId, source_id: input.sourceId },
+        callOptions,
+      );
+    },
+    createConversation(target, input, callOptions) {
+      return call(
+        target,
+        "POST",
+        "/api/v1/accounts/:id/conversations",
+        `${accountPath(target)}/conversations`,
+        conversationSchema,
+        { inbox_id: input.inboxId, contact_id: input.contactId, source_id: input.sourceId, status: input.status },
+        callOptions,
+      );
+    },
+    async listRecentConversations(target, inboxId, updatedWithinSeconds, callOptions) {
+      const query = `inbox_id=${inboxId}&status=all&assignee_type=all&updated_within=${Math.ceil(updatedWithinSeconds)}`;
+      const list = await call(
+        target,
+        "GET",
+        "/api/v1/accounts/:id/conversations",
+        `${accountPath(target)}/conversations?${query}`,
+        conversationListSchema,
+        undefined,
+        callOptions,
+      );
+      return list.data.payload;
+    },
+    async toggleConversationStatus(target, conversationId, status, callOptions) {
+      await call(
+        target,
+        "POST",
+        "/api/v1/accounts/:id/conversations/:conversation/toggle_status",
+        `${conversationPath(target, conversationId)}/toggle_status`,
+        null,
+        { status },
+        callOptions,
+      );
+    },
+    createMessage(target, conversationId, input, callOptions) {
+      let body: unknown;
+      if (input.attachments && input.attachments.length > 0) {
+        const form = new FormData();
+        form.set("content", input.content);
+        form.set("message_type", input.messageType);
+        form.set("private", String(input.private ?? false));
+        if (input.sourceId) form.set("source_id", input.sourceId);
+        if (input.contentAttributes) form.set("content_attributes", JSON.stringify(input.contentAttributes));
+        for (const upload of input.attachments) {
+          form.append("attachments[]", new Blob([upload.data], { type: upload.mimetype }), upload.fileName);
+        }
+        body = form;
+      } else {
+        body = {
+          content: input.content,
+          message_type: input.messageType,
+          private: input.private ?? false,
+          ...(input.sourceId ? { source_id: input.sourceId } : {}),
+          ...(input.contentAttributes ? { content_attributes: input.contentAttributes } : {}),
+        };
+      }
+      return call(
+        target,
+        "POST",
+        "/api/v1/accounts/:id/conversations/:conversation/messages",
+        `${conversationPath(target, conversationId)}/messages`,
+        messageSchema,
+        body,
+        callOptions,
+      );
+    },
+    async listMessages(target, conversationId, query = {}, callOptions) {
+      const suffix = query.afterId === undefined ? "" : `?after=${query.afterId}`;
+      const list = await call(
+        target,
+        "GET",
+        "/api/v1/accounts/:id/conversations/:conversation/messages",
+        `${conversationPath(target, conversationId)}/messages${suffix}`,
+        messageListSchema,
+        undefined,
+        callOptions,
+      );
+      return list.payload;
+    },
+    async updateMessageStatus(target, conversationId, messageId, input, callOptions) {
+      await call(
+        target,
+        "PATCH",
+        "/api/v1/accounts/:id/conversations/:conversation/messages/:message",
+        `${conversationPath(target, conversationId)}/messages/${messageId}`,
+        null,
+        { status: input.status, ...(input.externalError ? { external_error: input.externalError } : {}) },
         callOptions,
       );
     },

@@ -1,0 +1,532 @@
+/**
+ * The node:http adapter around the simulator core: request log, faults, port control, and the
+ * seeding/inspection API integrators use in their tests.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { ChatwootHttpError } from "./errors.js";
+import {
+  createFaultRegistry,
+  type FaultAction,
+  matchesPath,
+  type PathPattern,
+  type SimulatorFaults,
+} from "./faults.js";
+import { type ChatwootResponse, createChatwootHandler } from "./router.js";
+import { byName, createApiInbox, inboxRoutes } from "./routes/inboxes.js";
+import { profileRoutes } from "./routes/profile.js";
+import {
+  type AccountRole,
+  type AccountStatus,
+  accountUsersOf,
+  createSimulatorStore,
+  findAccountUser,
+  generateSecureToken,
+  type SimulatorStore,
+  type UserRecord,
+} from "./store.js";
+import { renderInbox } from "./views.js";
+
+/** Options of `startChatwootSimulator`. */
+export interface ChatwootSimulatorOptions {
+  /** Port to listen on; 0 (the default) picks a free one. */
+  port?: number;
+  /** Interface to listen on. Default `127.0.0.1`. */
+  host?: string;
+}
+
+/** An account as created by `createAccount`. */
+export interface SimulatedAccount {
+  id: number;
+  name: string;
+  status: AccountStatus;
+}
+
+/** A user's role in one account. */
+export interface AccountMembership {
+  accountId: number;
+  role: AccountRole;
+}
+
+/** Options of `createUser`. */
+export interface CreateUserOptions {
+  name: string;
+  /** Login email (also `uid`); default `user<id>@chatwoot-simulator.test`. Must be unique. */
+  email?: string;
+  /** Sets `display_name`, which becomes `available_name`. Default: none (available_name = name). */
+  availableName?: string;
+  messageSignature?: string | null;
+  uiSettings?: Record<string, unknown>;
+  /** Rendered in the profile only when non-empty, as Chatwoot does. */
+  customAttributes?: Record<string, unknown>;
+  /** Account memberships, in order. The last one is the user's active account. */
+  accounts?: AccountMembership[];
+}
+
+/** A snapshot of a user: its current tokens and memberships. */
+export interface SimulatedUser {
+  id: number;
+  name: string;
+  email: string;
+  availableName: string;
+  /** The `api_access_token` value. */
+  accessToken: string;
+  /** The ActionCable `pubsub_token`. */
+  pubsubToken: string;
+  accounts: AccountMembership[];
+}
+
+/** One entry of the request log. Headers (and so the access token) are never recorded. */
+export interface RecordedRequest {
+  method: string;
+  /** Path without query string, as sent. */
+  path: string;
+  /** Query parameters (the last value wins for repeated names). */
+  query: Record<string, string>;
+  /** Status answered; `null` while in flight, or when the connection was reset or dropped. */
+  status: number | null;
+  /** When the request arrived. */
+  at: Date;
+  /** The body: parsed JSON when it is JSON, otherwise its text; `undefined` when empty. */
+  body: unknown;
+  /** Whether an injected fault applied to this request. */
+  faulted: boolean;
+}
+
+/** Selects requests in the log. Every given field must match. */
+export interface RequestFilter {
+  method?: string;
+  /** Exact path (string) or a RegExp tested against the path. */
+  path?: PathPattern;
+  status?: number;
+}
+
+/** A running simulator. */
+export interface ChatwootSimulator {
+  /** Base URL, e.g. `http://127.0.0.1:41234`; stays the same across `closePort`/`reopenPort`. */
+  readonly url: string;
+  readonly port: number;
+  /** Creates an account (`status` defaults to `active`; suspended accounts answer 401 "Account is suspended"). */
+  createAccount(options: { name: string; status?: AccountStatus }): SimulatedAccount;
+  /** Suspends or reactivates an account. */
+  setAccountStatus(accountId: number, status: AccountStatus): void;
+  /** Creates a user with random `access_token` and `pubsub_token`, member of the given accounts. */
+  createUser(options: CreateUserOptions): SimulatedUser;
+  /** The user's current state, or `undefined` if unknown. */
+  getUser(userId: number): SimulatedUser | undefined;
+  /** Adds the user to the account with this role, or changes its role there. */
+  setAccountRole(accountId: number, userId: number, role: AccountRole): void;
+  /**
+   * Creates an inbox as `POST /api/v1/accounts/{accountId}/inboxes` would with this body, without
+   * HTTP and without authorization, and returns its JSON. Throws if Chatwoot would refuse the body.
+   */
+  createInbox(accountId: number, body: Record<string, unknown>): Record<string, unknown>;
+  /** Makes an agent a member of an inbox (`inbox_members`), so it can see it. */
+  addInboxMember(inboxId: number, userId: number): void;
+  /** The account's inboxes as Chatwoot JSON (administrator view, ordered by name). */
+  inboxes(accountId: number): Record<string, unknown>[];
+  /** One inbox as Chatwoot JSON (administrator view), or `undefined`. */
+  getInbox(accountId: number, inboxId: number): Record<string, unknown> | undefined;
+  /** Every request received, oldest first. */
+  readonly requests: readonly RecordedRequest[];
+  /** Number of logged requests matching the filter (all when omitted). */
+  countRequests(filter?: RequestFilter): number;
+  /**
+   * Resolves once `count` (default 1) logged requests match the filter, with those requests;
+   * rejects after `timeoutMs` (default 5000). Requests already in the log count.
+   */
+  waitForRequests(
+    filter: RequestFilter,
+    options?: { count?: number; timeoutMs?: number },
+  ): Promise<RecordedRequest[]>;
+  /** Empties the request log. */
+  clearRequests(): void;
+  /** Gives the user a new `pubsub_token` (as a password change does) and returns it. */
+  rotatePubsubToken(userId: number): string;
+  /**
+   * Replaces the user's access token (as `POST /api/v1/profile/reset_access_token` does) and returns
+   * the new one; the old token then gets 401 `{"error":"Invalid Access Token"}`.
+   */
+  revokeAccessToken(userId: number): string;
+  /** Fault injection. */
+  readonly faults: SimulatorFaults;
+  /** Stops listening and drops open connections (clients get ECONNREFUSED); all state is kept. */
+  closePort(): Promise<void>;
+  /** Listens again on the same host and port. */
+  reopenPort(): Promise<void>;
+  /** Stops the simulator for good. */
+  close(): Promise<void>;
+}
+
+function snapshotUser(store: SimulatorStore, user: UserRecord): SimulatedUser {
+  return {
+    id: user.id,
+    name: user.name,
+    email: user.email,
+    availableName: user.displayName?.trim() ? user.displayName : user.name,
+    accessToken: user.accessToken,
+    pubsubToken: user.pubsubToken,
+    accounts: accountUsersOf(store, user.id).map((au) => ({ accountId: au.accountId, role: au.role })),
+  };
+}
+
+function requestMatches(request: RecordedRequest, filter: RequestFilter): boolean {
+  return (
+    (filter.method === undefined || filter.method.toUpperCase() === request.method) &&
+    (filter.path === undefined || matchesPath(filter.path, request.path)) &&
+    (filter.status === undefined || filter.status === request.status)
+  );
+}
+
+function bodyForLog(raw: Buffer): unknown {
+  if (raw.length === 0) return undefined;
+  const text = raw.toString("utf8");
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+  } catch {
+    return undefined; // the client went away
+  }
+  return Buffer.concat(chunks);
+}
+
+function send(res: ServerResponse, response: ChatwootResponse) {
+  if (res.destroyed) return;
+  res.writeHead(response.status, { ...response.headers, "content-length": Buffer.byteLength(response.body) });
+  res.end(response.body);
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => reject(error);
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Cancellable timers for `delayMs` faults, so closing the port does not wait for them. */
+function createSleeper() {
+  const pending = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  return {
+    sleep(ms: number) {
+      return new Promise<void>((resolve) => {
+        const entry = {
+          timer: setTimeout(() => {
+            pending.delete(entry);
+            resolve();
+          }, ms),
+          resolve,
+        };
+        pending.add(entry);
+      });
+    },
+    wakeAll() {
+      for (const entry of pending) {
+        clearTimeout(entry.timer);
+        entry.resolve();
+      }
+      pending.clear();
+    },
+  };
+}
+
+/**
+ * Starts an in-memory Chatwoot 4.10 double on 127.0.0.1 (random port by default). It serves the
+ * Application API routes the bridge uses (`/api/v1/profile`, `/api/v1/accounts/{id}/inboxes[/{id}]`)
+ * with Chatwoot's exact JSON, status codes and error bodies; see the testkit README.
+ */
+export async function startChatwootSimulator(
+  options: ChatwootSimulatorOptions = {},
+): Promise<ChatwootSimulator> {
+  const host = options.host ?? "127.0.0.1";
+  const store = createSimulatorStore();
+  const handle = createChatwootHandler(store, [...profileRoutes, ...inboxRoutes]);
+  const { faults, take } = createFaultRegistry();
+  const sleeper = createSleeper();
+  const sockets = new Set<Socket>();
+  let log: RecordedRequest[] = [];
+  let waiters: Array<() => void> = [];
+  let listening = false;
+  let closed = false;
+
+  const notify = () => {
+    for (const waiter of [...waiters]) waiter();
+  };
+
+  async function applyFault(
+    action: FaultAction,
+    req: IncomingMessage,
+    res: ServerResponse,
+    entry: RecordedRequest,
+  ) {
+    if (action.delayMs > 0) await sleeper.sleep(action.delayMs);
+    if (req.socket.destroyed) return true;
+    if (action.reset) {
+      req.socket.resetAndDestroy();
+      return true;
+    }
+    if (!action.answer) return false;
+    send(res, action.answer);
+    entry.status = action.answer.status;
+    return true;
+  }
+
+  async function serve(req: IncomingMessage, res: ServerResponse) {
+    const rawBody = await readBody(req);
+    if (rawBody === undefined) return;
+    const url = new URL(req.url ?? "/", "http://simulator.invalid");
+    const method = (req.method ?? "GET").toUpperCase();
+    const entry: RecordedRequest = {
+      method,
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      status: null,
+      at: new Date(),
+      body: bodyForLog(rawBody),
+      faulted: false,
+    };
+    log.push(entry);
+    notify();
+    const action = take(method, url.pathname);
+    if (action) {
+      entry.faulted = true;
+      const done = await applyFault(action, req, res, entry);
+      if (done || req.socket.destroyed) {
+        notify();
+        return;
+      }
+    }
+    const response = handle({
+      method,
+      path: url.pathname,
+      query: url.searchParams,
+      headers: req.headers,
+      rawBody,
+    });
+    send(res, response);
+    entry.status = response.status;
+    notify();
+  }
+
+  const server = createServer((req, res) => {
+    serve(req, res).catch((error: unknown) => {
+      console.error("[chatwoot-simulator] request failed:", error);
+      if (!res.headersSent && !res.destroyed) res.writeHead(500).end();
+    });
+  });
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+
+  const port = await listen(server, options.port ?? 0, host);
+  listening = true;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+
+  async function closePort() {
+    if (!listening) return;
+    listening = false;
+    const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const socket of sockets) socket.destroy();
+    sleeper.wakeAll();
+    await stopped;
+  }
+
+  const requireUser = (userId: number) => {
+    const user = store.users.get(userId);
+    if (!user) throw new Error(`chatwoot simulator: no user ${userId}`);
+    return user;
+  };
+  const requireAccount = (accountId: number) => {
+    const account = store.accounts.get(accountId);
+    if (!account) throw new Error(`chatwoot simulator: no account ${accountId}`);
+    return account;
+  };
+  let membershipSeq = 0;
+  const setAccountRole = (accountId: number, userId: number, role: AccountRole) => {
+    requireAccount(accountId);
+    requireUser(userId);
+    if (role !== "administrator" && role !== "agent")
+      throw new Error(`chatwoot simulator: unknown role ${role}`);
+    const existing = findAccountUser(store, accountId, userId);
+    if (existing) {
+      existing.role = role;
+      return;
+    }
+    store.accountUsers.push({
+      accountId,
+      userId,
+      role,
+      inviterId: null,
+      activeAt: new Date(),
+      availability: "online",
+      availabilityStatus: "online",
+      autoOffline: true,
+      seq: ++membershipSeq,
+    });
+  };
+
+  return {
+    url,
+    port,
+    faults,
+    get requests() {
+      return log;
+    },
+
+    createAccount({ name, status = "active" }) {
+      const account = {
+        id: store.nextId("accounts"),
+        name,
+        status,
+        createdAt: new Date(),
+        lastConversationDisplayId: 0,
+      };
+      store.accounts.set(account.id, account);
+      return { id: account.id, name, status };
+    },
+
+    setAccountStatus(accountId, status) {
+      requireAccount(accountId).status = status;
+    },
+
+    createUser(userOptions) {
+      const id = store.nextId("users");
+      const email = (userOptions.email ?? `user${id}@chatwoot-simulator.test`).toLowerCase();
+      if ([...store.users.values()].some((u) => u.email === email)) {
+        throw new Error(`chatwoot simulator: email ${email} is already taken`);
+      }
+      for (const membership of userOptions.accounts ?? []) requireAccount(membership.accountId);
+      const user: UserRecord = {
+        id,
+        name: userOptions.name,
+        displayName: userOptions.availableName ?? null,
+        email,
+        messageSignature: userOptions.messageSignature ?? null,
+        uiSettings: userOptions.uiSettings ?? {},
+        customAttributes: userOptions.customAttributes ?? {},
+        type: null,
+        pubsubToken: generateSecureToken(),
+        accessToken: generateSecureToken(),
+        createdAt: new Date(),
+      };
+      store.users.set(id, user);
+      store.accessTokens.set(user.accessToken, { ownerType: "User", ownerId: id });
+      for (const membership of userOptions.accounts ?? [])
+        setAccountRole(membership.accountId, id, membership.role);
+      return snapshotUser(store, user);
+    },
+
+    getUser(userId) {
+      const user = store.users.get(userId);
+      return user ? snapshotUser(store, user) : undefined;
+    },
+
+    setAccountRole,
+
+    createInbox(accountId, body) {
+      try {
+        const inbox = createApiInbox(store, requireAccount(accountId), body);
+        return renderInbox(store, inbox, { administrator: true });
+      } catch (error) {
+        if (error instanceof ChatwootHttpError) {
+          throw new Error(`chatwoot simulator: Chatwoot would refuse this inbox: ${error.message}`);
+        }
+        throw error;
+      }
+    },
+
+    addInboxMember(inboxId, userId) {
+      const inbox = store.inboxes.get(inboxId);
+      if (!inbox) throw new Error(`chatwoot simulator: no inbox ${inboxId}`);
+      requireUser(userId);
+      inbox.memberUserIds.add(userId);
+    },
+
+    inboxes(accountId) {
+      return [...store.inboxes.values()]
+        .filter((inbox) => inbox.accountId === accountId)
+        .sort(byName)
+        .map((inbox) => renderInbox(store, inbox, { administrator: true }));
+    },
+
+    getInbox(accountId, inboxId) {
+      const inbox = store.inboxes.get(inboxId);
+      return inbox && inbox.accountId === accountId
+        ? renderInbox(store, inbox, { administrator: true })
+        : undefined;
+    },
+
+    countRequests(filter = {}) {
+      return log.filter((request) => requestMatches(request, filter)).length;
+    },
+
+    waitForRequests(filter, { count = 1, timeoutMs = 5000 } = {}) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const matching = log.filter((request) => requestMatches(request, filter));
+          if (matching.length < count) return false;
+          finish();
+          resolve(matching);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          finish();
+          reject(
+            new Error(`chatwoot simulator: fewer than ${count} matching request(s) after ${timeoutMs} ms`),
+          );
+        }, timeoutMs);
+        const waiter = () => void check();
+        const finish = () => {
+          clearTimeout(timer);
+          waiters = waiters.filter((w) => w !== waiter);
+        };
+        waiters.push(waiter);
+        check();
+      });
+    },
+
+    clearRequests() {
+      log = [];
+    },
+
+    rotatePubsubToken(userId) {
+      const user = requireUser(userId);
+      user.pubsubToken = generateSecureToken();
+      return user.pubsubToken;
+    },
+
+    revokeAccessToken(userId) {
+      const user = requireUser(userId);
+      store.accessTokens.delete(user.accessToken);
+      user.accessToken = generateSecureToken();
+      store.accessTokens.set(user.accessToken, { ownerType: "User", ownerId: user.id });
+      return user.accessToken;
+    },
+
+    closePort,
+
+    async reopenPort() {
+      if (closed) throw new Error("chatwoot simulator: already closed");
+      if (listening) return;
+      await listen(server, port, host);
+      listening = true;
+    },
+
+    async close() {
+      closed = true;
+      await closePort();
+    },
+  };
+}
