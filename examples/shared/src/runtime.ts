@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import {
   type ChatwootIntegration,
+  type ChatwootIntegrationOptions,
   createChatwootIntegration,
   createStaticDirectory,
   type InstanceDirectory,
@@ -10,7 +11,7 @@ import {
   parseKey,
 } from "@ryze/chatwoot-core";
 import { createKnexStore, migrate } from "@ryze/chatwoot-knex";
-import { createDevWhatsApp, type DevWhatsApp } from "@ryze/chatwoot-testkit";
+import { createDevWhatsApp, createSimulatedWhatsAppGateway, type DevWhatsApp } from "@ryze/chatwoot-testkit";
 import knexFactory, { type Knex } from "knex";
 import { pino } from "pino";
 import type { ExampleConfig } from "./config.js";
@@ -72,6 +73,8 @@ export interface ExampleRuntime {
 export interface RuntimeOptions {
   logger?: Logger;
   dataDir?: string;
+  /** Extra options for the integration (tests shorten timings). */
+  integration?: Partial<ChatwootIntegrationOptions>;
 }
 
 /** Everything an example app needs, independent of the web framework. */
@@ -95,7 +98,10 @@ export async function createExampleRuntime(
   const directory = createStaticDirectory({
     accounts: [{ id: "default", token: config.accountToken, instances: config.instances }],
   });
+  // No real WhatsApp here: the simulated gateway records what would be sent (GET /dev/whatsapp/:instance/sent).
+  const gateway = createSimulatedWhatsAppGateway();
   const integration = createChatwootIntegration({
+    gateway,
     store: createKnexStore(knex),
     directory,
     encryption: {
@@ -106,8 +112,13 @@ export async function createExampleRuntime(
     delivery: config.delivery,
     ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
     logger,
+    ...options.integration,
   });
-  const devWhatsApp = createDevWhatsApp({ guard: integration.guard });
+  const devWhatsApp = createDevWhatsApp({
+    guard: integration.guard,
+    gateway,
+    ingest: (instance, event) => integration.ingest(instance, event),
+  });
   await integration.start();
   return {
     config,

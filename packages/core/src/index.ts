@@ -8,5 +8,6 @@ export * from "./http/index.js";
 export * from "./integration.js";
 export type { Integration } from "./integrations/index.js";
 export * from "./observability/index.js";
+export * from "./realtime/index.js";
 export * from "./routing/index.js";
 export * from "./store/index.js";

@@ -14,8 +14,11 @@ import {
   type HttpHandler,
   type RateLimiter,
 } from "./http/index.js";
-import { createIntegrationRepository } from "./integrations/index.js";
+import { createIntegrationRepository, type Integration } from "./integrations/index.js";
 import { type Clock, type Logger, silentLogger, systemClock } from "./observability/index.js";
+import { createRealtimeHub } from "./realtime/index.js";
+import type { WhatsAppGateway } from "./routing/gateway.js";
+import { createRouter, type IngestResult } from "./routing/service.js";
 import type { StoragePort } from "./store/ports.js";
 
 const port = <T>(name: string, methods: string[]) =>
@@ -26,6 +29,8 @@ const port = <T>(name: string, methods: string[]) =>
       methods.every((method) => typeof (value as Record<string, unknown>)[method] === "function"),
     { error: `must be a ${name} (with ${methods.join(", ")})` },
   );
+
+const RECONCILE_INTERVAL_MS = 15_000;
 
 const keySchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/),
@@ -76,6 +81,46 @@ export const integrationOptionsSchema = z.strictObject({
   /** Activation deadline in ms. Default 60 000. */
   activationTimeoutMs: z.number().int().positive().default(60_000),
   chatwootApi: port<ChatwootApi>("ChatwootApi", ["getProfile", "createInbox", "getInbox"]).optional(),
+  /** Sends to WhatsApp (host-provided). Without it, agent replies wait in the outbox. */
+  gateway: port<WhatsAppGateway>("WhatsAppGateway", ["send"]).optional(),
+  /** Realtime link tuning (tests use shorter times). */
+  realtime: z
+    .object({
+      pingIntervalMs: z.number().int().positive().default(3_000),
+      subscribeTimeoutMs: z.number().int().positive().default(10_000),
+    })
+    .prefault({}),
+  /** Outbox dispatcher tuning. */
+  dispatcher: z
+    .object({
+      concurrency: z.number().int().positive().optional(),
+      claimTtlMs: z.number().int().positive().optional(),
+      pollIntervalMs: z.number().int().positive().optional(),
+    })
+    .prefault({}),
+  /** Retry windows: inbound (to Chatwoot) retries for `windowMs`; outbound (to WhatsApp) `maxAttempts` times. */
+  retry: z
+    .object({
+      inbound: z
+        .object({
+          windowMs: z.number().int().positive(),
+          baseDelayMs: z.number().int().positive(),
+          maxDelayMs: z.number().int().positive(),
+        })
+        .partial()
+        .optional(),
+      outbound: z
+        .object({
+          maxAttempts: z.number().int().positive(),
+          baseDelayMs: z.number().int().positive(),
+          maxDelayMs: z.number().int().positive(),
+        })
+        .partial()
+        .optional(),
+    })
+    .prefault({}),
+  /** How long a message sent from the phone waits before it is mirrored (so our own sends are recognised). */
+  echoWaitMs: z.number().int().min(0).default(1_500),
   logger: port<Logger>("Logger", ["debug", "info", "warn", "error"]).default(silentLogger),
   clock: port<Clock>("Clock", ["now"]).default(systemClock),
 });
@@ -105,6 +150,13 @@ export interface ChatwootIntegration {
   ): Promise<InlineActivationResult>;
   /** Deactivates; `deleteInbox` also removes the Chatwoot inbox. */
   deactivate(instance: string, options?: { deleteInbox?: boolean }): Promise<void>;
+  /**
+   * WhatsApp events in (`reference/whatsapp-events.md` envelope). Resolves once the event is durably stored,
+   * not when Chatwoot answered; throws IntegrationError INVALID_EVENT naming the failing path.
+   */
+  ingest(instance: string, event: unknown): Promise<IngestResult>;
+  /** What routing skipped and why, by reason (observability). */
+  counters(): Record<string, number>;
   /** Re-seals every stored secret under the current key (resumable). */
   rotateKeys(options?: { batchSize?: number }): Promise<{ resealed: number; skipped: number }>;
   start(): Promise<void>;
@@ -134,7 +186,81 @@ export function createChatwootIntegration(input: ChatwootIntegrationOptions): Ch
   const ownApi = options.chatwootApi ? null : createChatwootApi();
   const chatwoot = options.chatwootApi ?? ownApi!;
   const integrations = createIntegrationRepository(options.store.integrations, cipher, options.clock);
-  const hooks: ActivationHooks = {};
+  const router = createRouter({
+    integrations,
+    store: options.store,
+    chatwoot,
+    gateway: options.gateway,
+    clock: options.clock,
+    logger: options.logger,
+    dispatcher: options.dispatcher,
+    retry: options.retry,
+    echoWaitMs: options.echoWaitMs,
+  });
+  const withIntegration = (id: string, action: (integration: Integration) => Promise<unknown>) => {
+    integrations
+      .getById(id)
+      .then((integration) => integration && action(integration))
+      .catch((error) =>
+        options.logger.error(
+          { integrationId: id, err: error instanceof Error ? error.message : String(error) },
+          "chatwoot: realtime event failed",
+        ),
+      );
+  };
+  const hub = createRealtimeHub({
+    chatwoot,
+    clock: options.clock,
+    logger: options.logger,
+    pingIntervalMs: options.realtime.pingIntervalMs,
+    subscribeTimeoutMs: options.realtime.subscribeTimeoutMs,
+    onEvent: (id, event, data) =>
+      withIntegration(id, (integration) => router.acceptChatwootEvent(integration, event, data)),
+    onReconnect: (id, since) => withIntegration(id, (integration) => router.backfill(integration, since)),
+  });
+  const realtime = options.delivery === "realtime";
+  let reconcileTimer: NodeJS.Timeout | null = null;
+  const attaching = new Set<string>();
+  /** Every active integration gets its realtime link; a link that failed is tried again on the next round. */
+  async function reconcileLinks(): Promise<void> {
+    try {
+      for await (const integration of integrations.all()) {
+        if (integration.status !== "active" && integration.status !== "error") continue;
+        if (hub.status(integration.id) || attaching.has(integration.id)) continue;
+        attaching.add(integration.id);
+        hub
+          .attach(integration)
+          .catch((error) =>
+            options.logger.warn(
+              { instance: integration.instance, err: error instanceof Error ? error.message : String(error) },
+              "chatwoot: realtime link not confirmed; trying again later",
+            ),
+          )
+          .finally(() => attaching.delete(integration.id));
+      }
+    } catch (error) {
+      options.logger.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        "chatwoot: could not list integrations",
+      );
+    }
+  }
+  const hooks: ActivationHooks = {
+    afterPersist: async (integration, signal) => {
+      if (realtime) await hub.attach(integration, signal);
+    },
+    onDeactivate: async (integration) => {
+      hub.detach(integration.id);
+      const dropped = await options.store.outbox.cancelAll(integration.id);
+      if (dropped > 0)
+        options.logger.info({ instance: integration.instance, dropped }, "chatwoot: dropped pending work");
+    },
+    liveProblem: (integration) => {
+      if (!realtime) return null;
+      const status = hub.status(integration.id);
+      return status && status.state !== "connected" ? status.lastError : null;
+    },
+  };
   const activation = createActivationService({
     integrations,
     chatwoot,
@@ -183,11 +309,23 @@ export function createChatwootIntegration(input: ChatwootIntegrationOptions): Ch
     async deactivate(instance, callOptions) {
       await activation.deactivate(instance, callOptions?.deleteInbox ?? false);
     },
+    ingest: (instance, event) => router.ingest(instance, event),
+    counters: () => router.counters(),
     rotateKeys(rotateOptions) {
       return integrations.rotateKeys(rotateOptions);
     },
-    async start() {},
+    async start() {
+      router.start();
+      if (!realtime || reconcileTimer) return;
+      await reconcileLinks();
+      reconcileTimer = setInterval(() => void reconcileLinks(), RECONCILE_INTERVAL_MS);
+      reconcileTimer.unref();
+    },
     async stop() {
+      if (reconcileTimer) clearInterval(reconcileTimer);
+      reconcileTimer = null;
+      await router.stop();
+      hub.close();
       await ownApi?.close();
     },
   };

@@ -19,6 +19,8 @@ export interface ActivationHooks {
   afterPersist?(integration: Integration, signal: AbortSignal): Promise<void>;
   /** Routing for the integration must stop at once (deactivation). */
   onDeactivate?(integration: Integration): Promise<void>;
+  /** A problem known locally (e.g. the realtime link is down), shown by `list`; null when healthy. */
+  liveProblem?(integration: Integration): string | null;
 }
 
 export interface ActivationServiceOptions {
@@ -323,6 +325,8 @@ export function createActivationService(options: ActivationServiceOptions) {
       lastError: integration.lastError,
     };
     if (integration.status === "paused" || integration.inboxId === null) return view;
+    const problem = options.hooks.liveProblem?.(integration) ?? null;
+    if (problem) return { ...view, status: "error", lastError: problem };
     const live = await liveCheck(integration);
     if (live && live.status !== "provisioning") {
       view.status = live.status;

@@ -48,7 +48,9 @@ const searchContactsSchema = z.looseObject({
       id: z.number(),
       phone_number: z.string().nullish(),
       identifier: z.string().nullish(),
-      contact_inboxes: z.array(z.looseObject({ source_id: z.string(), inbox: z.looseObject({ id: z.number() }) })).optional(),
+      contact_inboxes: z
+        .array(z.looseObject({ source_id: z.string(), inbox: z.looseObject({ id: z.number() }) }))
+        .optional(),
     }),
   ),
 });
@@ -82,7 +84,13 @@ export const messageSchema = z.looseObject({
   content_attributes: z.record(z.string(), z.unknown()).nullish(),
   created_at: z.union([z.number(), z.string()]).optional(),
   sender_type: z.string().nullish(),
-  sender: z.looseObject({ name: z.string().nullish(), available_name: z.string().nullish(), type: z.string().nullish() }).nullish(),
+  sender: z
+    .looseObject({
+      name: z.string().nullish(),
+      available_name: z.string().nullish(),
+      type: z.string().nullish(),
+    })
+    .nullish(),
   attachments: z.array(attachmentSchema).nullish(),
 });
 export type ChatwootMessage = z.infer<typeof messageSchema>;
@@ -151,7 +159,11 @@ export interface ChatwootApi {
   ): Promise<ChatwootInbox>;
   deleteInbox(target: ChatwootAccountTarget, inboxId: number, options?: CallOptions): Promise<void>;
   /** Creates a contact together with its contact-inbox (`source_id`); returns the contact id. */
-  createContact(target: ChatwootAccountTarget, input: CreateContactInput, options?: CallOptions): Promise<{ id: number }>;
+  createContact(
+    target: ChatwootAccountTarget,
+    input: CreateContactInput,
+    options?: CallOptions,
+  ): Promise<{ id: number }>;
   /** The contact of an inbox's `source_id`, or null (Chatwoot answers 404). */
   findContactBySourceId(
     target: ChatwootAccountTarget,
@@ -297,7 +309,8 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
   }
 
   const accountPath = (target: ChatwootAccountTarget) => `/api/v1/accounts/${target.accountId}`;
-  const conversationPath = (target: ChatwootAccountTarget, id: number) => `${accountPath(target)}/conversations/${id}`;
+  const conversationPath = (target: ChatwootAccountTarget, id: number) =>
+    `${accountPath(target)}/conversations/${id}`;
 
   return {
     getProfile(target, callOptions) {
@@ -420,7 +433,12 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
         "/api/v1/accounts/:id/conversations",
         `${accountPath(target)}/conversations`,
         conversationSchema,
-        { inbox_id: input.inboxId, contact_id: input.contactId, source_id: input.sourceId, status: input.status },
+        {
+          inbox_id: input.inboxId,
+          contact_id: input.contactId,
+          source_id: input.sourceId,
+          status: input.status,
+        },
         callOptions,
       );
     },

@@ -94,7 +94,11 @@ export interface MappingStore {
   /** Inserts the chat mapping; when one already exists for (integration, chatJid) it is kept and returned. */
   putChat(mapping: ChatMapping): Promise<ChatMapping>;
   /** Points the chat at another conversation (or none); returns false when the chat is unknown. */
-  setChatConversation(integrationId: string, chatJid: string, conversationId: number | null): Promise<boolean>;
+  setChatConversation(
+    integrationId: string,
+    chatJid: string,
+    conversationId: number | null,
+  ): Promise<boolean>;
   /** Inserts a message mapping; a duplicate (same integration, WhatsApp id and part) is absorbed and returns false. */
   putMessage(mapping: MessageMapping): Promise<boolean>;
   /** All parts of a WhatsApp message, ordered by part. */
@@ -117,6 +121,7 @@ export interface OutboxItem {
   /** JSON-serialisable work description. */
   payload: unknown;
   status: OutboxStatus;
+  /** Attempts that ended without success: each `fail`, and each claim that expired (its outcome is unknown). */
   attempts: number;
   availableAt: Date;
   claimedBy: string | null;
@@ -141,7 +146,8 @@ export interface OutboxStore {
   /**
    * Claims up to `limit` items for `owner` until `now + claimTtlMs`. Per chat key only the oldest unfinished
    * item can be claimed, and only when no other item of that chat key is claimed with a live deadline; items
-   * whose claim deadline passed are claimable again. Two concurrent claimers never get the same item.
+   * whose claim deadline passed are claimable again (with `attempts + 1`). Two concurrent claimers never get
+   * the same item.
    */
   claim(options: { owner: string; limit: number; claimTtlMs: number; now: Date }): Promise<OutboxItem[]>;
   /** Marks a claimed item done. Returns false when `owner` no longer holds the claim. */

@@ -1,0 +1,269 @@
+import { type Cable, type Channel, createCable, NoopLogger } from "@anycable/core";
+import WebSocket from "ws";
+import { type ChatwootApi, ChatwootRequestError } from "../chatwoot/index.js";
+import type { Integration } from "../integrations/index.js";
+import type { Clock, Logger } from "../observability/index.js";
+
+export type LinkState = "connecting" | "connected" | "disconnected";
+
+export interface RealtimeStatus {
+  state: LinkState;
+  /** `""` while connected. */
+  lastError: string;
+}
+
+export interface RealtimeHubOptions {
+  chatwoot: ChatwootApi;
+  clock: Clock;
+  logger: Logger;
+  /** An event of Chatwoot's RoomChannel that concerns one of our inboxes. */
+  onEvent(integrationId: string, event: string, data: unknown): void;
+  /** The subscription is confirmed again after an outage that began at `since`. */
+  onReconnect(integrationId: string, since: Date): void;
+  /** Server pings are expected this often; two missing ones mean a stale socket. Default 3000 ms (6 s stale). */
+  pingIntervalMs?: number;
+  /** A subscription not confirmed within this is a failure. Default 10 000 ms. */
+  subscribeTimeoutMs?: number;
+}
+
+interface Subscription {
+  accountId: number;
+  channel: Channel;
+  /** inbox id → integration id */
+  members: Map<number, string>;
+  /** When events stopped flowing (null while connected). */
+  lostAt: Date | null;
+  lastError: string;
+  detached: boolean;
+}
+
+interface Connection {
+  key: string;
+  baseUrl: string;
+  userId: number;
+  /** Any member's token: used to re-read the profile (the pubsub token rotates on a password change). */
+  apiToken: string;
+  pubsubToken: string | null;
+  cable: Cable;
+  subscriptions: Map<number, Subscription>;
+}
+
+const CONFIRM_TIMEOUT = (ms: number) => `realtime subscription not confirmed within ${ms / 1000}s`;
+
+function cableUrl(baseUrl: string): string {
+  return `${baseUrl.replace(/^http/, "ws")}/cable`;
+}
+
+/**
+ * Chatwoot's realtime link: one ActionCable connection per Chatwoot user (base URL + token user), shared by
+ * every integration of that user, with one `RoomChannel` subscription per account. @anycable/core does the
+ * protocol, pings and reconnects with backoff and jitter; this hub routes events by inbox, re-reads the
+ * profile when a subscription is not confirmed, and reports outages so missed replies can be fetched.
+ */
+export function createRealtimeHub(options: RealtimeHubOptions) {
+  const connections = new Map<string, Connection>();
+  const byIntegration = new Map<string, { connection: Connection; subscription: Subscription }>();
+  const pingInterval = options.pingIntervalMs ?? 3_000;
+  const subscribeTimeout = options.subscribeTimeoutMs ?? 10_000;
+  const { logger } = options;
+
+  function connectionFor(integration: Integration): Connection {
+    const key = `${integration.baseUrl}#${integration.chatwootUserId}`;
+    const existing = connections.get(key);
+    if (existing) return existing;
+    const cable = createCable(cableUrl(integration.baseUrl), {
+      protocol: "actioncable-v1-json",
+      websocketImplementation: WebSocket,
+      pingInterval,
+      maxMissingPings: 2,
+      protocolOptions: { subscribeRetryInterval: subscribeTimeout / 2 },
+      // Its logs carry subscription identifiers, which contain the pubsub token: keep them out.
+      logger: new NoopLogger(),
+    });
+    const connection: Connection = {
+      key,
+      baseUrl: integration.baseUrl,
+      userId: integration.chatwootUserId ?? 0,
+      apiToken: integration.apiToken,
+      pubsubToken: null,
+      cable,
+      subscriptions: new Map(),
+    };
+    cable.on("disconnect", () => {
+      const now = options.clock.now();
+      for (const subscription of connection.subscriptions.values()) {
+        subscription.lostAt ??= now;
+        subscription.lastError = "realtime link to Chatwoot lost; reconnecting";
+      }
+    });
+    connections.set(key, connection);
+    return connection;
+  }
+
+  async function pubsubToken(connection: Connection, refresh: boolean): Promise<string> {
+    if (connection.pubsubToken && !refresh) return connection.pubsubToken;
+    const profile = await options.chatwoot.getProfile({
+      baseUrl: connection.baseUrl,
+      apiToken: connection.apiToken,
+    });
+    connection.pubsubToken = profile.pubsub_token;
+    return profile.pubsub_token;
+  }
+
+  function subscribe(
+    connection: Connection,
+    accountId: number,
+    token: string,
+    members: Map<number, string>,
+  ): Subscription {
+    const channel = connection.cable.subscribeTo("RoomChannel", {
+      pubsub_token: token,
+      account_id: accountId,
+      user_id: connection.userId,
+    });
+    const subscription: Subscription = {
+      accountId,
+      channel,
+      members,
+      lostAt: null,
+      lastError: "",
+      detached: false,
+    };
+    channel.on("message", (message) => {
+      const { event, data } = message as { event?: unknown; data?: Record<string, unknown> };
+      if (typeof event !== "string" || !data) return;
+      const conversation = data.conversation as { inbox_id?: unknown } | undefined;
+      const inboxId = typeof data.inbox_id === "number" ? data.inbox_id : conversation?.inbox_id;
+      const integrationId = typeof inboxId === "number" ? subscription.members.get(inboxId) : undefined;
+      if (integrationId) options.onEvent(integrationId, event, data);
+    });
+    channel.on("connect", () => {
+      const since = subscription.lostAt;
+      subscription.lostAt = null;
+      subscription.lastError = "";
+      if (since)
+        for (const integrationId of subscription.members.values()) options.onReconnect(integrationId, since);
+    });
+    channel.on("disconnect", () => {
+      subscription.lostAt ??= options.clock.now();
+    });
+    channel.on("close", (error) => {
+      if (subscription.detached) return;
+      // Not confirmed (a rotated pubsub token, or Chatwoot refused silently): re-read the profile and retry.
+      subscription.lostAt ??= options.clock.now();
+      subscription.lastError = error ? CONFIRM_TIMEOUT(subscribeTimeout) : "realtime subscription closed";
+      logger.warn({ account: accountId }, `chatwoot: ${subscription.lastError}; re-reading the profile`);
+      void resubscribe(connection, subscription);
+    });
+    connection.subscriptions.set(accountId, subscription);
+    return subscription;
+  }
+
+  async function resubscribe(connection: Connection, old: Subscription, attempt = 0): Promise<void> {
+    if (old.detached || connection.subscriptions.get(old.accountId) !== old) return;
+    try {
+      const token = await pubsubToken(connection, true);
+      if (old.detached) return;
+      const next = subscribe(connection, old.accountId, token, old.members);
+      next.lostAt = old.lostAt;
+      next.lastError = old.lastError;
+      for (const integrationId of old.members.values()) {
+        const entry = byIntegration.get(integrationId);
+        if (entry) entry.subscription = next;
+      }
+    } catch (error) {
+      old.lastError = error instanceof Error ? error.message : String(error);
+      const delay = Math.min(60_000, 1_000 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      setTimeout(() => void resubscribe(connection, old, attempt + 1), delay).unref();
+    }
+  }
+
+  async function confirm(subscription: Subscription, signal?: AbortSignal): Promise<void> {
+    const waiting = subscription.channel.ensureSubscribed();
+    const aborted = new Promise<never>((_, reject) => {
+      signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+    });
+    await Promise.race([waiting, aborted]);
+  }
+
+  return {
+    /** Joins (or opens) the realtime subscription of the integration; resolves once Chatwoot confirmed it. */
+    async attach(integration: Integration, signal?: AbortSignal): Promise<void> {
+      if (integration.inboxId === null || integration.chatwootUserId === null) return;
+      this.detach(integration.id);
+      const connection = connectionFor(integration);
+      connection.apiToken = integration.apiToken;
+      let subscription = connection.subscriptions.get(integration.accountId);
+      if (!subscription) {
+        const token = await pubsubToken(connection, false);
+        subscription = subscribe(connection, integration.accountId, token, new Map());
+      }
+      subscription.members.set(integration.inboxId, integration.id);
+      byIntegration.set(integration.id, { connection, subscription });
+      try {
+        await confirm(subscription, signal);
+      } catch {
+        // One more time with a fresh profile: the pubsub token rotates when the user's password changes.
+        const current = connection.subscriptions.get(integration.accountId);
+        if (current === subscription && !signal?.aborted) {
+          subscription.detached = true;
+          current.channel.disconnect();
+          connection.subscriptions.delete(integration.accountId);
+          const token = await pubsubToken(connection, true);
+          subscription = subscribe(connection, integration.accountId, token, subscription.members);
+          byIntegration.set(integration.id, { connection, subscription });
+        }
+        try {
+          await confirm(connection.subscriptions.get(integration.accountId)!, signal);
+        } catch {
+          this.detach(integration.id);
+          throw new ChatwootRequestError({
+            kind: "transport",
+            method: "SUBSCRIBE",
+            url: cableUrl(integration.baseUrl),
+            cause: CONFIRM_TIMEOUT(subscribeTimeout),
+          });
+        }
+      }
+    },
+
+    /** Leaves the subscription; closes the socket when nobody uses it any more. */
+    detach(integrationId: string): void {
+      const entry = byIntegration.get(integrationId);
+      if (!entry) return;
+      byIntegration.delete(integrationId);
+      const { connection, subscription } = entry;
+      for (const [inboxId, member] of subscription.members)
+        if (member === integrationId) subscription.members.delete(inboxId);
+      if (subscription.members.size === 0) {
+        subscription.detached = true;
+        subscription.channel.disconnect();
+        connection.subscriptions.delete(subscription.accountId);
+      }
+      if (connection.subscriptions.size === 0) {
+        connection.cable.disconnect();
+        connections.delete(connection.key);
+      }
+    },
+
+    status(integrationId: string): RealtimeStatus | null {
+      const entry = byIntegration.get(integrationId);
+      if (!entry) return null;
+      const { subscription } = entry;
+      if (subscription.channel.state === "connected") return { state: "connected", lastError: "" };
+      const state: LinkState = subscription.lostAt ? "disconnected" : "connecting";
+      return { state, lastError: subscription.lastError || "realtime link to Chatwoot not connected yet" };
+    },
+
+    /** Open sockets (for tests and metrics). */
+    socketCount(): number {
+      return connections.size;
+    },
+
+    close(): void {
+      for (const integrationId of [...byIntegration.keys()]) this.detach(integrationId);
+    },
+  };
+}
+
+export type RealtimeHub = ReturnType<typeof createRealtimeHub>;

@@ -1,0 +1,170 @@
+import { randomUUID } from "node:crypto";
+import type { Clock, Logger } from "../observability/index.js";
+import type { OutboxDirection, OutboxItem, OutboxStore } from "../store/ports.js";
+
+/** How one outbox item ended this time. */
+export type Outcome =
+  | { kind: "done" }
+  /** Try again later; `afterMs` overrides the backoff (e.g. a paused integration). */
+  | { kind: "retry"; error: string; afterMs?: number }
+  /** Will never succeed; `error` explains why. */
+  | { kind: "permanent"; error: string };
+
+export interface RetryPolicy {
+  /** Give up after this many attempts (outbound: 3). */
+  maxAttempts?: number;
+  /** Give up when the item is older than this (inbound: 24 h). */
+  windowMs?: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface DispatcherOptions {
+  outbox: OutboxStore;
+  clock: Clock;
+  logger: Logger;
+  process(item: OutboxItem, signal: AbortSignal): Promise<Outcome>;
+  /** Told when an item is given up (dead letter). */
+  onDead(item: OutboxItem, error: string): Promise<void>;
+  retry: Record<OutboxDirection, RetryPolicy>;
+  /** Items processed at once (distinct chats). Default 16. */
+  concurrency?: number;
+  /** A crashed process's claims return after this. Default 30 s. */
+  claimTtlMs?: number;
+  /** How often an idle dispatcher looks for work enqueued by other processes. Default 250 ms. */
+  pollIntervalMs?: number;
+  owner?: string;
+}
+
+/** Exponential backoff with jitter: between half and all of `base * 2^attempt`, capped. */
+export function backoffDelay(policy: RetryPolicy, attempt: number, random = Math.random): number {
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/**
+ * Delivers outbox items: claims them from the shared outbox (one in flight per chat key, oldest first), runs
+ * them concurrently across chats, and completes, retries with backoff, or dead-letters each one. Every process
+ * runs one; the store's claims keep them from stepping on each other.
+ */
+export class OutboxDispatcher {
+  readonly owner: string;
+  private readonly options: DispatcherOptions;
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly abort = new AbortController();
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wakeUp: (() => void) | null = null;
+
+  constructor(options: DispatcherOptions) {
+    this.options = options;
+    this.owner = options.owner ?? `dispatcher-${randomUUID()}`;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Looks for work now (after a local enqueue). */
+  wake(): void {
+    this.wakeUp?.();
+  }
+
+  /** Stops claiming; waits for in-flight items to finish (or, after `graceMs`, aborts them: they return to the outbox). */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.wake();
+    const finished = Promise.all(this.inFlight.values()).then(() => true);
+    const timedOut = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), graceMs).unref());
+    if (!(await Promise.race([finished, timedOut]))) this.abort.abort();
+    await this.loop;
+    await Promise.all(this.inFlight.values());
+  }
+
+  private async run(): Promise<void> {
+    const concurrency = this.options.concurrency ?? 16;
+    const pollIntervalMs = this.options.pollIntervalMs ?? 250;
+    while (this.running) {
+      let claimed: OutboxItem[] = [];
+      const free = concurrency - this.inFlight.size;
+      if (free > 0) {
+        try {
+          claimed = await this.options.outbox.claim({
+            owner: this.owner,
+            limit: free,
+            claimTtlMs: this.options.claimTtlMs ?? 30_000,
+            now: this.options.clock.now(),
+          });
+        } catch (error) {
+          this.options.logger.error({ err: text(error) }, "chatwoot: outbox claim failed");
+        }
+      }
+      for (const item of claimed) {
+        const task = this.handle(item).finally(() => {
+          this.inFlight.delete(item.id);
+          this.wake();
+        });
+        this.inFlight.set(item.id, task);
+      }
+      if (claimed.length > 0 && this.inFlight.size < concurrency) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, pollIntervalMs);
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeUp = null;
+    }
+  }
+
+  private async handle(item: OutboxItem): Promise<void> {
+    const { outbox, logger } = this.options;
+    let outcome: Outcome;
+    try {
+      outcome = await this.options.process(item, this.abort.signal);
+    } catch (error) {
+      outcome = { kind: "retry", error: text(error) };
+    }
+    try {
+      if (outcome.kind === "done") {
+        await outbox.complete(item.id, this.owner);
+        return;
+      }
+      if (this.abort.signal.aborted) return; // shutting down: the claim expires and another process takes it
+      const policy = this.options.retry[item.direction];
+      const attempts = item.attempts + 1;
+      const now = this.options.clock.now();
+      const exhausted =
+        outcome.kind === "permanent" ||
+        (policy.maxAttempts !== undefined && attempts >= policy.maxAttempts) ||
+        (policy.windowMs !== undefined && now.getTime() - item.createdAt.getTime() >= policy.windowMs);
+      if (exhausted) {
+        await outbox.markDead(item.id, this.owner, outcome.error);
+        logger.warn(
+          { item: item.id, direction: item.direction, err: outcome.error },
+          "chatwoot: dead letter",
+        );
+        await this.options.onDead(item, outcome.error);
+        return;
+      }
+      const delay =
+        outcome.kind === "retry" && outcome.afterMs !== undefined
+          ? outcome.afterMs
+          : backoffDelay(policy, item.attempts);
+      await outbox.fail(item.id, this.owner, {
+        retryAt: new Date(now.getTime() + delay),
+        error: outcome.error,
+      });
+    } catch (error) {
+      logger.error({ item: item.id, err: text(error) }, "chatwoot: could not record outbox outcome");
+    }
+  }
+}
+
+function text(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,155 @@
+import type { ChatwootAccountTarget, ChatwootApi } from "../chatwoot/index.js";
+import type { Integration } from "../integrations/index.js";
+import type { Clock, Logger } from "../observability/index.js";
+import type { MappingStore } from "../store/ports.js";
+import type { WhatsAppGateway } from "./gateway.js";
+import { type AgentAttachment, type OutboundWork, WAID_PREFIX } from "./work.js";
+
+type Json = Record<string, unknown>;
+const record = (value: unknown): Json | null =>
+  typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Json) : null;
+const num = (value: unknown): number | null =>
+  typeof value === "number" && Number.isFinite(value) ? value : null;
+const str = (value: unknown): string | null => (typeof value === "string" ? value : null);
+
+/**
+ * Reads an agent message out of a Chatwoot event (realtime `message.created` with numeric `message_type`, or a
+ * webhook `message_created` with a string one). Null when it is not an agent reply to forward: not outgoing,
+ * private, another inbox, sent by the contact, or created by us (`WAID:` source id).
+ */
+export function agentMessageOf(data: unknown, inboxId: number): OutboundWork | null {
+  const message = record(data);
+  if (!message) return null;
+  const type = message.message_type;
+  if (type !== 1 && type !== "outgoing") return null;
+  if (message.private === true) return null;
+  const conversation = record(message.conversation);
+  const messageInbox = num(message.inbox_id) ?? num(record(message.inbox)?.id) ?? num(conversation?.inbox_id);
+  if (messageInbox !== inboxId) return null;
+  const sender = record(message.sender);
+  const senderType = str(message.sender_type) ?? str(sender?.type);
+  if (senderType !== null && senderType.toLowerCase() === "contact") return null;
+  if (str(message.source_id)?.startsWith(WAID_PREFIX)) return null;
+  const messageId = num(message.id);
+  const conversationId = num(message.conversation_id) ?? num(conversation?.id);
+  if (messageId === null || conversationId === null) return null;
+  const contactInbox = record(conversation?.contact_inbox);
+  const attributes = record(message.content_attributes);
+  const attachments: AgentAttachment[] = [];
+  for (const entry of Array.isArray(message.attachments) ? message.attachments : []) {
+    const attachment = record(entry);
+    const dataUrl = str(attachment?.data_url);
+    if (dataUrl) {
+      attachments.push({
+        dataUrl,
+        fileType: str(attachment?.file_type) ?? "file",
+        extension: str(attachment?.extension),
+      });
+    }
+  }
+  return {
+    kind: "agent-message",
+    messageId,
+    conversationId,
+    content: str(message.content) ?? "",
+    attachments,
+    senderName: str(sender?.available_name) ?? str(sender?.name),
+    contactSourceId: str(contactInbox?.source_id),
+    inReplyTo: num(attributes?.in_reply_to),
+  };
+}
+
+export interface OutboundDeps {
+  chatwoot: ChatwootApi;
+  mappings: MappingStore;
+  gateway: WhatsAppGateway;
+  clock: Clock;
+  logger: Logger;
+  count(event: string): void;
+}
+
+export interface OutboundContext {
+  integration: Integration;
+  target: ChatwootAccountTarget;
+  signal: AbortSignal;
+}
+
+/** Chatwoot → WhatsApp: sends an agent reply, part by part, recording each part so a retry never re-sends one. */
+export function createOutboundDelivery(deps: OutboundDeps) {
+  const { mappings, gateway, chatwoot } = deps;
+
+  async function deliver(ctx: OutboundContext, work: OutboundWork): Promise<void> {
+    const integrationId = ctx.integration.id;
+    const sent = await mappings.getMessagesByChatwoot(integrationId, work.messageId);
+    const jid =
+      work.contactSourceId ??
+      (await mappings.getChatByConversation(integrationId, work.conversationId))?.chatJid ??
+      null;
+    if (!jid)
+      throw new PermanentDeliveryError(`no WhatsApp chat is known for conversation ${work.conversationId}`);
+
+    let replyTo: string | null = null;
+    if (work.inReplyTo !== null) {
+      const [quoted] = await mappings.getMessagesByChatwoot(integrationId, work.inReplyTo);
+      replyTo = quoted?.waMessageId ?? null;
+    }
+    const text =
+      ctx.integration.signMessages && work.senderName
+        ? `*${work.senderName}*:\n${work.content}`
+        : work.content;
+    const parts = work.content.trim() ? [{ part: 0, text }] : [];
+    let sentAny = false;
+    for (const { part, text: partText } of parts) {
+      if (sent.some((entry) => entry.part === part)) continue;
+      const result = await gateway.send(
+        { instance: ctx.integration.instance, to: jid, kind: "text", text: partText, replyTo },
+        { signal: ctx.signal },
+      );
+      sentAny = true;
+      await mappings.putMessage({
+        integrationId,
+        waMessageId: result.id,
+        part,
+        chatwootMessageId: work.messageId,
+        conversationId: work.conversationId,
+        direction: "outbound",
+        createdAt: deps.clock.now(),
+      });
+    }
+    if (!sentAny && sent.length > 0) deps.count("outbound_duplicate_skipped");
+    // Chatwoot's "retry" left the message failed; it is delivered now.
+    if (work.retry && sentAny) {
+      await chatwoot.updateMessageStatus(
+        ctx.target,
+        work.conversationId,
+        work.messageId,
+        { status: "sent" },
+        { signal: ctx.signal },
+      );
+    }
+  }
+
+  /** After the last attempt: the agent sees `failed` with the reason, and a private note says why. */
+  async function reportFailure(ctx: OutboundContext, work: OutboundWork, reason: string): Promise<void> {
+    const externalError = `Not delivered to WhatsApp: ${reason}`;
+    await chatwoot.updateMessageStatus(ctx.target, work.conversationId, work.messageId, {
+      status: "failed",
+      externalError,
+    });
+    await chatwoot.createMessage(ctx.target, work.conversationId, {
+      content: `⚠️ The reply (message ${work.messageId}) could not be delivered to WhatsApp: ${reason}. Use "retry" on the message to send it again.`,
+      messageType: "outgoing",
+      private: true,
+    });
+  }
+
+  return { deliver, reportFailure };
+}
+
+/** A failure that retrying cannot fix. */
+export class PermanentDeliveryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PermanentDeliveryError";
+  }
+}

@@ -1,0 +1,332 @@
+import type * as z from "zod";
+import { formatIssues } from "../activation/schema.js";
+import {
+  type ChatwootAccountTarget,
+  type ChatwootApi,
+  failureClass,
+  isChatwootRequestError,
+  isTransientFailure,
+} from "../chatwoot/index.js";
+import { IntegrationError, MESSAGES } from "../errors/index.js";
+import type { Integration, IntegrationRepository } from "../integrations/index.js";
+import type { Clock, Logger } from "../observability/index.js";
+import type { OutboxItem, StoragePort } from "../store/ports.js";
+import { type DispatcherOptions, OutboxDispatcher, type Outcome, type RetryPolicy } from "./dispatcher.js";
+import { envelopeSchema, messageExchangeSchema, messageStatusSchema } from "./events.js";
+import type { WhatsAppGateway } from "./gateway.js";
+import { createInboundDelivery, DEFERRED, DeferDelivery } from "./inbound.js";
+import { agentMessageOf, createOutboundDelivery, PermanentDeliveryError } from "./outbound.js";
+import { chatJidOf, type InboundWork, type OutboundWork, type Work } from "./work.js";
+
+export interface RouterOptions {
+  integrations: IntegrationRepository;
+  store: StoragePort;
+  chatwoot: ChatwootApi;
+  gateway: WhatsAppGateway | undefined;
+  clock: Clock;
+  logger: Logger;
+  dispatcher?: Partial<Pick<DispatcherOptions, "concurrency" | "claimTtlMs" | "pollIntervalMs" | "owner">>;
+  retry?: { inbound?: Partial<RetryPolicy>; outbound?: Partial<RetryPolicy> };
+  /** How long a message sent from this number waits before it is mirrored (default 1500 ms). */
+  echoWaitMs?: number;
+}
+
+export interface IngestResult {
+  id: string;
+  /** True when this event was already stored (redelivery). */
+  duplicate: boolean;
+  /** Why the event was not routed, when it was not. */
+  ignored?: "unknown_event" | "status_broadcast" | "newsletter" | "group_ignored";
+}
+
+const PAUSED_RETRY_MS = 60_000;
+const BACKFILL_MARGIN_MS = 30_000;
+
+const DEFAULT_RETRY: Record<"inbound" | "outbound", RetryPolicy> = {
+  inbound: { windowMs: 24 * 60 * 60 * 1000, baseDelayMs: 1_000, maxDelayMs: 10 * 60 * 1000 },
+  outbound: { maxAttempts: 3, baseDelayMs: 5_000, maxDelayMs: 30_000 },
+};
+
+/** Message routing both ways: `ingest` and agent events in, the outbox in between, the dispatcher out. */
+export function createRouter(options: RouterOptions) {
+  const { integrations, store, chatwoot, clock, logger } = options;
+  const counters = new Map<string, number>();
+  const count = (event: string) => counters.set(event, (counters.get(event) ?? 0) + 1);
+  const inbound = createInboundDelivery({ chatwoot, mappings: store.mappings, clock, logger, count });
+  const outbound = options.gateway
+    ? createOutboundDelivery({
+        chatwoot,
+        mappings: store.mappings,
+        gateway: options.gateway,
+        clock,
+        logger,
+        count,
+      })
+    : null;
+  const echoWaitMs = options.echoWaitMs ?? 1_500;
+
+  const targetOf = (integration: Integration): ChatwootAccountTarget => ({
+    baseUrl: integration.baseUrl,
+    accountId: integration.accountId,
+    apiToken: integration.apiToken,
+  });
+
+  async function pause(integration: Integration, reason: string): Promise<void> {
+    const paused = await integrations.update(integration, { status: "paused", lastError: reason });
+    if (paused) logger.warn({ instance: integration.instance, err: reason }, "chatwoot: integration paused");
+  }
+
+  function outcomeOf(error: unknown): Outcome {
+    if (error instanceof DeferDelivery)
+      return { kind: "retry", error: error.message, afterMs: error.afterMs };
+    if (error instanceof PermanentDeliveryError) return { kind: "permanent", error: error.message };
+    if (isChatwootRequestError(error)) {
+      if (isTransientFailure(error.failure)) return { kind: "retry", error: error.message };
+      return { kind: "permanent", error: error.message };
+    }
+    return { kind: "retry", error: error instanceof Error ? error.message : String(error) };
+  }
+
+  async function process(item: OutboxItem, signal: AbortSignal): Promise<Outcome> {
+    const integration = await integrations.getById(item.integrationId);
+    if (!integration) return { kind: "done" }; // deactivated meanwhile
+    if (
+      integration.status === "paused" ||
+      integration.status === "provisioning" ||
+      integration.inboxId === null
+    ) {
+      return { kind: "retry", error: `integration is ${integration.status}`, afterMs: PAUSED_RETRY_MS };
+    }
+    const work = item.payload as Work;
+    const target = targetOf(integration);
+    try {
+      if (work.kind === "agent-message") {
+        if (!outbound)
+          return { kind: "retry", error: "no WhatsApp gateway configured", afterMs: PAUSED_RETRY_MS };
+        await outbound.deliver({ integration, target, signal }, work);
+      } else {
+        const age = clock.now().getTime() - item.createdAt.getTime();
+        await inbound.deliver(
+          {
+            integration,
+            target,
+            inboxId: integration.inboxId,
+            retrying: item.attempts > 0 && !item.lastError.startsWith(DEFERRED),
+            echoWaitMs: Math.max(0, echoWaitMs - age),
+            signal,
+          },
+          work,
+        );
+      }
+      return { kind: "done" };
+    } catch (error) {
+      if (isChatwootRequestError(error) && failureClass(error.failure) === "CHATWOOT_TOKEN_REJECTED") {
+        await pause(
+          integration,
+          `Chatwoot rejected the stored API token - re-activate the integration. Detail: ${error.message}`,
+        );
+        return { kind: "retry", error: error.message, afterMs: PAUSED_RETRY_MS };
+      }
+      return outcomeOf(error);
+    }
+  }
+
+  async function onDead(item: OutboxItem, error: string): Promise<void> {
+    const integration = await integrations.getById(item.integrationId);
+    if (!integration) return;
+    const work = item.payload as Work;
+    if (work.kind === "agent-message") {
+      await outbound
+        ?.reportFailure(
+          { integration, target: targetOf(integration), signal: new AbortController().signal },
+          work,
+          error,
+        )
+        .catch((cause) =>
+          logger.error(
+            { instance: integration.instance, err: String(cause) },
+            "chatwoot: could not report failure",
+          ),
+        );
+      return;
+    }
+    const what =
+      work.kind === "message" ? `WhatsApp message ${work.message.id}` : `receipt for ${work.waMessageId}`;
+    await integrations.update(integration, {
+      lastError: `${what} could not be delivered to Chatwoot: ${error}`,
+    });
+  }
+
+  const retry = {
+    inbound: { ...DEFAULT_RETRY.inbound, ...options.retry?.inbound },
+    outbound: { ...DEFAULT_RETRY.outbound, ...options.retry?.outbound },
+  };
+  const dispatcher = new OutboxDispatcher({
+    outbox: store.outbox,
+    clock,
+    logger,
+    process,
+    onDead,
+    retry,
+    ...options.dispatcher,
+  });
+
+  async function enqueue(
+    integration: Integration,
+    chatKey: string,
+    dedupeKey: string,
+    work: Work,
+    direction: "inbound" | "outbound",
+  ) {
+    const result = await store.outbox.enqueue(
+      { integrationId: integration.id, direction, chatKey, dedupeKey, payload: work },
+      clock.now(),
+    );
+    if (!result.duplicate) dispatcher.wake();
+    return result;
+  }
+
+  /** Validates a WhatsApp event envelope and stores it durably; resolves once it is stored. */
+  async function ingest(instance: string, event: unknown): Promise<IngestResult> {
+    const envelope = envelopeSchema.safeParse(event);
+    if (!envelope.success) throw invalidEvent(envelope.error);
+    const integration = await integrations.get(instance);
+    if (!integration || integration.status === "provisioning") {
+      throw new IntegrationError("INTEGRATION_NOT_FOUND", MESSAGES.noIntegration);
+    }
+    if (envelope.data.event === "message.status") {
+      const parsed = messageStatusSchema.safeParse(event);
+      if (!parsed.success) throw invalidEvent(parsed.error);
+      const { id, chat, status } = parsed.data.data;
+      const work: InboundWork = { kind: "receipt", waMessageId: id, chatJid: chat.jid, status };
+      const stored = await enqueue(integration, `in:${chat.jid}`, `st:${id}:${status}`, work, "inbound");
+      return { id, duplicate: stored.duplicate };
+    }
+    if (envelope.data.event !== "message.exchange") {
+      count("unknown_event");
+      return { id: "", duplicate: false, ignored: "unknown_event" };
+    }
+    const parsed = messageExchangeSchema.safeParse(event);
+    if (!parsed.success) throw invalidEvent(parsed.error);
+    const { message } = parsed.data.data;
+    const ignored =
+      message.chat.jid === "status@broadcast"
+        ? "status_broadcast"
+        : message.chat.type === "newsletter" || message.chat.jid.endsWith("@newsletter")
+          ? "newsletter"
+          : message.chat.type === "group" && integration.ignoreGroups
+            ? "group_ignored"
+            : undefined;
+    if (ignored) {
+      count(ignored);
+      return { id: message.id, duplicate: false, ignored };
+    }
+    const work: InboundWork = { kind: "message", message };
+    const stored = await enqueue(
+      integration,
+      `in:${chatJidOf(message)}`,
+      `wa:${message.id}`,
+      work,
+      "inbound",
+    );
+    return { id: message.id, duplicate: stored.duplicate };
+  }
+
+  /** An event from Chatwoot (realtime or webhook) for one integration. */
+  async function acceptChatwootEvent(integration: Integration, event: string, data: unknown): Promise<void> {
+    if (integration.inboxId === null) return;
+    const name = event.replace("_", ".");
+    if (name === "message.created" || name === "message.updated") {
+      const work = agentMessageOf(data, integration.inboxId);
+      if (!work) return;
+      let dedupeKey = `cw:${work.messageId}`;
+      if (name === "message.updated") {
+        // Chatwoot's "retry" on a failed message: send it again, once per retry.
+        const changes = (data as { previous_changes?: { status?: unknown } }).previous_changes?.status;
+        const wasFailed = Array.isArray(changes) && changes[0] === "failed";
+        if (!wasFailed) return;
+        dedupeKey = `cw:${work.messageId}:retry:${String((data as { updated_at?: unknown }).updated_at ?? clock.now().getTime())}`;
+        work.retry = 1;
+      }
+      await enqueue(integration, `out:${work.conversationId}`, dedupeKey, work, "outbound");
+      return;
+    }
+    if (name === "conversation.status_changed") {
+      const conversation = data as { id?: unknown; status?: unknown; inbox_id?: unknown };
+      if (conversation.inbox_id !== integration.inboxId || typeof conversation.id !== "number") return;
+      if (conversation.status === "resolved" && !integration.reopenResolved) {
+        // The next customer message starts a new conversation instead of reopening this one.
+        const chat = await store.mappings.getChatByConversation(integration.id, conversation.id);
+        if (chat) await store.mappings.setChatConversation(integration.id, chat.chatJid, null);
+      }
+    }
+  }
+
+  /** After a realtime outage: fetches agent replies created since `since` over REST and queues them. */
+  async function backfill(integration: Integration, since: Date): Promise<number> {
+    if (integration.inboxId === null) return 0;
+    const target = targetOf(integration);
+    const windowMs = clock.now().getTime() - since.getTime() + BACKFILL_MARGIN_MS;
+    const conversations = await chatwoot.listRecentConversations(
+      target,
+      integration.inboxId,
+      windowMs / 1000,
+    );
+    const cutoff = (since.getTime() - BACKFILL_MARGIN_MS) / 1000;
+    let queued = 0;
+    for (const conversation of conversations) {
+      if (conversation.status === "resolved" && !integration.reopenResolved) {
+        await acceptChatwootEvent(integration, "conversation.status_changed", {
+          id: conversation.id,
+          status: conversation.status,
+          inbox_id: integration.inboxId,
+        });
+      }
+      const messages = await chatwoot.listMessages(target, conversation.id);
+      for (const message of messages) {
+        const created =
+          typeof message.created_at === "number"
+            ? message.created_at
+            : Date.parse(String(message.created_at)) / 1000;
+        if (created < cutoff) continue;
+        const work: OutboundWork | null = agentMessageOf(
+          {
+            ...message,
+            conversation_id: conversation.id,
+            inbox_id: message.inbox_id ?? integration.inboxId,
+            conversation,
+          },
+          integration.inboxId,
+        );
+        if (!work) continue;
+        const stored = await enqueue(
+          integration,
+          `out:${work.conversationId}`,
+          `cw:${work.messageId}`,
+          work,
+          "outbound",
+        );
+        if (!stored.duplicate) queued++;
+      }
+    }
+    if (queued > 0)
+      logger.info({ instance: integration.instance, queued }, "chatwoot: backfilled agent replies");
+    return queued;
+  }
+
+  return {
+    ingest,
+    acceptChatwootEvent,
+    backfill,
+    dispatcher,
+    counters: () => Object.fromEntries(counters) as Record<string, number>,
+    start: () => dispatcher.start(),
+    stop: (graceMs?: number) => dispatcher.stop(graceMs),
+  };
+}
+
+export type Router = ReturnType<typeof createRouter>;
+
+function invalidEvent(error: z.ZodError): IntegrationError {
+  return new IntegrationError("INVALID_EVENT", `invalid event: ${formatIssues(error)}`);
+}

@@ -1,0 +1,53 @@
+import type { ReceiptStatus, WhatsAppMessage } from "./events.js";
+
+/** WhatsApp → Chatwoot work, as stored in the outbox. */
+export type InboundWork =
+  | { kind: "message"; message: WhatsAppMessage }
+  | { kind: "receipt"; waMessageId: string; chatJid: string; status: ReceiptStatus };
+
+/** An attachment of an agent message. */
+export interface AgentAttachment {
+  dataUrl: string;
+  fileType: string;
+  extension: string | null;
+}
+
+/** Chatwoot → WhatsApp work, as stored in the outbox. */
+export interface OutboundWork {
+  kind: "agent-message";
+  messageId: number;
+  conversationId: number;
+  content: string;
+  attachments: AgentAttachment[];
+  senderName: string | null;
+  /** The contact-inbox `source_id`: the chat JID we registered. */
+  contactSourceId: string | null;
+  /** Chatwoot id of the quoted message. */
+  inReplyTo: number | null;
+  /** Set when this is Chatwoot's "retry" of a failed message: send again once. */
+  retry?: number;
+}
+
+export type Work = InboundWork | OutboundWork;
+
+/** The chat key of a JID: the phone JID when WhatsApp gave one, so a LID and its phone JID are one chat. */
+export function chatJidOf(message: WhatsAppMessage): string {
+  const { chat } = message;
+  if (
+    chat.jid.endsWith("@lid") &&
+    chat.type === "private" &&
+    message.sender?.jid?.endsWith("@s.whatsapp.net")
+  ) {
+    return message.sender.jid;
+  }
+  return chat.jid;
+}
+
+/** `+<digits>` of a phone JID, when it is one. */
+export function phoneOf(jid: string): string | null {
+  const match = /^(\d{6,15})(?::\d+)?@s\.whatsapp\.net$/.exec(jid);
+  return match ? `+${match[1]}` : null;
+}
+
+export const WAID_PREFIX = "WAID:";
+export const waSourceId = (waMessageId: string) => `${WAID_PREFIX}${waMessageId}`;

@@ -1,0 +1,2 @@
+export * from "./memory.js";
+export type * from "./ports.js";

@@ -1,0 +1,9 @@
+export {
+  type ChatwootMigrationOptions,
+  type ChatwootMigrationSource,
+  chatwootMigrations,
+  migrate,
+  rollbackMigrations,
+} from "./migrations.js";
+export { createKnexStore, type KnexStoreOptions } from "./store.js";
+export { type ChatwootTableNames, chatwootTableNames, DEFAULT_TABLE_PREFIX } from "./tables.js";

@@ -1,0 +1,69 @@
+import type { IntegrationRow, IntegrationStore } from "@ryze/chatwoot-core";
+import { integrationColumns, integrationFromRow, integrationInsertColumns, type Row } from "./codec.js";
+import type { StoreContext } from "./context.js";
+import { isUniqueViolation } from "./dialect.js";
+import { lockChats } from "./outbox-store.js";
+
+export function createIntegrationStore({
+  knex,
+  dialect,
+  tables: t,
+  inTransaction,
+}: StoreContext): IntegrationStore {
+  const read = async (where: Row): Promise<IntegrationRow | null> => {
+    const row: Row | undefined = await knex(t.integrations).where(where).first();
+    return row ? integrationFromRow(row) : null;
+  };
+
+  return {
+    async insert(row) {
+      const columns = integrationInsertColumns(row);
+      try {
+        // A single autocommit statement, so catching the violation is safe on PostgreSQL too (two unique keys:
+        // id and instance, which one `ON CONFLICT` target could not both cover).
+        await knex(t.integrations).insert(columns);
+      } catch (error) {
+        if (isUniqueViolation(error)) return null;
+        throw error;
+      }
+      return integrationFromRow(columns);
+    },
+
+    get: (instance) => read({ instance }),
+    getById: (id) => read({ id }),
+
+    async list(options = {}) {
+      const query = knex(t.integrations).select("*").orderBy("id", "asc");
+      if (options.afterId !== undefined) query.where("id", ">", options.afterId);
+      if (options.limit !== undefined) query.limit(Math.max(0, options.limit));
+      const rows: Row[] = await query;
+      return rows.map(integrationFromRow);
+    },
+
+    update(id, expectedVersion, patch) {
+      // The UPDATE keeps the row locked until commit, so the read-back returns exactly this writer's result.
+      return inTransaction(async (trx) => {
+        const changed = await trx(t.integrations)
+          .where({ id, version: expectedVersion })
+          .update({ ...integrationColumns(patch), version: expectedVersion + 1 });
+        if (changed !== 1) return null;
+        const row: Row | undefined = await trx(t.integrations).where({ id }).first();
+        return row ? integrationFromRow(row) : null;
+      });
+    },
+
+    delete(id, expectedVersion) {
+      return inTransaction(async (trx) => {
+        const query = trx(t.integrations).where({ id });
+        if (expectedVersion !== undefined) query.andWhere({ version: expectedVersion });
+        if ((await query.delete()) === 0) return false;
+        // Chat locks first, as claims take them: a claimer is never left waiting on a half-deleted chat.
+        await lockChats(trx, dialect, t, { integration_id: id });
+        for (const table of [t.outbox, t.outboxChats, t.chatMappings, t.messageMappings]) {
+          await trx(table).where({ integration_id: id }).delete();
+        }
+        return true;
+      });
+    },
+  };
+}

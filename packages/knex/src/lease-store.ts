@@ -1,0 +1,65 @@
+import type { Lease, LeaseStore } from "@ryze/chatwoot-core";
+import { checkKey, leaseFromRow, type Row } from "./codec.js";
+import type { StoreContext } from "./context.js";
+import { insertUnlessDuplicate } from "./dialect.js";
+
+/** Re-reads after a lost compare-and-set; a lease changes hands at most once per expiry, so this is plenty. */
+const MAX_ROUNDS = 4;
+
+/**
+ * Leases are compare-and-set on `(name, epoch)`: every change of owner increments the epoch, so an UPDATE
+ * guarded by the epoch it read (and, for a takeover, by "still expired or released") applies only if nobody
+ * else changed owner in between.
+ */
+export function createLeaseStore({ knex, dialect, tables: t }: StoreContext): LeaseStore {
+  const read = async (name: string): Promise<Row | undefined> => knex(t.leases).where({ name }).first();
+
+  return {
+    async acquire(name, owner, ttlMs, now) {
+      checkKey("lease name", name);
+      checkKey("lease owner", owner);
+      const expiresAt = now.getTime() + ttlMs;
+      for (let round = 0; round < MAX_ROUNDS; round++) {
+        const current = await read(name);
+        if (!current) {
+          const row = { name, owner, epoch: 1, expires_at: expiresAt };
+          if (await insertUnlessDuplicate(knex, dialect, t.leases, row, ["name"])) return leaseFromRow(row);
+          continue;
+        }
+        const epoch = Number(current.epoch);
+        if (current.owner === owner) {
+          const renewed = await knex(t.leases)
+            .where({ name, owner, epoch })
+            .update({ expires_at: expiresAt });
+          if (renewed === 1) return leaseFromRow({ name, owner, epoch, expires_at: expiresAt });
+          continue;
+        }
+        const free = current.owner === null || Number(current.expires_at) <= now.getTime();
+        if (!free) return null;
+        const taken = await knex(t.leases)
+          .where({ name, epoch })
+          .andWhere((guard) => guard.whereNull("owner").orWhere("expires_at", "<=", now.getTime()))
+          .update({ owner, epoch: epoch + 1, expires_at: expiresAt });
+        if (taken === 1) return leaseFromRow({ name, owner, epoch: epoch + 1, expires_at: expiresAt });
+      }
+      return null;
+    },
+
+    async renew(name, owner, epoch, ttlMs, now) {
+      const expiresAt = now.getTime() + ttlMs;
+      const renewed = await knex(t.leases).where({ name, owner, epoch }).update({ expires_at: expiresAt });
+      return renewed === 1 ? { name, owner, epoch, expiresAt: new Date(expiresAt) } : null;
+    },
+
+    async release(name, owner) {
+      return (await knex(t.leases).where({ name, owner }).update({ owner: null, expires_at: 0 })) > 0;
+    },
+
+    async get(name): Promise<Lease | null> {
+      const row = await read(name);
+      return row && row.owner !== null && row.owner !== undefined
+        ? leaseFromRow({ ...row, owner: String(row.owner) })
+        : null;
+    },
+  };
+}

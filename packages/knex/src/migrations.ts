@@ -1,0 +1,198 @@
+import type { Knex } from "knex";
+import { dialectOf } from "./dialect.js";
+import { type ChatwootTableNames, chatwootTableNames, DEFAULT_TABLE_PREFIX } from "./tables.js";
+
+/** Longest values of indexed string columns: 191 utf8mb4 characters keep MariaDB/MySQL index keys small. */
+export const COLUMN_LIMITS = {
+  integrationId: 64,
+  key: 191,
+  sourceId: 255,
+  inboxName: 255,
+  baseUrl: 2048,
+} as const;
+
+export interface ChatwootMigrationOptions {
+  /** Prefix of every table (default `chatwoot_`). */
+  tablePrefix?: string;
+  /** knex's bookkeeping table for these migrations (default `<tablePrefix>migrations`). */
+  migrationsTableName?: string;
+}
+
+interface ChatwootMigration {
+  name: string;
+  up(knex: Knex, tables: ChatwootTableNames): Promise<void>;
+  down(knex: Knex, tables: ChatwootTableNames): Promise<void>;
+}
+
+/**
+ * MySQL/MariaDB tables use utf8mb4 with a binary, no-pad collation, so identifiers compare exactly as on
+ * PostgreSQL and SQLite: case-sensitive, and trailing spaces count.
+ */
+async function tableOptionsFor(knex: Knex): Promise<(table: Knex.CreateTableBuilder) => void> {
+  if (dialectOf(knex) !== "mysql") return () => {};
+  const result: unknown = await knex.raw("select version() as version");
+  const rows = Array.isArray(result) ? (result[0] as Array<{ version?: unknown }>) : [];
+  const collation = /mariadb/i.test(String(rows[0]?.version ?? ""))
+    ? "utf8mb4_nopad_bin"
+    : "utf8mb4_0900_bin";
+  return (table) => {
+    table.engine("InnoDB");
+    table.charset("utf8mb4");
+    table.collate(collation);
+  };
+}
+
+const migrations: ChatwootMigration[] = [
+  {
+    name: "0001_create_tables",
+    async up(knex, t) {
+      const options = await tableOptionsFor(knex);
+      const { integrationId: idLength, key } = COLUMN_LIMITS;
+      // Timestamps are bigint epoch milliseconds everywhere: no time zone or precision differences between
+      // databases. JSON is serialised text. Booleans use knex's portable boolean (0/1 on MySQL and SQLite).
+      await knex.schema.createTable(t.integrations, (table) => {
+        options(table);
+        table.string("id", idLength).notNullable();
+        table.string("instance", key).notNullable();
+        table.string("status", 16).notNullable();
+        table.integer("version").notNullable();
+        table.string("base_url", COLUMN_LIMITS.baseUrl).notNullable();
+        table.bigInteger("account_id").notNullable();
+        table.text("api_token").notNullable();
+        table.text("webhook_secret").nullable();
+        table.bigInteger("inbox_id").nullable();
+        table.string("inbox_name", COLUMN_LIMITS.inboxName).notNullable();
+        table.bigInteger("chatwoot_user_id").nullable();
+        table.string("delivery_mode", 16).notNullable();
+        table.boolean("sign_messages").notNullable();
+        table.boolean("ignore_groups").notNullable();
+        table.boolean("start_as_pending").notNullable();
+        table.boolean("reopen_resolved").notNullable();
+        table.text("last_error").notNullable();
+        table.bigInteger("provisioning_until").nullable();
+        table.bigInteger("created_at").notNullable();
+        table.bigInteger("updated_at").notNullable();
+        table.primary(["id"], `${t.integrations}_pk`);
+        table.unique(["instance"], { indexName: `${t.integrations}_instance_uq` });
+      });
+      await knex.schema.createTable(t.chatMappings, (table) => {
+        options(table);
+        table.string("integration_id", idLength).notNullable();
+        table.string("chat_jid", key).notNullable();
+        table.bigInteger("contact_id").notNullable();
+        table.string("source_id", COLUMN_LIMITS.sourceId).notNullable();
+        table.bigInteger("conversation_id").nullable();
+        table.bigInteger("updated_at").notNullable();
+        table.primary(["integration_id", "chat_jid"], `${t.chatMappings}_pk`);
+        table.index(["integration_id", "conversation_id"], `${t.chatMappings}_conv_idx`);
+      });
+      await knex.schema.createTable(t.messageMappings, (table) => {
+        options(table);
+        table.string("integration_id", idLength).notNullable();
+        table.string("wa_message_id", key).notNullable();
+        table.integer("part").notNullable();
+        table.bigInteger("chatwoot_message_id").notNullable();
+        table.bigInteger("conversation_id").notNullable();
+        table.string("direction", 16).notNullable();
+        table.bigInteger("created_at").notNullable();
+        table.primary(["integration_id", "wa_message_id", "part"], `${t.messageMappings}_pk`);
+        table.index(["integration_id", "chatwoot_message_id"], `${t.messageMappings}_cw_idx`);
+      });
+      await knex.schema.createTable(t.outbox, (table) => {
+        options(table);
+        // `seq` is the enqueue order (FIFO per chat key); `id` is the public item id.
+        table.bigIncrements("seq", { primaryKey: true });
+        table.string("id", idLength).notNullable();
+        table.string("integration_id", idLength).notNullable();
+        table.string("direction", 16).notNullable();
+        table.string("chat_key", key).notNullable();
+        table.string("dedupe_key", key).notNullable();
+        table.text("payload", "mediumtext").notNullable();
+        table.string("status", 16).notNullable();
+        table.integer("attempts").notNullable();
+        table.bigInteger("available_at").notNullable();
+        table.string("claimed_by", key).nullable();
+        table.bigInteger("claim_until").nullable();
+        table.text("last_error").notNullable();
+        table.bigInteger("created_at").notNullable();
+        table.unique(["id"], { indexName: `${t.outbox}_id_uq` });
+        table.unique(["integration_id", "dedupe_key"], { indexName: `${t.outbox}_dedupe_uq` });
+        // Head of a chat key and "older unfinished item" look-ups, without walking a chat's done history.
+        table.index(["integration_id", "chat_key", "status", "seq"], `${t.outbox}_chat_idx`);
+        // Due pending items and expired claims.
+        table.index(["status", "available_at"], `${t.outbox}_due_idx`);
+        table.index(["status", "claim_until"], `${t.outbox}_claim_idx`);
+      });
+      await knex.schema.createTable(t.outboxChats, (table) => {
+        options(table);
+        table.string("integration_id", idLength).notNullable();
+        table.string("chat_key", key).notNullable();
+        table.primary(["integration_id", "chat_key"], `${t.outboxChats}_pk`);
+      });
+      await knex.schema.createTable(t.leases, (table) => {
+        options(table);
+        table.string("name", key).notNullable();
+        // Null once released; the row stays so the epoch keeps increasing.
+        table.string("owner", key).nullable();
+        table.bigInteger("epoch").notNullable();
+        table.bigInteger("expires_at").notNullable();
+        table.primary(["name"], `${t.leases}_pk`);
+      });
+    },
+    async down(knex, t) {
+      for (const table of [
+        t.leases,
+        t.outboxChats,
+        t.outbox,
+        t.messageMappings,
+        t.chatMappings,
+        t.integrations,
+      ]) {
+        await knex.schema.dropTableIfExists(table);
+      }
+    },
+  },
+];
+
+/** A knex migration source that also names the bookkeeping table it should be run with. */
+export interface ChatwootMigrationSource extends Knex.MigrationSource<ChatwootMigration> {
+  /** Pass as `tableName` to `knex.migrate.*` so these migrations keep their own bookkeeping table. */
+  readonly tableName: string;
+}
+
+/**
+ * The schema as a knex migration source:
+ * `knex.migrate.latest({ migrationSource: source, tableName: source.tableName })` (and `rollback`, `list`, ...).
+ * Keep `tableName`: sharing knex's default `knex_migrations` with the host's own migrations makes knex
+ * report the other side's migrations as missing.
+ */
+export function chatwootMigrations(options: ChatwootMigrationOptions = {}): ChatwootMigrationSource {
+  const tables = chatwootTableNames(options.tablePrefix ?? DEFAULT_TABLE_PREFIX);
+  return {
+    tableName: options.migrationsTableName ?? tables.migrations,
+    async getMigrations() {
+      return migrations;
+    },
+    getMigrationName(migration) {
+      return migration.name;
+    },
+    async getMigration(migration) {
+      return {
+        up: (knex: Knex) => migration.up(knex, tables),
+        down: (knex: Knex) => migration.down(knex, tables),
+      };
+    },
+  };
+}
+
+/** Brings the tables up to date (`migrate.latest` with the chatwoot migration source and its own table). */
+export async function migrate(knex: Knex, options: ChatwootMigrationOptions = {}): Promise<void> {
+  const migrationSource = chatwootMigrations(options);
+  await knex.migrate.latest({ migrationSource, tableName: migrationSource.tableName });
+}
+
+/** Undoes every chatwoot migration (drops the tables; the data is lost). */
+export async function rollbackMigrations(knex: Knex, options: ChatwootMigrationOptions = {}): Promise<void> {
+  const migrationSource = chatwootMigrations(options);
+  await knex.migrate.rollback({ migrationSource, tableName: migrationSource.tableName }, true);
+}

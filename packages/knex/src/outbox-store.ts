@@ -1,0 +1,254 @@
+import { randomUUID } from "node:crypto";
+import type { OutboxItem, OutboxStatus, OutboxStore } from "@ryze/chatwoot-core";
+import type { Knex } from "knex";
+import { checkKey, outboxFromRow, type Row } from "./codec.js";
+import type { StoreContext } from "./context.js";
+import { type Dialect, insertUnlessDuplicate } from "./dialect.js";
+import type { ChatwootTableNames } from "./tables.js";
+
+/*
+ * Claim design: one live claim per chat key, FIFO, under concurrent claimers.
+ *
+ * `FOR UPDATE SKIP LOCKED` on outbox rows alone is not enough: two claimers can lock two *different* rows of
+ * one chat key (e.g. when an older row commits late and becomes the head again, or when each claimer's
+ * snapshot sees a different head), and both would be live. So the lock is per chat key instead: every
+ * (integration, chat key) has a row in `<prefix>outbox_chats`, and both a claim and an enqueue of a chat key
+ * hold that row's lock.
+ *
+ * claim, in one transaction (READ COMMITTED):
+ *   1. pick candidate chat keys whose head (oldest pending/claimed item) is due or whose claim expired;
+ *   2. lock their chat rows with `FOR UPDATE SKIP LOCKED`: chat keys another claimer is working on are skipped;
+ *   3. for the locked chat keys only, re-read the head and "is anything claimed with a live deadline?" with
+ *      fresh statements (the previous holder of the lock has committed by now), then claim each head with an
+ *      UPDATE guarded by the same due/expired condition (a concurrent complete/fail/markDead by the previous
+ *      owner then makes it a no-op instead of being overwritten).
+ * enqueue takes the same chat lock (blocking) before inserting, so items of one chat key get their `seq`
+ * in commit order and a late commit can never slip in ahead of a head that is already claimed.
+ *
+ * SQLite has no row locks: the transaction runner takes the database write lock first, so the same steps run
+ * one claimer at a time.
+ */
+
+const UNFINISHED: OutboxStatus[] = ["pending", "claimed"];
+
+interface ChatKey {
+  integration_id: string;
+  chat_key: string;
+}
+
+const chatId = (row: Row) => `${String(row.integration_id)}\u0000${String(row.chat_key)}`;
+
+/** Restricts a query to the given chat keys (column names qualified with `alias.` when given). */
+function inChats(query: Knex.QueryBuilder, chats: ChatKey[], alias = ""): Knex.QueryBuilder {
+  return query.where((where) => {
+    for (const chat of chats) {
+      where.orWhere({ [`${alias}integration_id`]: chat.integration_id, [`${alias}chat_key`]: chat.chat_key });
+    }
+  });
+}
+
+/** Items that may be claimed at `at`: due pending ones and claimed ones whose deadline passed. */
+function claimable(query: Knex.QueryBuilder, at: number, alias = ""): Knex.QueryBuilder {
+  return query.where((where) =>
+    where
+      .where((pending) =>
+        pending.where(`${alias}status`, "pending").andWhere(`${alias}available_at`, "<=", at),
+      )
+      .orWhere((expired) =>
+        expired.where(`${alias}status`, "claimed").andWhere(`${alias}claim_until`, "<=", at),
+      ),
+  );
+}
+
+/** Keeps only the head of each chat key: no older unfinished item of the same chat key exists. */
+function headsOnly(query: Knex.QueryBuilder, outbox: string): Knex.QueryBuilder {
+  return query.whereNotExists((older) =>
+    older
+      .select("p.seq")
+      .from(`${outbox} as p`)
+      .whereRaw("?? = ??", ["p.integration_id", "o.integration_id"])
+      .andWhereRaw("?? = ??", ["p.chat_key", "o.chat_key"])
+      .whereIn("p.status", UNFINISHED)
+      .andWhereRaw("?? < ??", ["p.seq", "o.seq"]),
+  );
+}
+
+/** Blocks until this transaction holds the chat-key locks matching `where` (no-op on SQLite). */
+export async function lockChats(
+  trx: Knex.Transaction,
+  dialect: Dialect,
+  t: ChatwootTableNames,
+  where: Partial<ChatKey>,
+): Promise<void> {
+  if (dialect === "sqlite") return;
+  await trx(t.outboxChats).select("chat_key").where(where).orderBy("chat_key").forUpdate();
+}
+
+export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: StoreContext): OutboxStore {
+  /** Makes sure the chat row exists and this transaction holds its lock. */
+  async function lockChat(trx: Knex.Transaction, chat: ChatKey): Promise<void> {
+    if (dialect === "sqlite") {
+      await insertUnlessDuplicate(trx, dialect, t.outboxChats, { ...chat }, ["integration_id", "chat_key"]);
+      return;
+    }
+    const existing: Row | undefined = await trx(t.outboxChats)
+      .select("chat_key")
+      .where(chat)
+      .forUpdate()
+      .first();
+    if (existing) return;
+    // Our own new row is locked by the insert; if another writer inserted it first, wait for it and lock it.
+    if (await insertUnlessDuplicate(trx, dialect, t.outboxChats, { ...chat }, ["integration_id", "chat_key"]))
+      return;
+    await trx(t.outboxChats).select("chat_key").where(chat).forUpdate().first();
+  }
+
+  /** The claimed item held by `owner`, as an UPDATE guard. */
+  const held = (id: string, owner: string) =>
+    knex(t.outbox).where({ id, status: "claimed", claimed_by: owner });
+
+  return {
+    async enqueue(input, now) {
+      checkKey("chatKey", input.chatKey);
+      checkKey("dedupeKey", input.dedupeKey);
+      const payload = JSON.stringify(input.payload);
+      if (payload === undefined) throw new TypeError("outbox payload must be JSON-serialisable");
+      const dedupe = { integration_id: input.integrationId, dedupe_key: input.dedupeKey };
+      const known: Row | undefined = await knex(t.outbox).select("id").where(dedupe).first();
+      if (known) return { id: String(known.id), duplicate: true };
+
+      return inTransaction(async (trx) => {
+        await lockChat(trx, { integration_id: input.integrationId, chat_key: input.chatKey });
+        const id = randomUUID();
+        const row = {
+          id,
+          integration_id: input.integrationId,
+          direction: input.direction,
+          chat_key: input.chatKey,
+          dedupe_key: input.dedupeKey,
+          payload,
+          status: "pending",
+          attempts: 0,
+          available_at: (input.availableAt ?? now).getTime(),
+          claimed_by: null,
+          claim_until: null,
+          last_error: "",
+          created_at: now.getTime(),
+        };
+        if (await insertUnlessDuplicate(trx, dialect, t.outbox, row, ["integration_id", "dedupe_key"])) {
+          return { id, duplicate: false };
+        }
+        const existing: Row | undefined = await trx(t.outbox).select("id").where(dedupe).first();
+        if (!existing) throw new Error("outbox dedupe conflict without a stored item");
+        return { id: String(existing.id), duplicate: true };
+      });
+    },
+
+    async claim({ owner, limit, claimTtlMs, now }) {
+      if (limit <= 0) return [];
+      checkKey("owner", owner);
+      const at = now.getTime();
+      const claimUntil = at + claimTtlMs;
+      return inTransaction(async (trx) => {
+        // 1. Candidates (plain read): more than `limit`, as some may be locked by other claimers.
+        const candidates: ChatKey[] = await headsOnly(
+          claimable(trx(`${t.outbox} as o`).select("o.integration_id", "o.chat_key"), at, "o."),
+          t.outbox,
+        )
+          .orderBy("o.seq", "asc")
+          .limit(limit * 2 + 8);
+        if (candidates.length === 0) return [];
+
+        // 2. Lock the candidates' chat keys, skipping those another claimer holds.
+        const chats: ChatKey[] =
+          dialect === "sqlite"
+            ? candidates
+            : await inChats(trx(t.outboxChats).select("integration_id", "chat_key"), candidates)
+                .forUpdate()
+                .skipLocked();
+        if (chats.length === 0) return [];
+
+        // 3. Fresh reads for the locked chat keys: their heads, and which ones have a live claim.
+        const heads: Row[] = await headsOnly(
+          inChats(trx(`${t.outbox} as o`).select("o.*"), chats, "o.").whereIn("o.status", UNFINISHED),
+          t.outbox,
+        ).orderBy("o.seq", "asc");
+        const busy = new Set(
+          (
+            (await inChats(trx(t.outbox).select("integration_id", "chat_key"), chats)
+              .where("status", "claimed")
+              .andWhere("claim_until", ">", at)) as Row[]
+          ).map(chatId),
+        );
+
+        const claimed: OutboxItem[] = [];
+        for (const head of heads) {
+          if (claimed.length >= limit) break;
+          if (busy.has(chatId(head))) continue;
+          // Taking over an expired claim: the previous attempt ended without an outcome (a crash).
+          const expired = head.status === "claimed";
+          const attempts = Number(head.attempts) + (expired ? 1 : 0);
+          const changed = await claimable(trx(t.outbox).where({ seq: head.seq }), at).update({
+            status: "claimed",
+            claimed_by: owner,
+            claim_until: claimUntil,
+            attempts,
+          });
+          if (changed === 1) {
+            claimed.push(
+              outboxFromRow({
+                ...head,
+                status: "claimed",
+                claimed_by: owner,
+                claim_until: claimUntil,
+                attempts,
+              }),
+            );
+          }
+        }
+        return claimed;
+      });
+    },
+
+    async complete(id, owner) {
+      return (await held(id, owner).update({ status: "done", claim_until: null })) === 1;
+    },
+
+    async fail(id, owner, { retryAt, error }) {
+      const changed = await held(id, owner).update({
+        status: "pending",
+        attempts: knex.raw("?? + 1", ["attempts"]),
+        available_at: retryAt.getTime(),
+        last_error: error,
+        claimed_by: null,
+        claim_until: null,
+      });
+      return changed === 1;
+    },
+
+    async markDead(id, owner, error) {
+      return (await held(id, owner).update({ status: "dead", last_error: error, claim_until: null })) === 1;
+    },
+
+    cancelAll(integrationId, direction) {
+      return inTransaction(async (trx) => {
+        // Chat locks first (as claims take them), so a claim in progress finishes before its items vanish.
+        await lockChats(trx, dialect, t, { integration_id: integrationId });
+        const query = trx(t.outbox).where({ integration_id: integrationId }).whereIn("status", UNFINISHED);
+        if (direction !== undefined) query.andWhere({ direction });
+        return query.delete();
+      });
+    },
+
+    async count(integrationId) {
+      const rows: Row[] = await knex(t.outbox)
+        .select("status")
+        .count({ n: "*" })
+        .where({ integration_id: integrationId })
+        .groupBy("status");
+      const counts: Record<OutboxStatus, number> = { pending: 0, claimed: 0, done: 0, dead: 0 };
+      for (const row of rows) counts[String(row.status) as OutboxStatus] = Number(row.n);
+      return counts;
+    },
+  };
+}

@@ -1,0 +1,8 @@
+import { createMemoryStore } from "@ryze/chatwoot-core";
+import { memoryStoreRaw, runStoreConformance } from "./index.js";
+
+runStoreConformance({
+  name: "memory",
+  createStore: createMemoryStore,
+  raw: (store) => memoryStoreRaw(store.raw),
+});
