@@ -4,7 +4,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ChatwootSimulator, startChatwootSimulator } from "@ryze/chatwoot-testkit";
+import { type ChatwootSimulator, eventually, startChatwootSimulator } from "@ryze/chatwoot-testkit";
 import { readConfig } from "@ryze/example-shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp, type ExpressExample } from "./app.js";
@@ -110,6 +110,84 @@ describe("examples/express on SQLite", () => {
     expect(removed.status).toBe(200);
     expect(sim.inboxes(accountId)).toHaveLength(0);
     expect((await call("/api/chatwoot/list/suporte")).status).toBe(404);
+  });
+
+  it("shows a round trip through the simulated WhatsApp side", async () => {
+    const set = await call("/api/chatwoot/set/suporte", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        chatwootBaseUrl: sim.url,
+        chatwootAccountId: accountId,
+        chatwootApiToken: adminToken,
+        signMessages: true,
+      }),
+    });
+    expect(set.status).toBe(201);
+    const event = {
+      event: "message.exchange",
+      data: {
+        id: "3EB0ROUNDTRIP0001",
+        message: {
+          id: "3EB0ROUNDTRIP0001",
+          direction: "incoming",
+          timestamp: "2026-04-28T10:30:00Z",
+          chat: { jid: "5511999999999@s.whatsapp.net", name: "João Silva", type: "private" },
+          sender: { jid: "5511999999999@s.whatsapp.net", name: "João Silva" },
+          content: { text: "Olá, preciso de ajuda" },
+        },
+      },
+      instanceData: { instance: "suporte" },
+    };
+    const accepted = await call("/dev/whatsapp/suporte/events", {
+      method: "POST",
+      token: INSTANCE_TOKEN,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(event),
+    });
+    expect(accepted.status).toBe(202);
+    expect(await accepted.json()).toEqual({ accepted: true, id: "3EB0ROUNDTRIP0001" });
+
+    const conversation = await eventually(() => {
+      const [first] = sim.conversations(accountId) as Array<{ id: number }>;
+      const messages = first ? (sim.messages(accountId, first.id) as Array<{ content: string }>) : [];
+      return messages.some((message) => message.content === "Olá, preciso de ajuda") ? first : null;
+    });
+    const agent = sim.createUser({ name: "Maria", accounts: [{ accountId, role: "agent" }] });
+    const inbox = sim.inboxes(accountId).at(-1) as { id: number };
+    sim.addInboxMember(inbox.id, agent.id);
+    sim.postAgentMessage({
+      accountId,
+      conversationId: conversation.id,
+      userId: agent.id,
+      content: "Claro, como posso ajudar?",
+    });
+
+    const sent = await eventually(async () => {
+      const answer = await call("/dev/whatsapp/suporte/sent", { token: INSTANCE_TOKEN });
+      const body = (await answer.json()) as { sent: Array<Record<string, unknown>> };
+      return body.sent.length > 0 ? body.sent : null;
+    });
+    expect(sent).toEqual([
+      {
+        id: expect.stringMatching(/^SIM[0-9A-F]{12}$/),
+        to: "5511999999999@s.whatsapp.net",
+        type: "text",
+        text: "*Maria*:\nClaro, como posso ajudar?",
+        replyTo: null,
+        at: expect.any(String),
+      },
+    ]);
+    const malformed = await call("/dev/whatsapp/suporte/events", {
+      method: "POST",
+      token: INSTANCE_TOKEN,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ event: "message.exchange", data: { message: { id: "x" } } }),
+    });
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as { error: { message: string } }).error.message).toMatch(
+      /^invalid event: data\.message\.direction: /,
+    );
   });
 
   it("keeps the host's own routes working", async () => {

@@ -1,2 +1,3 @@
+export * from "./eventually.js";
 export * from "./simulator/index.js";
 export * from "./whatsapp/index.js";

@@ -235,7 +235,8 @@ export function createRouter(options: RouterOptions) {
   /** An event from Chatwoot (realtime or webhook) for one integration. */
   async function acceptChatwootEvent(integration: Integration, event: string, data: unknown): Promise<void> {
     if (integration.inboxId === null) return;
-    const name = event.replace("_", ".");
+    // Realtime names are dotted (`message.created`); webhook names use an underscore (`message_created`).
+    const name = event.includes(".") ? event : event.replace(/^(message|conversation)_/, "$1.");
     if (name === "message.created" || name === "message.updated") {
       const work = agentMessageOf(data, integration.inboxId);
       if (!work) return;

@@ -1,0 +1,132 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { eventually, type RoutingHarness, startRoutingHarness, textEvent } from "./harness.js";
+import {
+  chatMessages,
+  conversationsOf,
+  countContactInboxes,
+  countContacts,
+  totalMessages,
+} from "./inspect.js";
+
+let h: RoutingHarness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+const phones = Array.from({ length: 20 }, (_, i) => `55119${String(10_000_000 + i)}`);
+
+describe("WhatsApp → Chatwoot", () => {
+  it("a burst of 200 messages from 20 new contacts makes 20 contacts, inboxes and conversations, in per-chat order", async () => {
+    h = await startRoutingHarness();
+    const events = phones.flatMap((phone) =>
+      Array.from({ length: 10 }, (_, n) => textEvent({ phone, text: `${phone} #${n}` })),
+    );
+    // Interleave chats, all at once.
+    const shuffled = [...events].sort((a, b) => (a.data.id > b.data.id ? 1 : -1));
+    const results = await Promise.all(
+      phones.map((_, i) => Promise.all(events.slice(i * 10, i * 10 + 10).map((e) => h!.ingest(e)))),
+    );
+    expect(results.flat().every((result) => !result.duplicate)).toBe(true);
+    expect(shuffled).toHaveLength(200);
+    await eventually(() => totalMessages(h!) === 200, { what: "200 messages", timeoutMs: 20_000 });
+    expect(countContacts(h)).toBe(20);
+    expect(countContactInboxes(h)).toBe(20);
+    const conversations = conversationsOf(h);
+    expect(conversations).toHaveLength(20);
+    for (const conversation of conversations) {
+      const texts = chatMessages(h, conversation.id).map((message) => message.content);
+      const phone = texts[0]!.split(" ")[0]!;
+      expect(texts).toEqual(Array.from({ length: 10 }, (_, n) => `${phone} #${n}`));
+    }
+    // Every created message carries our source id.
+    for (const conversation of conversations) {
+      for (const message of chatMessages(h, conversation.id)) expect(message.source_id).toMatch(/^WAID:3EB0/);
+    }
+
+    // Replaying the same 200 events creates nothing new.
+    const replay = await Promise.all(events.map((event) => h!.ingest(event)));
+    expect(replay.every((result) => result.duplicate)).toBe(true);
+    await eventually(async () => {
+      const counts = await h!.store.outbox.count((await h!.store.integrations.get("suporte"))!.id);
+      return counts.pending === 0 && counts.claimed === 0;
+    });
+    expect(totalMessages(h)).toBe(200);
+    expect(countContacts(h)).toBe(20);
+  });
+
+  it("costs exactly one Chatwoot request per text message in a known chat, and at most three for a new contact", async () => {
+    h = await startRoutingHarness();
+    h.sim.clearRequests();
+    await h.ingest(textEvent({ phone: "5511988887777", text: "hello" }));
+    await eventually(() => totalMessages(h!) === 1);
+    const cold = h.sim.requests.filter((request) => request.path.startsWith("/api/v1/accounts/"));
+    expect(cold.length).toBeLessThanOrEqual(3);
+
+    h.sim.clearRequests();
+    for (let i = 0; i < 10; i++) await h.ingest(textEvent({ phone: "5511988887777", text: `warm ${i}` }));
+    await eventually(() => totalMessages(h!) === 11);
+    const warm = h.sim.requests.filter((request) => request.path.startsWith("/api/v1/accounts/"));
+    expect(warm).toHaveLength(10);
+    expect(warm.every((request) => request.method === "POST" && /\/messages$/.test(request.path))).toBe(true);
+  });
+
+  it("drops groups with ignoreGroups, and prefixes the participant's name in groups otherwise", async () => {
+    h = await startRoutingHarness({ flags: { ignoreGroups: true } });
+    const group = { jid: "120363000000000001@g.us", subject: "Family" };
+    const ignored = await h.ingest(textEvent({ phone: "5511911112222", text: "hi all", group, name: "Ana" }));
+    expect(ignored.ignored).toBe("group_ignored");
+    await h.close();
+
+    h = await startRoutingHarness();
+    await h.ingest(textEvent({ phone: "5511911112222", text: "hi all", group, name: "Ana" }));
+    await eventually(() => totalMessages(h!) === 1);
+    const [conversation] = conversationsOf(h);
+    expect(chatMessages(h, conversation!.id)[0]!.content).toBe("*Ana*:\nhi all");
+  });
+
+  it("mirrors messages sent from the phone as outgoing, and never sends them back to WhatsApp", async () => {
+    h = await startRoutingHarness();
+    await h.ingest(textEvent({ phone: "5511977776666", text: "from the customer" }));
+    await h.ingest(textEvent({ phone: "5511977776666", text: "typed on the phone", direction: "outgoing" }));
+    await eventually(() => totalMessages(h!) === 2);
+    const [conversation] = conversationsOf(h);
+    const [, mirrored] = chatMessages(h, conversation!.id);
+    expect(mirrored).toMatchObject({ content: "typed on the phone", message_type: 1 });
+    // The mirrored message comes back over the realtime link as an outgoing message: it is not an agent reply.
+    await h.ingest(textEvent({ phone: "5511977776666", text: "one more" }));
+    await eventually(() => totalMessages(h!) === 3);
+    expect(h.gateway.sent("suporte")).toEqual([]);
+  });
+
+  it("delivers, in order and once, what was ingested while Chatwoot refused connections", async () => {
+    h = await startRoutingHarness();
+    await h.ingest(textEvent({ phone: "5511955554444", text: "before" }));
+    await eventually(() => totalMessages(h!) === 1);
+    await h.sim.closePort();
+    for (let i = 0; i < 10; i++) {
+      await h.ingest(textEvent({ phone: "5511955554444", text: `down A${i}` }));
+      await h.ingest(textEvent({ phone: "5511955553333", text: `down B${i}` }));
+    }
+    const integrationId = (await h.store.integrations.get("suporte"))!.id;
+    // The dispatcher is failing and backing off, not dropping.
+    await eventually(async () => (await h!.store.outbox.count(integrationId)).pending === 20);
+    await h.sim.reopenPort();
+    await eventually(() => totalMessages(h!) === 21, { timeoutMs: 20_000, what: "21 messages" });
+    const byText = conversationsOf(h).map((conversation) =>
+      chatMessages(h!, conversation.id).map((m) => m.content),
+    );
+    expect(byText).toContainEqual(["before", ...Array.from({ length: 10 }, (_, i) => `down A${i}`)]);
+    expect(byText).toContainEqual(Array.from({ length: 10 }, (_, i) => `down B${i}`));
+  });
+
+  it("rejects a malformed event with an error that names the path", async () => {
+    h = await startRoutingHarness();
+    await expect(h.ingest({ event: "message.exchange", data: { message: { id: "x" } } })).rejects.toThrow(
+      /^invalid event: data\.message\.direction: /,
+    );
+    await expect(h.ingest({ event: "presence.update", data: {} })).resolves.toMatchObject({
+      ignored: "unknown_event",
+    });
+  });
+});

@@ -1,0 +1,139 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { eventually, type RoutingHarness, startRoutingHarness, textEvent } from "./harness.js";
+import { chatMessages, conversationsOf, totalMessages } from "./inspect.js";
+
+let h: RoutingHarness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+const PHONE = "5511933332222";
+const JID = `${PHONE}@s.whatsapp.net`;
+
+async function withConversation(flags: Parameters<typeof startRoutingHarness>[0] = {}): Promise<number> {
+  h = await startRoutingHarness(flags);
+  await h.ingest(textEvent({ phone: PHONE, text: "hello, I need help" }));
+  await eventually(() => totalMessages(h!) === 1);
+  return conversationsOf(h)[0]!.id;
+}
+
+const reply = (conversationId: number, content: string, extra: { private?: boolean } = {}) =>
+  h!.sim.postAgentMessage({
+    accountId: h!.accountId,
+    conversationId,
+    userId: h!.agent.id,
+    content,
+    ...extra,
+  }) as {
+    id: number;
+  };
+
+describe("Chatwoot → WhatsApp", () => {
+  it("forwards an agent reply once, even when Chatwoot sends the event twice", async () => {
+    const conversationId = await withConversation();
+    h!.sim.cable.duplicateNext(1);
+    reply(conversationId, "How can I help?");
+    await eventually(() => h!.gateway.sent("suporte").length === 1);
+    // A second reply proves the first event's duplicate was processed (events are handled in order).
+    reply(conversationId, "Still there?");
+    await eventually(() => h!.gateway.sent("suporte").length === 2);
+    expect(h!.gateway.sent("suporte").map((sent) => [sent.to, sent.type, sent.text])).toEqual([
+      [JID, "text", "How can I help?"],
+      [JID, "text", "Still there?"],
+    ]);
+  });
+
+  it("applies the signature prefix and never forwards private notes", async () => {
+    const conversationId = await withConversation({ flags: { signMessages: true } });
+    reply(conversationId, "internal: VIP customer", { private: true });
+    reply(conversationId, "Hi! Let me check.");
+    await eventually(() => h!.gateway.sent("suporte").length === 1);
+    expect(h!.gateway.sent("suporte")[0]!.text).toBe("*Jane*:\nHi! Let me check.");
+    // The echo of our send (an outgoing message with our WhatsApp id) is not mirrored back into Chatwoot.
+    const [sent] = h!.gateway.sent("suporte");
+    await h!.ingest(
+      textEvent({ phone: PHONE, text: "*Jane*:\nHi! Let me check.", direction: "outgoing", id: sent!.id }),
+    );
+    await h!.ingest(textEvent({ phone: PHONE, text: "thanks" }));
+    await eventually(() => chatMessages(h!, conversationId).some((m) => m.content === "thanks"));
+    expect(chatMessages(h!, conversationId).filter((m) => m.content?.includes("Let me check"))).toHaveLength(
+      1,
+    );
+  });
+
+  it("fetches replies posted while the socket was down after it reconnects", async () => {
+    const conversationId = await withConversation();
+    await h!.sim.closePort();
+    reply(conversationId, "sent while you were away");
+    await h!.sim.reopenPort();
+    await eventually(() => h!.gateway.sent("suporte").length === 1, {
+      timeoutMs: 15_000,
+      what: "backfilled reply",
+    });
+    expect(h!.gateway.sent("suporte")[0]!.text).toBe("sent while you were away");
+  });
+
+  it("detects a stale socket (no pings), reconnects and fetches what it missed", async () => {
+    const conversationId = await withConversation();
+    h!.sim.cable.pausePings();
+    reply(conversationId, "during the silence");
+    h!.sim.cable.resumePings();
+    await eventually(() => h!.gateway.sent("suporte").length === 1, {
+      timeoutMs: 15_000,
+      what: "reply after staleness",
+    });
+    expect(h!.gateway.sent("suporte").map((sent) => sent.text)).toEqual(["during the silence"]);
+  });
+
+  it("marks a reply failed with a private note after its retries, and Chatwoot's retry sends it once", async () => {
+    const conversationId = await withConversation();
+    h!.gateway.failNext("suporte", 3, "phone offline");
+    const message = reply(conversationId, "are you there?");
+    await eventually(
+      () => chatMessages(h!, conversationId).find((m) => m.id === message.id)?.status === "failed",
+      {
+        what: "failed status",
+      },
+    );
+    const failed = chatMessages(h!, conversationId).find((m) => m.id === message.id)!;
+    expect(failed.content_attributes).toMatchObject({
+      external_error: "Not delivered to WhatsApp: phone offline",
+    });
+    await eventually(() =>
+      chatMessages(h!, conversationId).some((m) => m.private && m.content?.includes("phone offline")),
+    );
+    expect(h!.gateway.sent("suporte")).toEqual([]);
+
+    h!.sim.retryMessage({ accountId: h!.accountId, conversationId, messageId: message.id });
+    await eventually(() => h!.gateway.sent("suporte").length === 1);
+    await eventually(
+      () => chatMessages(h!, conversationId).find((m) => m.id === message.id)?.status === "sent",
+    );
+    expect(h!.gateway.sent("suporte")[0]!.text).toBe("are you there?");
+  });
+
+  it("pauses the integration when Chatwoot rejects the stored token, keeping its work", async () => {
+    await withConversation();
+    h!.sim.revokeAccessToken(h!.agent.id);
+    await h!.ingest(textEvent({ phone: PHONE, text: "anyone?" }));
+    const integration = await eventually(async () => {
+      const row = await h!.store.integrations.get("suporte");
+      return row?.status === "paused" ? row : null;
+    });
+    expect(integration.lastError).toMatch(/^Chatwoot rejected the stored API token/);
+    expect((await h!.store.outbox.count(integration.id)).pending).toBe(1);
+  });
+
+  it("stops everything for the instance on deactivation", async () => {
+    const conversationId = await withConversation();
+    await h!.integration.deactivate("suporte");
+    reply(conversationId, "too late");
+    await expect(h!.ingest(textEvent({ phone: PHONE, text: "hello?" }))).rejects.toThrow(
+      "no chatwoot integration",
+    );
+    // The realtime link is gone: the socket of this token user is closed.
+    await eventually(() => h!.sim.cable.connections() === 0);
+    expect(h!.gateway.sent("suporte")).toEqual([]);
+  });
+});
