@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import type { RateLimiterAbstract } from "rate-limiter-flexible";
 import * as z from "zod";
 import { type ActivateBody, activateBodySchema, formatIssues } from "./activation/schema.js";
@@ -16,7 +16,7 @@ import {
 } from "./http/index.js";
 import { createIntegrationRepository, type Integration } from "./integrations/index.js";
 import { type Clock, type Logger, silentLogger, systemClock } from "./observability/index.js";
-import { createRealtimeHub } from "./realtime/index.js";
+import { createRealtimeHub, createRealtimeOwnership } from "./realtime/index.js";
 import type { WhatsAppGateway } from "./routing/gateway.js";
 import { createRouter, type IngestResult } from "./routing/service.js";
 import type { StoragePort } from "./store/ports.js";
@@ -29,8 +29,6 @@ const port = <T>(name: string, methods: string[]) =>
       methods.every((method) => typeof (value as Record<string, unknown>)[method] === "function"),
     { error: `must be a ${name} (with ${methods.join(", ")})` },
   );
-
-const RECONCILE_INTERVAL_MS = 15_000;
 
 const keySchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/),
@@ -88,6 +86,8 @@ export const integrationOptionsSchema = z.strictObject({
     .object({
       pingIntervalMs: z.number().int().positive().default(3_000),
       subscribeTimeoutMs: z.number().int().positive().default(10_000),
+      /** Ownership lease of each subscription across processes; renewed at a third of it. */
+      leaseTtlMs: z.number().int().min(300).default(15_000),
     })
     .prefault({}),
   /** Outbox dispatcher tuning. */
@@ -119,6 +119,11 @@ export const integrationOptionsSchema = z.strictObject({
         .optional(),
     })
     .prefault({}),
+  /** Identifies this process in leases and outbox claims (default: random per start). */
+  processId: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,100}$/)
+    .optional(),
   /** How long a message sent from the phone waits before it is mirrored (so our own sends are recognised). */
   echoWaitMs: z.number().int().min(0).default(1_500),
   logger: port<Logger>("Logger", ["debug", "info", "warn", "error"]).default(silentLogger),
@@ -193,7 +198,7 @@ export function createChatwootIntegration(input: ChatwootIntegrationOptions): Ch
     gateway: options.gateway,
     clock: options.clock,
     logger: options.logger,
-    dispatcher: options.dispatcher,
+    dispatcher: { ...options.dispatcher, ...(options.processId ? { owner: options.processId } : {}) },
     retry: options.retry,
     echoWaitMs: options.echoWaitMs,
   });
@@ -219,38 +224,31 @@ export function createChatwootIntegration(input: ChatwootIntegrationOptions): Ch
     onReconnect: (id, since) => withIntegration(id, (integration) => router.backfill(integration, since)),
   });
   const realtime = options.delivery === "realtime";
-  let reconcileTimer: NodeJS.Timeout | null = null;
-  const attaching = new Set<string>();
-  /** Every active integration gets its realtime link; a link that failed is tried again on the next round. */
-  async function reconcileLinks(): Promise<void> {
-    try {
-      for await (const integration of integrations.all()) {
-        if (integration.status !== "active" && integration.status !== "error") continue;
-        if (hub.status(integration.id) || attaching.has(integration.id)) continue;
-        attaching.add(integration.id);
-        hub
-          .attach(integration)
-          .catch((error) =>
-            options.logger.warn(
-              { instance: integration.instance, err: error instanceof Error ? error.message : String(error) },
-              "chatwoot: realtime link not confirmed; trying again later",
-            ),
-          )
-          .finally(() => attaching.delete(integration.id));
-      }
-    } catch (error) {
-      options.logger.error(
-        { err: error instanceof Error ? error.message : String(error) },
-        "chatwoot: could not list integrations",
-      );
-    }
-  }
+  const ownership = createRealtimeOwnership({
+    leases: options.store.leases,
+    integrations,
+    hub,
+    clock: options.clock,
+    logger: options.logger,
+    owner: options.processId ?? `process-${randomUUID()}`,
+    ttlMs: options.realtime.leaseTtlMs,
+    onTakeover: (integration, since) => {
+      router
+        .backfill(integration, since)
+        .catch((error) =>
+          options.logger.warn(
+            { instance: integration.instance, err: error instanceof Error ? error.message : String(error) },
+            "chatwoot: backfill failed",
+          ),
+        );
+    },
+  });
   const hooks: ActivationHooks = {
     afterPersist: async (integration, signal) => {
-      if (realtime) await hub.attach(integration, signal);
+      if (realtime) await ownership.activate(integration, signal);
     },
     onDeactivate: async (integration) => {
-      hub.detach(integration.id);
+      await ownership.release(integration.id);
       const dropped = await options.store.outbox.cancelAll(integration.id);
       if (dropped > 0)
         options.logger.info({ instance: integration.instance, dropped }, "chatwoot: dropped pending work");
@@ -316,14 +314,10 @@ export function createChatwootIntegration(input: ChatwootIntegrationOptions): Ch
     },
     async start() {
       router.start();
-      if (!realtime || reconcileTimer) return;
-      await reconcileLinks();
-      reconcileTimer = setInterval(() => void reconcileLinks(), RECONCILE_INTERVAL_MS);
-      reconcileTimer.unref();
+      if (realtime) ownership.start();
     },
     async stop() {
-      if (reconcileTimer) clearInterval(reconcileTimer);
-      reconcileTimer = null;
+      await ownership.stop();
       await router.stop();
       hub.close();
       await ownApi?.close();

@@ -55,6 +55,19 @@ export function createLeaseStore({ knex, dialect, tables: t }: StoreContext): Le
       return (await knex(t.leases).where({ name, owner }).update({ owner: null, expires_at: 0 })) > 0;
     },
 
+    async list(prefix) {
+      // LIKE with escaped wildcards: the prefix is data, not a pattern.
+      const pattern = `${prefix.replace(/[\\%_]/g, (char) => `\\${char}`)}%`;
+      const rows: Row[] = await knex(t.leases)
+        .whereRaw("?? like ? escape ?", ["name", pattern, "\\"])
+        .whereNotNull("owner")
+        .orderBy("name", "asc");
+      // SQLite's LIKE ignores ASCII case: keep exact prefix matches only.
+      return rows
+        .filter((row) => String(row.name).startsWith(prefix))
+        .map((row) => leaseFromRow({ ...row, owner: String(row.owner) }));
+    },
+
     async get(name): Promise<Lease | null> {
       const row = await read(name);
       return row && row.owner !== null && row.owner !== undefined

@@ -93,7 +93,7 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       const now = options.clock.now();
       for (const subscription of connection.subscriptions.values()) {
         subscription.lostAt ??= now;
-        subscription.lastError = "realtime link to Chatwoot lost; reconnecting";
+        subscription.lastError = `Chatwoot realtime link lost - reconnecting to ${cableUrl(connection.baseUrl)}`;
       }
     });
     connections.set(key, connection);

@@ -1,1 +1,2 @@
 export * from "./hub.js";
+export * from "./ownership.js";

@@ -360,6 +360,12 @@ export function createMemoryStore(): MemoryStore {
         const current = leases.get(name);
         return current && current.owner !== null ? toLease({ ...current, owner: current.owner }) : null;
       },
+      async list(prefix) {
+        return [...leases.values()]
+          .filter((lease) => lease.owner !== null && lease.name.startsWith(prefix))
+          .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+          .map((lease) => toLease({ ...lease, owner: lease.owner! }));
+      },
     },
   };
 }

@@ -178,6 +178,8 @@ export interface LeaseStore {
   /** Releases a lease held by `owner`; returns false when it was not held. */
   release(name: string, owner: string): Promise<boolean>;
   get(name: string): Promise<Lease | null>;
+  /** Every held lease (owner set, expired or not) whose name starts with `prefix`, ordered by name. */
+  list(prefix: string): Promise<Lease[]>;
 }
 
 /** Everything the core persists. Implementations: `createMemoryStore()` (core), `createKnexStore()` (knex). */

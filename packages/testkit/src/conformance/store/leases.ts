@@ -9,6 +9,24 @@ const leaseName = () => `realtime:int_${unique()}`;
 export const leaseChecks: StoreCheckGroup = {
   title: "leases",
   checks: {
+    "list returns the held leases of a prefix only, exactly, in name order": async ({ store }) => {
+      const base = `list_${unique()}`;
+      await store.leases.acquire(`${base}:b`, "p1", TTL, at(0));
+      await store.leases.acquire(`${base}:a`, "p2", TTL, at(0));
+      await store.leases.acquire(`${base}:c`, "p1", TTL, at(0));
+      await store.leases.release(`${base}:c`, "p1");
+      await store.leases.acquire(`${base.toUpperCase()}:x`, "p3", TTL, at(0));
+      await store.leases.acquire(`${base}_wild`, "p3", TTL, at(0));
+      await store.leases.acquire(`${base}%:z`, "p3", TTL, at(0));
+      const listed = await store.leases.list(`${base}:`);
+      expect(listed.map((lease) => [lease.name, lease.owner])).toEqual([
+        [`${base}:a`, "p2"],
+        [`${base}:b`, "p1"],
+      ]);
+      // Expired leases are listed too: the caller compares expiresAt with its clock.
+      expect(listed[0]).toEqual({ name: `${base}:a`, owner: "p2", epoch: 1, expiresAt: at(TTL) });
+    },
+
     "a free lease is acquired at epoch 1 and reads back": async ({ store }) => {
       const name = leaseName();
       expect(await store.leases.get(name)).toBeNull();
