@@ -19,6 +19,7 @@ import { type Clock, type Logger, silentLogger, systemClock } from "./observabil
 import { createRealtimeHub, createRealtimeOwnership } from "./realtime/index.js";
 import type { WhatsAppGateway } from "./routing/gateway.js";
 import { createRouter, type IngestResult } from "./routing/service.js";
+import { createWebhookRoute } from "./routing/webhook.js";
 import type { StoragePort } from "./store/ports.js";
 
 const port = <T>(name: string, methods: string[]) =>
@@ -119,6 +120,13 @@ export const integrationOptionsSchema = z.strictObject({
         .optional(),
     })
     .prefault({}),
+  /** Media carried between WhatsApp and Chatwoot: size cap (default 40 MiB) and download deadline (60 s). */
+  media: z
+    .object({
+      maxBytes: z.number().int().positive().optional(),
+      timeoutMs: z.number().int().positive().optional(),
+    })
+    .prefault({}),
   /** Identifies this process in leases and outbox claims (default: random per start). */
   processId: z
     .string()
@@ -201,6 +209,7 @@ export function createChatwootIntegration(input: ChatwootIntegrationOptions): Ch
     dispatcher: { ...options.dispatcher, ...(options.processId ? { owner: options.processId } : {}) },
     retry: options.retry,
     echoWaitMs: options.echoWaitMs,
+    media: options.media,
   });
   const withIntegration = (id: string, action: (integration: Integration) => Promise<unknown>) => {
     integrations
@@ -279,7 +288,15 @@ export function createChatwootIntegration(input: ChatwootIntegrationOptions): Ch
         "chatwoot: rate-limit store failed",
       ),
   });
+  const webhook = createWebhookRoute({
+    integrations,
+    chatwoot,
+    clock: options.clock,
+    logger: options.logger,
+    accept: (integration, event, payload) => router.acceptChatwootEvent(integration, event, payload),
+  });
   const http = createHttpHandler({
+    extraRoutes: [webhook],
     enabled: options.enabled,
     prefix: options.prefix,
     directory: options.directory,

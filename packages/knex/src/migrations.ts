@@ -107,7 +107,8 @@ const migrations: ChatwootMigration[] = [
         table.string("direction", 16).notNullable();
         table.string("chat_key", key).notNullable();
         table.string("dedupe_key", key).notNullable();
-        table.text("payload", "mediumtext").notNullable();
+        // longtext on MySQL: inline media (base64) can be tens of MiB (raise max_allowed_packet accordingly).
+        table.text("payload", "longtext").notNullable();
         table.string("status", 16).notNullable();
         table.integer("attempts").notNullable();
         table.bigInteger("available_at").notNullable();

@@ -542,6 +542,7 @@ async function readText(body: Dispatcher.ResponseData["body"]): Promise<string> 
   for await (const chunk of body) {
     size += chunk.length;
     if (size > MAX_BODY_BYTES) {
+      body.on("error", () => {});
       body.destroy();
       throw new Error(`response body larger than ${MAX_BODY_BYTES} bytes`);
     }

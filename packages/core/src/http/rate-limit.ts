@@ -33,6 +33,18 @@ export interface RateLimiterOptions {
   now?: () => number;
 }
 
+/**
+ * A refusal (the quota is used up) as opposed to a store failure. rate-limiter-flexible rejects with a
+ * `RateLimiterRes`; the host may have built its limiter with another installed copy of the library, whose class
+ * is not ours, so its shape counts too (a store failure is an `Error`).
+ */
+function isRefusal(error: unknown): error is RateLimiterRes {
+  if (error instanceof RateLimiterRes) return true;
+  if (typeof error !== "object" || error === null || error instanceof Error) return false;
+  const res = error as Partial<Record<keyof RateLimiterRes, unknown>>;
+  return typeof res.msBeforeNext === "number" && typeof res.remainingPoints === "number";
+}
+
 /** Tokens are never used as keys in plain text: a shared store would persist them. */
 const keyOf = (token: string) => createHash("sha256").update(token, "utf8").digest("base64url").slice(0, 32);
 
@@ -56,7 +68,7 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
       try {
         return decide(await limiter.consume(keyOf(token)), true);
       } catch (error) {
-        if (error instanceof RateLimiterRes) return decide(error, false);
+        if (isRefusal(error)) return decide(error, false);
         options.onError?.(error);
         const allowed = options.onStoreError !== "closed";
         const resetAt = Math.ceil(now() / 1000) + duration;

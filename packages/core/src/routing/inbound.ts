@@ -1,13 +1,15 @@
-import type { ChatwootAccountTarget, ChatwootApi } from "../chatwoot/index.js";
+import type { ChatwootAccountTarget, ChatwootApi, Upload } from "../chatwoot/index.js";
 import { isChatwootRequestError } from "../chatwoot/index.js";
 import type { Integration } from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { ChatMapping, MappingStore } from "../store/ports.js";
 import type { WhatsAppMessage } from "./events.js";
+import { describeFile, type MediaFetcher, MediaUnavailableError } from "./media.js";
 import { chatJidOf, type InboundWork, phoneOf, waSourceId } from "./work.js";
 
 export interface InboundDeps {
   chatwoot: ChatwootApi;
+  media: MediaFetcher;
   mappings: MappingStore;
   clock: Clock;
   logger: Logger;
@@ -135,11 +137,24 @@ export function createInboundDelivery(deps: InboundDeps) {
     return first?.chatwootMessageId ?? null;
   }
 
-  function textOf(message: WhatsAppMessage): string {
-    const text = message.content?.text ?? message.media?.caption ?? "";
-    if (message.media && !text)
-      return `[${message.media.type === "ptt" ? "voice note" : message.media.type}]`;
-    return text;
+  /** The file of a media message, from `base64` or else downloaded from `url`, capped. */
+  async function loadMedia(message: WhatsAppMessage, signal: AbortSignal): Promise<Upload> {
+    const media = message.media!;
+    let data: Buffer;
+    let contentType: string | null = null;
+    let fileName = media.fileName ?? null;
+    if (media.base64) {
+      data = deps.media.fromBase64(media.base64);
+    } else if (media.url) {
+      const downloaded = await deps.media.download(media.url, signal);
+      data = downloaded.data;
+      contentType = downloaded.contentType;
+      fileName ??= downloaded.fileName;
+    } else {
+      throw new MediaUnavailableError("the event carries neither base64 nor url");
+    }
+    const described = describeFile(media.type, message.id, media.mimetype ?? contentType, fileName);
+    return { data, mimetype: described.mimetype, fileName: described.fileName };
   }
 
   async function deliverMessage(ctx: InboundContext, message: WhatsAppMessage): Promise<void> {
@@ -160,7 +175,20 @@ export function createInboundDelivery(deps: InboundDeps) {
     let conversationId = chat!.conversationId ?? (await openConversation(ctx, chat!));
 
     const contentAttributes: Record<string, unknown> = {};
-    let content = textOf(message);
+    let content = message.content?.text ?? message.media?.caption ?? "";
+    let attachments: Upload[] | undefined;
+    if (message.media && !annotation) {
+      try {
+        attachments = [await loadMedia(message, ctx.signal)];
+      } catch (error) {
+        if (!(error instanceof MediaUnavailableError)) throw error;
+        // Never dropped silently: the agent sees that a file was sent and why it is missing.
+        deps.count("media_unavailable");
+        const label = message.media.type === "ptt" ? "voice note" : message.media.type;
+        const note = `[${label} from WhatsApp not delivered: ${error.message}]`;
+        content = content ? `${content}\n${note}` : note;
+      }
+    }
     const quotedId = message.quoted?.id ?? annotation?.targetId;
     if (quotedId) {
       contentAttributes.in_reply_to_external_id = waSourceId(quotedId);
@@ -204,6 +232,7 @@ export function createInboundDelivery(deps: InboundDeps) {
       messageType: message.direction === "incoming" ? ("incoming" as const) : ("outgoing" as const),
       sourceId,
       ...(Object.keys(contentAttributes).length > 0 ? { contentAttributes } : {}),
+      ...(attachments ? { attachments } : {}),
     };
     let created: Awaited<ReturnType<ChatwootApi["createMessage"]>>;
     try {

@@ -2,8 +2,9 @@ import type { ChatwootAccountTarget, ChatwootApi } from "../chatwoot/index.js";
 import type { Integration } from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { MappingStore } from "../store/ports.js";
-import type { WhatsAppGateway } from "./gateway.js";
-import { type AgentAttachment, type OutboundWork, WAID_PREFIX } from "./work.js";
+import type { WhatsAppGateway, WhatsAppSend } from "./gateway.js";
+import { describeFile, type MediaFetcher, MediaUnavailableError, whatsappKindOf } from "./media.js";
+import { type AgentAttachment, type OutboundWork, type RevokeWork, WAID_PREFIX } from "./work.js";
 
 type Json = Record<string, unknown>;
 const record = (value: unknown): Json | null =>
@@ -61,6 +62,7 @@ export function agentMessageOf(data: unknown, inboxId: number): OutboundWork | n
 
 export interface OutboundDeps {
   chatwoot: ChatwootApi;
+  media: MediaFetcher;
   mappings: MappingStore;
   gateway: WhatsAppGateway;
   clock: Clock;
@@ -97,14 +99,39 @@ export function createOutboundDelivery(deps: OutboundDeps) {
       ctx.integration.signMessages && work.senderName
         ? `*${work.senderName}*:\n${work.content}`
         : work.content;
-    const parts = work.content.trim() ? [{ part: 0, text }] : [];
+    // Part 0 is the text, parts 1..n the attachments; each part is recorded as soon as it is sent.
+    const parts: Array<() => Promise<WhatsAppSend>> = [];
+    const base = { instance: ctx.integration.instance, to: jid, replyTo };
+    parts.push(async () => ({ ...base, kind: "text", text }));
+    work.attachments.forEach((attachment, index) => {
+      parts.push(async () => {
+        const file = await deps.media.download(attachment.dataUrl, ctx.signal).catch((error: unknown) => {
+          // Over the cap there is nothing to retry; a failed download may work next time.
+          if (error instanceof MediaUnavailableError && error.message.startsWith("file larger")) {
+            throw new PermanentDeliveryError(`attachment ${index + 1}: ${error.message}`);
+          }
+          throw error;
+        });
+        const described = describeFile(
+          attachment.fileType,
+          `${work.messageId}-${index + 1}`,
+          file.contentType,
+          file.fileName,
+        );
+        const kind = whatsappKindOf(attachment.fileType, described.mimetype);
+        return {
+          ...base,
+          kind,
+          media: { data: file.data, mimetype: described.mimetype, fileName: described.fileName },
+          ...(kind === "document" ? { caption: "" } : {}),
+        };
+      });
+    });
     let sentAny = false;
-    for (const { part, text: partText } of parts) {
+    for (const [part, build] of parts.entries()) {
+      if (part === 0 && !work.content.trim()) continue;
       if (sent.some((entry) => entry.part === part)) continue;
-      const result = await gateway.send(
-        { instance: ctx.integration.instance, to: jid, kind: "text", text: partText, replyTo },
-        { signal: ctx.signal },
-      );
+      const result = await gateway.send(await build(), { signal: ctx.signal });
       sentAny = true;
       await mappings.putMessage({
         integrationId,
@@ -143,7 +170,26 @@ export function createOutboundDelivery(deps: OutboundDeps) {
     });
   }
 
-  return { deliver, reportFailure };
+  /** A message deleted in Chatwoot: revoke every part we sent for it. */
+  async function revoke(ctx: OutboundContext, work: RevokeWork): Promise<void> {
+    const integrationId = ctx.integration.id;
+    const sent = (await mappings.getMessagesByChatwoot(integrationId, work.messageId)).filter(
+      (entry) => entry.direction === "outbound",
+    );
+    const jid =
+      work.contactSourceId ??
+      (await mappings.getChatByConversation(integrationId, work.conversationId))?.chatJid ??
+      null;
+    if (!jid || sent.length === 0) return deps.count("revoke_nothing_sent");
+    for (const entry of sent) {
+      await gateway.send(
+        { instance: ctx.integration.instance, to: jid, kind: "revoke", targetId: entry.waMessageId },
+        { signal: ctx.signal },
+      );
+    }
+  }
+
+  return { deliver, reportFailure, revoke };
 }
 
 /** A failure that retrying cannot fix. */

@@ -15,8 +15,9 @@ import { type DispatcherOptions, OutboxDispatcher, type Outcome, type RetryPolic
 import { envelopeSchema, messageExchangeSchema, messageStatusSchema } from "./events.js";
 import type { WhatsAppGateway } from "./gateway.js";
 import { createInboundDelivery, DEFERRED, DeferDelivery } from "./inbound.js";
+import { createMediaFetcher, type MediaFetcherOptions } from "./media.js";
 import { agentMessageOf, createOutboundDelivery, PermanentDeliveryError } from "./outbound.js";
-import { chatJidOf, type InboundWork, type OutboundWork, type Work } from "./work.js";
+import { chatJidOf, type InboundWork, type OutboundWork, type RevokeWork, type Work } from "./work.js";
 
 export interface RouterOptions {
   integrations: IntegrationRepository;
@@ -29,6 +30,8 @@ export interface RouterOptions {
   retry?: { inbound?: Partial<RetryPolicy>; outbound?: Partial<RetryPolicy> };
   /** How long a message sent from this number waits before it is mirrored (default 1500 ms). */
   echoWaitMs?: number;
+  /** Media size cap and download deadline. */
+  media?: MediaFetcherOptions;
 }
 
 export interface IngestResult {
@@ -52,10 +55,12 @@ export function createRouter(options: RouterOptions) {
   const { integrations, store, chatwoot, clock, logger } = options;
   const counters = new Map<string, number>();
   const count = (event: string) => counters.set(event, (counters.get(event) ?? 0) + 1);
-  const inbound = createInboundDelivery({ chatwoot, mappings: store.mappings, clock, logger, count });
+  const media = createMediaFetcher(options.media);
+  const inbound = createInboundDelivery({ chatwoot, media, mappings: store.mappings, clock, logger, count });
   const outbound = options.gateway
     ? createOutboundDelivery({
         chatwoot,
+        media,
         mappings: store.mappings,
         gateway: options.gateway,
         clock,
@@ -100,10 +105,11 @@ export function createRouter(options: RouterOptions) {
     const work = item.payload as Work;
     const target = targetOf(integration);
     try {
-      if (work.kind === "agent-message") {
+      if (work.kind === "agent-message" || work.kind === "revoke") {
         if (!outbound)
           return { kind: "retry", error: "no WhatsApp gateway configured", afterMs: PAUSED_RETRY_MS };
-        await outbound.deliver({ integration, target, signal }, work);
+        if (work.kind === "revoke") await outbound.revoke({ integration, target, signal }, work);
+        else await outbound.deliver({ integration, target, signal }, work);
       } else {
         const age = clock.now().getTime() - item.createdAt.getTime();
         await inbound.deliver(
@@ -135,6 +141,7 @@ export function createRouter(options: RouterOptions) {
     const integration = await integrations.getById(item.integrationId);
     if (!integration) return;
     const work = item.payload as Work;
+    if (work.kind === "revoke") return;
     if (work.kind === "agent-message") {
       await outbound
         ?.reportFailure(
@@ -241,6 +248,18 @@ export function createRouter(options: RouterOptions) {
       const work = agentMessageOf(data, integration.inboxId);
       if (!work) return;
       let dedupeKey = `cw:${work.messageId}`;
+      const attributes = (data as { content_attributes?: { deleted?: unknown } }).content_attributes;
+      if (name === "message.updated" && attributes?.deleted === true) {
+        if (!options.gateway?.supportsRevoke) return;
+        const revoke: RevokeWork = {
+          kind: "revoke",
+          messageId: work.messageId,
+          conversationId: work.conversationId,
+          contactSourceId: work.contactSourceId,
+        };
+        await enqueue(integration, `out:${work.conversationId}`, `${dedupeKey}:revoke`, revoke, "outbound");
+        return;
+      }
       if (name === "message.updated") {
         // Chatwoot's "retry" on a failed message: send it again, once per retry.
         const changes = (data as { previous_changes?: { status?: unknown } }).previous_changes?.status;
@@ -322,7 +341,10 @@ export function createRouter(options: RouterOptions) {
     dispatcher,
     counters: () => Object.fromEntries(counters) as Record<string, number>,
     start: () => dispatcher.start(),
-    stop: (graceMs?: number) => dispatcher.stop(graceMs),
+    stop: async (graceMs?: number) => {
+      await dispatcher.stop(graceMs);
+      await media.close();
+    },
   };
 }
 

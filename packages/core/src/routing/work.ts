@@ -28,7 +28,15 @@ export interface OutboundWork {
   retry?: number;
 }
 
-export type Work = InboundWork | OutboundWork;
+/** A message deleted in Chatwoot: revoke what we sent for it (when the gateway can). */
+export interface RevokeWork {
+  kind: "revoke";
+  messageId: number;
+  conversationId: number;
+  contactSourceId: string | null;
+}
+
+export type Work = InboundWork | OutboundWork | RevokeWork;
 
 /** The chat key of a JID: the phone JID when WhatsApp gave one, so a LID and its phone JID are one chat. */
 export function chatJidOf(message: WhatsAppMessage): string {

@@ -1,9 +1,23 @@
 /**
  * The Chatwoot simulator: a real HTTP server with in-memory state that answers like Chatwoot 4.10
- * where the bridge talks to it, plus fault injection. Start one with `startChatwootSimulator()`.
+ * where the bridge talks to it (REST, ActionCable at `/cable`, API-inbox webhooks), plus fault
+ * injection and test controls. Start one with `startChatwootSimulator()`.
  */
 
+export type {
+  AgentAttachment,
+  AgentMessageInput,
+  AgentMessageRef,
+} from "./agent-actions.js";
+export type { CableSubscriptionInfo, SimulatorCable } from "./cable.js";
 export type { FaultOptions, InjectedFault, PathPattern, SimulatorFaults } from "./faults.js";
+export type { RecordedBroadcast } from "./listeners.js";
+export type {
+  BroadcastFilter,
+  ChatwootMessagingApi,
+  WaitOptions,
+  WebhookDeliveryFilter,
+} from "./messaging-api.js";
 export {
   type AccountMembership,
   type ChatwootSimulator,
@@ -15,4 +29,11 @@ export {
   type SimulatedUser,
   startChatwootSimulator,
 } from "./server.js";
-export type { AccountRole, AccountStatus } from "./store.js";
+export type {
+  AccountRole,
+  AccountStatus,
+  ConversationStatus,
+  MessageStatus,
+  WebhookSigning,
+} from "./store.js";
+export { type WebhookDelivery, webhookSignature } from "./webhooks.js";

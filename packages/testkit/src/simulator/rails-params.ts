@@ -85,18 +85,109 @@ export function isBlank(value: unknown): boolean {
   return false;
 }
 
+/** A file part of a `multipart/form-data` request (`ActionDispatch::Http::UploadedFile`). */
+export class UploadedFile {
+  constructor(
+    readonly fileName: string,
+    /** The part's declared Content-Type (`application/octet-stream` when it declares none). */
+    readonly contentType: string,
+    readonly data: Buffer,
+  ) {}
+}
+
 /**
- * Rails' params for a request: query string, then the JSON body (when the content type is JSON),
- * then path parameters, later sources winning. Invalid JSON is a 400 parse error.
+ * Rack's `normalize_params`: assigns a value under a form field name such as `a`, `a[b]`, `a[]`
+ * or `a[][b]`, building nested hashes and arrays as Rails does for query strings and form bodies.
+ */
+export function assignParam(params: Params, name: string, value: unknown): void {
+  const match = /^([^[\]]*)((?:\[[^\]]*\])*)$/.exec(name);
+  const head = match?.[1] ?? name;
+  const keys = match?.[2] ? [...match[2].matchAll(/\[([^\]]*)\]/g)].map((m) => m[1] ?? "") : [];
+  if (head === "") return;
+  assignPath(params, head, keys, value);
+}
+
+function assignPath(target: Params, key: string, rest: string[], value: unknown): void {
+  if (rest.length === 0) {
+    target[key] = value;
+    return;
+  }
+  const [next, ...tail] = rest as [string, ...string[]];
+  if (next === "") {
+    const list = Array.isArray(target[key]) ? (target[key] as unknown[]) : [];
+    target[key] = list;
+    if (tail.length === 0) {
+      list.push(value);
+      return;
+    }
+    // `a[][b]`: fill the last hash unless it already has this key, then start a new one.
+    const [childKey] = tail as [string];
+    const last = list[list.length - 1];
+    if (isPlainObject(last) && !(childKey in last)) assignPath(last, childKey, tail.slice(1), value);
+    else {
+      const fresh: Params = {};
+      assignPath(fresh, childKey, tail.slice(1), value);
+      list.push(fresh);
+    }
+    return;
+  }
+  const child = isPlainObject(target[key]) ? (target[key] as Params) : {};
+  target[key] = child;
+  assignPath(child, next, tail, value);
+}
+
+/** Parses form-style pairs (query string, urlencoded body) into nested params. */
+export function formParams(pairs: Iterable<[string, unknown]>): Params {
+  const params: Params = {};
+  for (const [name, value] of pairs) assignParam(params, name, value);
+  return params;
+}
+
+/**
+ * Parses a request body the way Rails' params parsers do: JSON (invalid JSON is a 400), urlencoded
+ * and `multipart/form-data` (files become `UploadedFile`s). `undefined` for other or empty bodies.
+ */
+export async function parseBody(contentType: string | undefined, raw: Buffer): Promise<Params | undefined> {
+  if (raw.length === 0 || !contentType) return undefined;
+  const json = parseJsonBody(contentType, raw);
+  if (json !== undefined) return isPlainObject(json) ? json : { _json: json };
+  if (/^application\/x-www-form-urlencoded\b/i.test(contentType)) {
+    return formParams(new URLSearchParams(raw.toString("utf8")));
+  }
+  if (!/^multipart\/form-data\b/i.test(contentType)) return undefined;
+  let form: FormData;
+  try {
+    // Node's WHATWG Request parses multipart bodies; no extra dependency is needed.
+    form = await new Request("http://simulator.invalid/", {
+      method: "POST",
+      headers: { "content-type": contentType },
+      body: new Uint8Array(raw),
+    }).formData();
+  } catch {
+    throw railsPublicException(400);
+  }
+  const pairs: Array<[string, unknown]> = [];
+  for (const [name, value] of form) {
+    if (typeof value === "string") pairs.push([name, value]);
+    else {
+      const data = Buffer.from(await value.arrayBuffer());
+      pairs.push([name, new UploadedFile(value.name, value.type || "application/octet-stream", data)]);
+    }
+  }
+  return formParams(pairs);
+}
+
+/**
+ * Rails' params for a request: query string, then the body, then path parameters, later sources
+ * winning.
  */
 export function mergeParams(
   query: URLSearchParams,
-  body: unknown,
+  body: Params | undefined,
   pathParams: Record<string, string>,
 ): Params {
-  const params: Params = {};
-  for (const [key, value] of query) params[key] = value;
-  if (isPlainObject(body)) Object.assign(params, body);
+  const params: Params = formParams(query);
+  if (body) Object.assign(params, body);
   Object.assign(params, pathParams);
   return params;
 }

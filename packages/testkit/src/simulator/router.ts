@@ -2,6 +2,7 @@
  * The transport-neutral core of the simulator: a plain request in, a plain response out. It does
  * what Rails and Chatwoot's base controllers do before an action runs, in the same order:
  * route match → params → `api_access_token` auth → `current_account` (404, suspended, membership).
+ * Public routes (ActiveStorage URLs) skip authentication.
  */
 import {
   accountSuspended,
@@ -12,7 +13,8 @@ import {
   recordNotFound,
   signInRequired,
 } from "./errors.js";
-import { mergeParams, type Params, parseJsonBody, rubyToI } from "./rails-params.js";
+import { mergeParams, type Params, parseBody, rubyToI } from "./rails-params.js";
+import type { SimulatorRuntime } from "./runtime.js";
 import {
   type AccountRecord,
   type AccountUserRecord,
@@ -34,18 +36,27 @@ export interface ChatwootRequest {
 export interface ChatwootResponse {
   status: number;
   headers: Record<string, string>;
-  body: string;
+  body: string | Buffer;
 }
 
-/** What a route answers; errors are thrown as `ChatwootHttpError`. Status defaults to 200. */
+/**
+ * What a route answers; errors are thrown as `ChatwootHttpError`. Status defaults to 200. `body` is
+ * sent as JSON; `raw` is sent as is (e.g. `head :not_found`, file bytes), with `headers`.
+ */
 export interface RouteReply {
   status?: number;
-  body: unknown;
+  body?: unknown;
+  raw?: string | Buffer;
+  headers?: Record<string, string>;
 }
 
-export interface UserContext {
+export interface PublicContext {
   store: SimulatorStore;
+  runtime: SimulatorRuntime;
   params: Params;
+}
+
+export interface UserContext extends PublicContext {
   user: UserRecord;
 }
 
@@ -61,19 +72,27 @@ interface RouteBase {
   pattern: string;
 }
 
+type Reply = RouteReply | Promise<RouteReply>;
+
+/** A route without authentication (ActiveStorage blob URLs). */
+export interface PublicRoute extends RouteBase {
+  scope: "public";
+  handle(ctx: PublicContext): Reply;
+}
+
 /** A route for any authenticated user (e.g. `/api/v1/profile`). */
 export interface UserRoute extends RouteBase {
   scope: "user";
-  handle(ctx: UserContext): RouteReply;
+  handle(ctx: UserContext): Reply;
 }
 
 /** A route under `/api/v1/accounts/:account_id`, run after the account checks. */
 export interface AccountRoute extends RouteBase {
   scope: "account";
-  handle(ctx: AccountContext): RouteReply;
+  handle(ctx: AccountContext): Reply;
 }
 
-export type Route = UserRoute | AccountRoute;
+export type Route = PublicRoute | UserRoute | AccountRoute;
 
 const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
 
@@ -131,12 +150,23 @@ function jsonResponse(status: number, body: unknown): ChatwootResponse {
   return { status, headers: { "content-type": JSON_CONTENT_TYPE }, body: JSON.stringify(body) };
 }
 
+function toResponse(reply: RouteReply): ChatwootResponse {
+  const status = reply.status ?? 200;
+  if (reply.raw === undefined) {
+    const response = jsonResponse(status, reply.body);
+    Object.assign(response.headers, reply.headers);
+    return response;
+  }
+  return { status, headers: { ...reply.headers }, body: reply.raw };
+}
+
 /**
  * Builds the request handler over a store and a route table. Unknown routes answer 404
  * `{"status":404,"error":"Not Found"}`; an exception a route does not expect answers 500
  * `{"status":500,"error":"Internal Server Error"}` (Rails' JSON public exceptions).
  */
-export function createChatwootHandler(store: SimulatorStore, routes: readonly Route[]) {
+export function createChatwootHandler(runtime: SimulatorRuntime, routes: readonly Route[]) {
+  const { store } = runtime;
   const compiled = routes.map(compile);
 
   function match(method: string, path: string) {
@@ -154,19 +184,20 @@ export function createChatwootHandler(store: SimulatorStore, routes: readonly Ro
     return undefined;
   }
 
-  return function handle(request: ChatwootRequest): ChatwootResponse {
+  return async function handle(request: ChatwootRequest): Promise<ChatwootResponse> {
     try {
       const matched = match(request.method.toUpperCase(), request.path);
       if (!matched) throw railsPublicException(404);
-      const body = parseJsonBody(headerValue(request.headers, "content-type"), request.rawBody);
+      const body = await parseBody(headerValue(request.headers, "content-type"), request.rawBody);
       const params = mergeParams(request.query, body, matched.pathParams);
-      const user = authenticate(store, request.headers);
       const { route } = matched;
+      if (route.scope === "public") return toResponse(await route.handle({ store, runtime, params }));
+      const user = authenticate(store, request.headers);
       const reply =
         route.scope === "user"
-          ? route.handle({ store, params, user })
-          : route.handle({ store, params, user, ...currentAccount(store, params, user) });
-      return jsonResponse(reply.status ?? 200, reply.body);
+          ? await route.handle({ store, runtime, params, user })
+          : await route.handle({ store, runtime, params, user, ...currentAccount(store, params, user) });
+      return toResponse(reply);
     } catch (error) {
       if (error instanceof ChatwootHttpError) return jsonResponse(error.status, error.body);
       // Deliberate 500s are ChatwootHttpErrors; anything else is a simulator bug worth seeing.

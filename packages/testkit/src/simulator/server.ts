@@ -1,9 +1,17 @@
 /**
- * The node:http adapter around the simulator core: request log, faults, port control, and the
- * seeding/inspection API integrators use in their tests.
+ * The node:http adapter around the simulator core: request log, faults, port control, the
+ * ActionCable upgrade, and the seeding/inspection API integrators use in their tests.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { createCableServer } from "./cable.js";
 import { ChatwootHttpError } from "./errors.js";
 import {
   createFaultRegistry,
@@ -12,9 +20,16 @@ import {
   type PathPattern,
   type SimulatorFaults,
 } from "./faults.js";
+import { createCableListener, createWebhookListener } from "./listeners.js";
+import { type ChatwootMessagingApi, createMessagingApi } from "./messaging-api.js";
 import { type ChatwootResponse, createChatwootHandler } from "./router.js";
+import { contactRoutes } from "./routes/contacts.js";
+import { conversationRoutes } from "./routes/conversations.js";
 import { byName, createApiInbox, inboxRoutes } from "./routes/inboxes.js";
+import { messageRoutes } from "./routes/messages.js";
 import { profileRoutes } from "./routes/profile.js";
+import { storageRoutes } from "./routes/storage.js";
+import { createRuntime, type EventListener } from "./runtime.js";
 import {
   type AccountRole,
   type AccountStatus,
@@ -24,8 +39,11 @@ import {
   generateSecureToken,
   type SimulatorStore,
   type UserRecord,
+  type WebhookSigning,
 } from "./store.js";
 import { renderInbox } from "./views.js";
+import { createWaiters } from "./waiters.js";
+import { createWebhookSender } from "./webhooks.js";
 
 /** Options of `startChatwootSimulator`. */
 export interface ChatwootSimulatorOptions {
@@ -33,6 +51,20 @@ export interface ChatwootSimulatorOptions {
   port?: number;
   /** Interface to listen on. Default `127.0.0.1`. */
   host?: string;
+  /** Interval of ActionCable pings (`{"type":"ping"}`). Default 3000 (Rails' `BEAT_INTERVAL`). */
+  cablePingIntervalMs?: number;
+  /**
+   * Default signing of API-inbox webhooks: `"off"` (Chatwoot 4.10, the default), `"secret"`
+   * (4.13: HMAC with the inbox `secret`, shown to administrators in inbox JSON) or `"hmac_token"`
+   * (upstream issue #13809: signed with the channel's `hmac_token`). Per inbox: `setWebhookSigning`.
+   */
+  webhookSigning?: WebhookSigning;
+  /** Webhook timeout (Chatwoot's `WEBHOOK_TIMEOUT`). Default 5000. */
+  webhookTimeoutMs?: number;
+  /** Redirects from an attachment's `data_url` to its bytes. Default 1 (ActiveStorage redirect mode). */
+  attachmentRedirects?: number;
+  /** Messages per conversation per minute (`CONVERSATION_MESSAGE_PER_MINUTE_LIMIT`). Default 200. */
+  messageFloodLimit?: number;
 }
 
 /** An account as created by `createAccount`. */
@@ -102,7 +134,7 @@ export interface RequestFilter {
 }
 
 /** A running simulator. */
-export interface ChatwootSimulator {
+export interface ChatwootSimulator extends ChatwootMessagingApi {
   /** Base URL, e.g. `http://127.0.0.1:41234`; stays the same across `closePort`/`reopenPort`. */
   readonly url: string;
   readonly port: number;
@@ -150,9 +182,12 @@ export interface ChatwootSimulator {
   revokeAccessToken(userId: number): string;
   /** Fault injection. */
   readonly faults: SimulatorFaults;
-  /** Stops listening and drops open connections (clients get ECONNREFUSED); all state is kept. */
+  /**
+   * Stops listening and drops open connections, cable sockets included (clients get
+   * ECONNREFUSED); all state is kept.
+   */
   closePort(): Promise<void>;
-  /** Listens again on the same host and port. */
+  /** Listens again on the same host and port (HTTP and `/cable`). */
   reopenPort(): Promise<void>;
   /** Stops the simulator for good. */
   close(): Promise<void>;
@@ -243,26 +278,27 @@ function createSleeper() {
 
 /**
  * Starts an in-memory Chatwoot 4.10 double on 127.0.0.1 (random port by default). It serves the
- * Application API routes the bridge uses (`/api/v1/profile`, `/api/v1/accounts/{id}/inboxes[/{id}]`)
- * with Chatwoot's exact JSON, status codes and error bodies; see the testkit README.
+ * Application API routes the bridge uses (profile, inboxes, contacts, conversations, messages)
+ * with Chatwoot's JSON, status codes and error bodies, ActionCable at `/cable`, and API-inbox
+ * webhooks; see the testkit README.
  */
 export async function startChatwootSimulator(
   options: ChatwootSimulatorOptions = {},
 ): Promise<ChatwootSimulator> {
   const host = options.host ?? "127.0.0.1";
   const store = createSimulatorStore();
-  const handle = createChatwootHandler(store, [...profileRoutes, ...inboxRoutes]);
+  store.settings.webhookSigning = options.webhookSigning ?? "off";
   const { faults, take } = createFaultRegistry();
   const sleeper = createSleeper();
   const sockets = new Set<Socket>();
+  const waiters = createWaiters();
+  const cable = createCableServer({ store, pingIntervalMs: options.cablePingIntervalMs ?? 3000 });
   let log: RecordedRequest[] = [];
-  let waiters: Array<() => void> = [];
   let listening = false;
   let closed = false;
+  let handle: ReturnType<typeof createChatwootHandler> | undefined;
 
-  const notify = () => {
-    for (const waiter of [...waiters]) waiter();
-  };
+  const notify = () => waiters.notify();
 
   async function applyFault(
     action: FaultAction,
@@ -307,7 +343,8 @@ export async function startChatwootSimulator(
         return;
       }
     }
-    const response = handle({
+    if (!handle) throw new Error("chatwoot simulator: not started");
+    const response = await handle({
       method,
       path: url.pathname,
       query: url.searchParams,
@@ -330,14 +367,91 @@ export async function startChatwootSimulator(
     socket.once("close", () => sockets.delete(socket));
   });
 
+  /** WebSocket upgrades: logged and subject to faults like requests; only `/cable` is served. */
+  async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+    const url = new URL(req.url ?? "/", "http://simulator.invalid");
+    const entry: RecordedRequest = {
+      method: "GET",
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      status: null,
+      at: new Date(),
+      body: undefined,
+      faulted: false,
+    };
+    log.push(entry);
+    notify();
+    const reject = (status: number, headers: Record<string, string> = {}, body: string | Buffer = "") => {
+      const lines = Object.entries({ ...headers, "content-length": String(Buffer.byteLength(body)) }).map(
+        ([name, value]) => `${name}: ${value}\r\n`,
+      );
+      socket.end(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n${lines.join("")}connection: close\r\n\r\n${body}`,
+      );
+      entry.status = status;
+      notify();
+    };
+    const action = take("GET", url.pathname);
+    if (action) {
+      entry.faulted = true;
+      if (action.delayMs > 0) await sleeper.sleep(action.delayMs);
+      if (socket.destroyed) return notify();
+      if (action.reset) {
+        (socket as Socket).resetAndDestroy();
+        return notify();
+      }
+      if (action.answer) return reject(action.answer.status, action.answer.headers, action.answer.body);
+    }
+    if (url.pathname.replace(/\/$/, "") !== "/cable") return reject(404);
+    cable.handleUpgrade(req, socket, head);
+    entry.status = 101;
+    notify();
+  }
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgrade(req, socket, head).catch((error: unknown) => {
+      console.error("[chatwoot-simulator] upgrade failed:", error);
+      socket.destroy();
+    });
+  });
+
   const port = await listen(server, options.port ?? 0, host);
   listening = true;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+
+  const listeners: EventListener[] = [];
+  const runtime = createRuntime({
+    store,
+    baseUrl: url,
+    messageFloodLimit: options.messageFloodLimit ?? 200,
+    attachmentRedirects: options.attachmentRedirects ?? 1,
+    listeners,
+  });
+  const messaging = createMessagingApi(runtime, cable.controls, waiters);
+  const webhookTimeoutMs = options.webhookTimeoutMs ?? 5000;
+  const webhooks = createWebhookSender({
+    rt: runtime,
+    timeoutMs: () => webhookTimeoutMs,
+    record: messaging.recordDelivery,
+    changed: notify,
+  });
+  listeners.push(
+    createCableListener(runtime, { send: cable.broadcast, record: messaging.recordBroadcast, sent: notify }),
+    createWebhookListener(runtime, webhooks),
+  );
+  handle = createChatwootHandler(runtime, [
+    ...storageRoutes,
+    ...profileRoutes,
+    ...inboxRoutes,
+    ...contactRoutes,
+    ...conversationRoutes,
+    ...messageRoutes,
+  ]);
 
   async function closePort() {
     if (!listening) return;
     listening = false;
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+    cable.controls.dropAll();
     for (const socket of sockets) socket.destroy();
     sleeper.wakeAll();
     await stopped;
@@ -378,6 +492,7 @@ export async function startChatwootSimulator(
   };
 
   return {
+    ...messaging.api,
     url,
     port,
     faults,
@@ -473,28 +588,14 @@ export async function startChatwootSimulator(
     },
 
     waitForRequests(filter, { count = 1, timeoutMs = 5000 } = {}) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
+      return waiters.until(
+        () => {
           const matching = log.filter((request) => requestMatches(request, filter));
-          if (matching.length < count) return false;
-          finish();
-          resolve(matching);
-          return true;
-        };
-        const timer = setTimeout(() => {
-          finish();
-          reject(
-            new Error(`chatwoot simulator: fewer than ${count} matching request(s) after ${timeoutMs} ms`),
-          );
-        }, timeoutMs);
-        const waiter = () => void check();
-        const finish = () => {
-          clearTimeout(timer);
-          waiters = waiters.filter((w) => w !== waiter);
-        };
-        waiters.push(waiter);
-        check();
-      });
+          return matching.length >= count ? matching : undefined;
+        },
+        timeoutMs,
+        () => `fewer than ${count} matching request(s)`,
+      );
     },
 
     clearRequests() {
@@ -526,7 +627,9 @@ export async function startChatwootSimulator(
 
     async close() {
       closed = true;
+      webhooks.abortAll();
       await closePort();
+      cable.close();
     },
   };
 }

@@ -68,9 +68,23 @@ export interface ApiChannelRecord {
   /** `has_secure_token :identifier`, rendered as `inbox_identifier`. */
   identifier: string;
   additionalAttributes: Record<string, unknown>;
+  /**
+   * Webhook-signing secret (`WebhookSecretable`, Chatwoot ≥ 4.13). Always generated; rendered and
+   * used only when the inbox signs its webhooks (see `WebhookSigning`).
+   */
+  secret: string;
+  /** Per-inbox signing override; `undefined` follows the simulator's `webhookSigning` option. */
+  webhookSigning: WebhookSigning | undefined;
   createdAt: Date;
   updatedAt: Date;
 }
+
+/**
+ * How API-inbox webhook deliveries are signed: `"off"` as Chatwoot ≤ 4.12 (no signature headers),
+ * `"secret"` as 4.13 (HMAC with the inbox `secret`), `"hmac_token"` as the installs of upstream issue
+ * #13809 (headers present, but signed with the channel's `hmac_token` instead of the shown `secret`).
+ */
+export type WebhookSigning = "off" | "secret" | "hmac_token";
 
 /** One row of `working_hours` (`Inbox::OFFISABLE_ATTRS`). */
 export interface WorkingHourRecord {
@@ -111,9 +125,134 @@ export interface InboxRecord {
   updatedAt: Date;
 }
 
+export interface ContactRecord {
+  id: number;
+  accountId: number;
+  name: string | null;
+  /** Stored lower-cased; blank becomes null (`prepare_email_attribute`). */
+  email: string | null;
+  phoneNumber: string | null;
+  identifier: string | null;
+  blocked: boolean;
+  additionalAttributes: Record<string, unknown>;
+  customAttributes: Record<string, unknown>;
+  /** Set when the contact sends a message (`Message#update_contact_activity`). */
+  lastActivityAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface ContactInboxRecord {
+  id: number;
+  contactId: number;
+  inboxId: number;
+  sourceId: string;
+  hmacVerified: boolean;
+  pubsubToken: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** `enum status: { open: 0, resolved: 1, pending: 2, snoozed: 3 }`. */
+export type ConversationStatus = "open" | "resolved" | "pending" | "snoozed";
+export const CONVERSATION_STATUSES: readonly ConversationStatus[] = [
+  "open",
+  "resolved",
+  "pending",
+  "snoozed",
+];
+
+export interface ConversationRecord {
+  id: number;
+  accountId: number;
+  /** Per-account number used in URLs and payloads. */
+  displayId: number;
+  inboxId: number;
+  contactId: number;
+  contactInboxId: number;
+  uuid: string;
+  status: ConversationStatus;
+  assigneeId: number | null;
+  teamId: number | null;
+  additionalAttributes: Record<string, unknown>;
+  customAttributes: Record<string, unknown>;
+  snoozedUntil: Date | null;
+  agentLastSeenAt: Date | null;
+  assigneeLastSeenAt: Date | null;
+  contactLastSeenAt: Date | null;
+  firstReplyCreatedAt: Date | null;
+  waitingSince: Date | null;
+  lastActivityAt: Date;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** `enum message_type: { incoming: 0, outgoing: 1, activity: 2, template: 3 }`. */
+export type MessageType = "incoming" | "outgoing" | "activity" | "template";
+export const MESSAGE_TYPES: readonly MessageType[] = ["incoming", "outgoing", "activity", "template"];
+
+/** `enum status: { sent: 0, delivered: 1, read: 2, failed: 3 }`. */
+export type MessageStatus = "sent" | "delivered" | "read" | "failed";
+export const MESSAGE_STATUSES: readonly MessageStatus[] = ["sent", "delivered", "read", "failed"];
+
+/** `Message.content_types`, in enum order. */
+export const CONTENT_TYPES = [
+  "text",
+  "input_text",
+  "input_textarea",
+  "input_email",
+  "input_select",
+  "cards",
+  "form",
+  "article",
+  "incoming_email",
+  "input_csat",
+  "integrations",
+  "sticker",
+  "voice_call",
+] as const;
+
+export interface MessageRecord {
+  id: number;
+  accountId: number;
+  inboxId: number;
+  /** The conversation's database id (not its display id). */
+  conversationId: number;
+  content: string | null;
+  messageType: MessageType;
+  contentType: string;
+  status: MessageStatus;
+  private: boolean;
+  sourceId: string | null;
+  contentAttributes: Record<string, unknown>;
+  senderType: "User" | "Contact" | null;
+  senderId: number | null;
+  additionalAttributes: Record<string, unknown>;
+  processedMessageContent: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** `Attachment.file_types` the simulator produces from uploads. */
+export type AttachmentFileType = "image" | "audio" | "video" | "file";
+
+export interface AttachmentRecord {
+  id: number;
+  accountId: number;
+  messageId: number;
+  fileType: AttachmentFileType;
+  /** The stored bytes (ActiveStorage blob). */
+  data: Buffer;
+  contentType: string;
+  fileName: string;
+  /** Public, unguessable id used in the storage URLs (like a signed blob id). */
+  blobKey: string;
+  createdAt: Date;
+}
+
 /**
  * Tables whose ids come from one sequence each, like PostgreSQL serials: ids are global, not per
- * account. Later phases add contacts, contact_inboxes, conversations and messages here.
+ * account.
  */
 export type TableName =
   | "accounts"
@@ -127,7 +266,14 @@ export type TableName =
   | "messages"
   | "attachments";
 
+/** Simulator-wide behaviour switches that records and views consult. */
+export interface SimulatorSettings {
+  /** Default for inboxes without their own `webhookSigning`. */
+  webhookSigning: WebhookSigning;
+}
+
 export interface SimulatorStore {
+  readonly settings: SimulatorSettings;
   readonly accounts: Map<number, AccountRecord>;
   readonly users: Map<number, UserRecord>;
   readonly accountUsers: AccountUserRecord[];
@@ -135,6 +281,11 @@ export interface SimulatorStore {
   readonly accessTokens: Map<string, AccessTokenRecord>;
   readonly apiChannels: Map<number, ApiChannelRecord>;
   readonly inboxes: Map<number, InboxRecord>;
+  readonly contacts: Map<number, ContactRecord>;
+  readonly contactInboxes: Map<number, ContactInboxRecord>;
+  readonly conversations: Map<number, ConversationRecord>;
+  readonly messages: Map<number, MessageRecord>;
+  readonly attachments: Map<number, AttachmentRecord>;
   nextId(table: TableName): number;
 }
 
@@ -142,12 +293,18 @@ export interface SimulatorStore {
 export function createSimulatorStore(): SimulatorStore {
   const sequences = new Map<TableName, number>();
   return {
+    settings: { webhookSigning: "off" },
     accounts: new Map(),
     users: new Map(),
     accountUsers: [],
     accessTokens: new Map(),
     apiChannels: new Map(),
     inboxes: new Map(),
+    contacts: new Map(),
+    contactInboxes: new Map(),
+    conversations: new Map(),
+    messages: new Map(),
+    attachments: new Map(),
     nextId(table) {
       const id = (sequences.get(table) ?? 0) + 1;
       sequences.set(table, id);
@@ -215,4 +372,51 @@ export function defaultWorkingHours(): WorkingHourRecord[] {
       openAllDay: false,
     };
   });
+}
+
+/** Whether the user may see the inbox (`assigned_inboxes`), by role in the inbox's account. */
+export function canSeeInbox(store: SimulatorStore, userId: number, inbox: InboxRecord): boolean {
+  const accountUser = findAccountUser(store, inbox.accountId, userId);
+  if (!accountUser) return false;
+  return accountUser.role === "administrator" || inbox.memberUserIds.has(userId);
+}
+
+/** `account.administrators` (users with the administrator role in the account). */
+export function administratorsOf(store: SimulatorStore, accountId: number): UserRecord[] {
+  return store.accountUsers
+    .filter((au) => au.accountId === accountId && au.role === "administrator")
+    .map((au) => store.users.get(au.userId))
+    .filter((user): user is UserRecord => user !== undefined);
+}
+
+/** A conversation by account and display id. */
+export function findConversation(
+  store: SimulatorStore,
+  accountId: number,
+  displayId: number,
+): ConversationRecord | undefined {
+  for (const conversation of store.conversations.values()) {
+    if (conversation.accountId === accountId && conversation.displayId === displayId) return conversation;
+  }
+  return undefined;
+}
+
+/** The conversation's messages in creation order (`default_scope { order(created_at: :asc) }`). */
+export function messagesOf(store: SimulatorStore, conversationId: number): MessageRecord[] {
+  return [...store.messages.values()].filter((m) => m.conversationId === conversationId);
+}
+
+/** The message's attachments in creation order. */
+export function attachmentsOf(store: SimulatorStore, messageId: number): AttachmentRecord[] {
+  return [...store.attachments.values()].filter((a) => a.messageId === messageId);
+}
+
+/** The contact's contact_inboxes in creation order. */
+export function contactInboxesOf(store: SimulatorStore, contactId: number): ContactInboxRecord[] {
+  return [...store.contactInboxes.values()].filter((ci) => ci.contactId === contactId);
+}
+
+/** The signing mode in force for an API channel. */
+export function webhookSigningOf(store: SimulatorStore, channel: ApiChannelRecord): WebhookSigning {
+  return channel.webhookSigning ?? store.settings.webhookSigning;
 }

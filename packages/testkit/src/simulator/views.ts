@@ -9,6 +9,7 @@ import {
   type InboxRecord,
   type SimulatorStore,
   type UserRecord,
+  webhookSigningOf,
 } from "./store.js";
 
 /** `_user.json.jbuilder` as rendered by `GET /api/v1/profile` (CHATWOOT_INBOX_HMAC_KEY not configured). */
@@ -111,6 +112,10 @@ export function renderInbox(
     messaging_service_sid: null,
     phone_number: null,
     ...(viewer.administrator ? { hmac_token: channel?.hmacToken ?? null } : {}),
+    // Chatwoot ≥ 4.13 renders the webhook-signing secret to administrators; 4.10 has no such column.
+    ...(viewer.administrator && channel && webhookSigningOf(store, channel) !== "off"
+      ? { secret: channel.secret }
+      : {}),
     webhook_url: channel?.webhookUrl ?? null,
     inbox_identifier: channel?.identifier ?? null,
     additional_attributes: channel?.additionalAttributes ?? {},

@@ -237,6 +237,8 @@ export function createApiInbox(store: SimulatorStore, account: AccountRecord, pa
     hmacToken: generateSecureToken(),
     identifier: generateSecureToken(),
     additionalAttributes: {},
+    secret: generateSecureToken(),
+    webhookSigning: undefined,
     ...channelColumns,
     createdAt: now,
     updatedAt: now,
@@ -345,10 +347,24 @@ function requireAdministrator({ accountUser }: AccountContext) {
   if (accountUser.role !== "administrator") throw notAuthorized();
 }
 
-/** Removes an inbox and its channel (Chatwoot does this in `DeleteObjectJob`; the simulator does it at once). */
+/**
+ * Removes an inbox, its channel, contact inboxes, conversations, messages and attachments
+ * (Chatwoot does this in `DeleteObjectJob`; the simulator does it at once). Contacts stay.
+ */
 export function deleteInbox(store: SimulatorStore, inbox: InboxRecord) {
   store.inboxes.delete(inbox.id);
   store.apiChannels.delete(inbox.channelId);
+  for (const [id, contactInbox] of store.contactInboxes)
+    if (contactInbox.inboxId === inbox.id) store.contactInboxes.delete(id);
+  for (const [id, conversation] of store.conversations)
+    if (conversation.inboxId === inbox.id) store.conversations.delete(id);
+  for (const [id, message] of store.messages) {
+    if (message.inboxId !== inbox.id) continue;
+    store.messages.delete(id);
+    for (const [attachmentId, attachment] of store.attachments) {
+      if (attachment.messageId === id) store.attachments.delete(attachmentId);
+    }
+  }
 }
 
 /** `order_by_name`: `lower(name) ASC`, ties by id. */

@@ -1,0 +1,103 @@
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import type { ChatwootApi } from "../chatwoot/index.js";
+import { IntegrationError, MESSAGES } from "../errors/index.js";
+import { readHeader, readJsonBody, WEBHOOK_BODY_LIMIT } from "../http/body.js";
+import { type ExtraRoute, json } from "../http/handler.js";
+import type { Integration, IntegrationRepository } from "../integrations/index.js";
+import type { Clock, Logger } from "../observability/index.js";
+
+export interface WebhookRouteOptions {
+  integrations: IntegrationRepository;
+  chatwoot: ChatwootApi;
+  clock: Clock;
+  logger: Logger;
+  /** Queues the event; must not do the work inline (Chatwoot waits at most 5 s). */
+  accept(integration: Integration, event: string, payload: unknown): Promise<void>;
+  /** Deliveries per integration per minute. Default 600. */
+  perMinute?: number;
+}
+
+const SIGNATURE_WINDOW_S = 5 * 60;
+const SECRET_LOOKUP_TIMEOUT_MS = 2_000;
+
+const digest = (value: string) => createHash("sha256").update(value, "utf8").digest();
+const sameSecret = (a: string, b: string) => timingSafeEqual(digest(a), digest(b));
+
+/**
+ * `POST <prefix>/webhook/:bridgeIntegrationId`: Chatwoot's API-inbox webhook (webhook delivery mode).
+ * Authenticated by the capability secret in the registered URL; when Chatwoot signs deliveries (4.13+),
+ * the signature and its timestamp are verified too. Work is only queued, so the answer is immediate.
+ */
+export function createWebhookRoute(options: WebhookRouteOptions): ExtraRoute {
+  const limiter = new RateLimiterMemory({ points: options.perMinute ?? 600, duration: 60 });
+  const signingSecrets = new Map<string, string | null>();
+  const invalid = () => new IntegrationError("WEBHOOK_SECRET_INVALID", MESSAGES.webhookSecretInvalid);
+
+  /** The inbox's signing secret (administrators see it in the inbox JSON from 4.13 on); cached. */
+  async function signingSecret(integration: Integration, refresh: boolean): Promise<string | null> {
+    if (!refresh && signingSecrets.has(integration.id)) return signingSecrets.get(integration.id) ?? null;
+    const target = {
+      baseUrl: integration.baseUrl,
+      accountId: integration.accountId,
+      apiToken: integration.apiToken,
+    };
+    const inbox = await options.chatwoot
+      .getInbox(target, integration.inboxId!, { timeoutMs: SECRET_LOOKUP_TIMEOUT_MS })
+      .catch(() => null);
+    const secret = inbox?.secret ?? null;
+    if (inbox) signingSecrets.set(integration.id, secret);
+    return secret;
+  }
+
+  async function verifySignature(
+    integration: Integration,
+    signature: string,
+    timestamp: string | undefined,
+    raw: Buffer,
+  ) {
+    const seconds = Number(timestamp);
+    const age = options.clock.now().getTime() / 1000 - seconds;
+    if (!timestamp || !Number.isFinite(seconds) || Math.abs(age) > SIGNATURE_WINDOW_S) throw invalid();
+    const matches = (secret: string) => {
+      const expected = `sha256=${createHmac("sha256", secret).update(`${timestamp}.`).update(raw).digest("hex")}`;
+      return sameSecret(expected, signature.trim());
+    };
+    const cached = await signingSecret(integration, false);
+    if (cached && matches(cached)) return;
+    const fresh = await signingSecret(integration, true);
+    // No secret to check against (Chatwoot before 4.13, or it could not be read): the URL secret decides.
+    if (fresh === null) return;
+    if (!matches(fresh)) throw invalid();
+  }
+
+  return {
+    method: "POST",
+    segment: "webhook",
+    async handle(id, request) {
+      const integration = await options.integrations.getById(id);
+      if (!integration || integration.status === "provisioning" || integration.inboxId === null) {
+        throw new IntegrationError("WEBHOOK_UNKNOWN_INTEGRATION", MESSAGES.webhookUnknownIntegration);
+      }
+      const query = new URLSearchParams(request.path.split("?")[1] ?? "");
+      const secret = typeof request.query?.secret === "string" ? request.query.secret : query.get("secret");
+      if (!secret || !integration.webhookSecret || !sameSecret(secret, integration.webhookSecret))
+        throw invalid();
+      try {
+        await limiter.consume(integration.id);
+      } catch (error) {
+        if (error instanceof RateLimiterRes) throw new IntegrationError("RATE_LIMITED", MESSAGES.rateLimited);
+        throw error;
+      }
+      const { value, raw } = await readJsonBody(request, WEBHOOK_BODY_LIMIT);
+      const signature = readHeader(request, "x-chatwoot-signature");
+      if (signature) {
+        const bytes = raw ?? Buffer.from(JSON.stringify(value ?? null));
+        await verifySignature(integration, signature, readHeader(request, "x-chatwoot-timestamp"), bytes);
+      }
+      const payload = (value ?? {}) as { event?: unknown };
+      if (typeof payload.event === "string") await options.accept(integration, payload.event, payload);
+      return json(200, { received: true });
+    },
+  };
+}

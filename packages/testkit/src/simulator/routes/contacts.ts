@@ -1,0 +1,115 @@
+/**
+ * `Api::V1::Accounts::ContactsController` (create, search, show),
+ * `Contacts::ContactInboxesController#create` and `ContactInboxesController#filter`. Any account
+ * member may use them (`ContactPolicy`); attaching to an inbox needs the inbox to be visible.
+ */
+import { buildContactInbox, createContact, findAccountInbox, searchContacts } from "../contacts.js";
+import { ChatwootHttpError, notAuthorized, railsPublicException, recordNotFound } from "../errors.js";
+import { isBlank, rubyToI } from "../rails-params.js";
+import type { AccountContext, Route } from "../router.js";
+import { type ContactRecord, canSeeInbox } from "../store.js";
+import { renderContact, renderContactInbox, renderInboxModel } from "../views-messaging.js";
+
+/** `RESULTS_PER_PAGE` of the contacts controller. */
+const PER_PAGE = 15;
+
+const BASE = "/api/v1/accounts/:account_id";
+
+/** `include_contact_inboxes`: true unless given and not "true". */
+function includeContactInboxes(value: unknown): boolean {
+  return isBlank(value) ? true : value === "true" || value === true;
+}
+
+function fetchContact({ store, account, params }: AccountContext, key = "id"): ContactRecord {
+  const contact = store.contacts.get(rubyToI(params[key]));
+  if (!contact || contact.accountId !== account.id) throw recordNotFound();
+  return contact;
+}
+
+export const contactRoutes: Route[] = [
+  {
+    method: "POST",
+    pattern: `${BASE}/contacts`,
+    scope: "account",
+    handle: ({ store, runtime, account, params }) => {
+      const { contact, contactInbox } = createContact(runtime, account, params);
+      const inbox = contactInbox ? store.inboxes.get(contactInbox.inboxId) : undefined;
+      return {
+        body: {
+          payload: {
+            contact: renderContact(store, contact, { withContactInboxes: true }),
+            contact_inbox: {
+              inbox: inbox ? renderInboxModel(inbox) : null,
+              source_id: contactInbox?.sourceId ?? null,
+            },
+          },
+        },
+      };
+    },
+  },
+  {
+    method: "GET",
+    pattern: `${BASE}/contacts/search`,
+    scope: "account",
+    handle: ({ store, account, params }) => {
+      if (isBlank(params["q"])) {
+        throw new ChatwootHttpError(422, { error: "Specify search string with parameter q" });
+      }
+      const found = searchContacts(store, account.id, String(params["q"]));
+      const page = Math.max(1, rubyToI(params["page"] ?? 1));
+      const withContactInboxes = includeContactInboxes(params["include_contact_inboxes"]);
+      return {
+        body: {
+          meta: { count: found.length, current_page: params["page"] ?? 1 },
+          payload: found
+            .slice((page - 1) * PER_PAGE, page * PER_PAGE)
+            .map((contact) => renderContact(store, contact, { withContactInboxes })),
+        },
+      };
+    },
+  },
+  {
+    method: "GET",
+    pattern: `${BASE}/contacts/:id`,
+    scope: "account",
+    handle: (ctx) => {
+      const contact = fetchContact(ctx);
+      const withContactInboxes = includeContactInboxes(ctx.params["include_contact_inboxes"]);
+      return { body: { payload: renderContact(ctx.store, contact, { withContactInboxes }) } };
+    },
+  },
+  {
+    method: "POST",
+    pattern: `${BASE}/contacts/:contact_id/contact_inboxes`,
+    scope: "account",
+    handle: (ctx) => {
+      const contact = fetchContact(ctx, "contact_id");
+      const inbox = findAccountInbox(ctx.store, ctx.account.id, ctx.params["inbox_id"]);
+      if (!canSeeInbox(ctx.store, ctx.user.id, inbox)) throw notAuthorized();
+      const contactInbox = buildContactInbox(ctx.store, contact, inbox, ctx.params["source_id"]);
+      // A blank source_id builds nothing, and the view then fails on nil.
+      if (!contactInbox) throw railsPublicException(500);
+      return { body: renderContactInbox(ctx.store, contactInbox) };
+    },
+  },
+  {
+    method: "POST",
+    pattern: `${BASE}/contact_inboxes/filter`,
+    scope: "account",
+    handle: ({ store, account, user, params }) => {
+      const inbox = findAccountInbox(store, account.id, params["inbox_id"]);
+      if (!canSeeInbox(store, user.id, inbox)) throw notAuthorized();
+      const sourceId =
+        params["source_id"] === undefined || params["source_id"] === null
+          ? null
+          : String(params["source_id"]);
+      const match = [...store.contactInboxes.values()].find(
+        (ci) => ci.inboxId === inbox.id && ci.sourceId === sourceId,
+      );
+      const contact = match ? store.contacts.get(match.contactId) : undefined;
+      // `head :not_found`: no body, the request format's content type.
+      if (!contact) return { status: 404, raw: "", headers: { "content-type": "application/json" } };
+      return { body: renderContact(store, contact, { withContactInboxes: true }) };
+    },
+  },
+];

@@ -1,0 +1,209 @@
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  type ChatwootSimulator,
+  type ChatwootSimulatorOptions,
+  startChatwootSimulator,
+  webhookSignature,
+} from "./index.js";
+import {
+  type AnyJson,
+  call,
+  openConversation,
+  type ReceivedWebhook,
+  type Seed,
+  seed,
+  startWebhookReceiver,
+} from "./test-support.js";
+
+let sim: ChatwootSimulator;
+let s: Seed;
+let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
+
+async function start(
+  options: ChatwootSimulatorOptions = {},
+  respond?: (hook: ReceivedWebhook) => { status?: number; delayMs?: number },
+) {
+  receiver = await startWebhookReceiver(respond);
+  sim = await startChatwootSimulator(options);
+  s = seed(sim, { channel: { webhook_url: receiver.url } });
+}
+
+afterEach(async () => {
+  await sim.close();
+  await receiver.close();
+});
+
+const postMessage = (conversationId: number, body: Record<string, unknown>) =>
+  call(sim, "POST", s.path(`/conversations/${conversationId}/messages`), {
+    token: s.admin.accessToken,
+    body,
+  });
+
+describe("API inbox webhooks (4.10)", () => {
+  it("POSTs conversation_created and message_created with string message_type, unsigned", async () => {
+    await start();
+    const { conversationId } = await openConversation(sim, s, "jid-1");
+    await postMessage(conversationId, {
+      content: "hi <b>&</b>",
+      message_type: "incoming",
+      source_id: "WAMID.1",
+    });
+    const [created, message] = await sim.waitForWebhookDeliveries({}, { count: 2 });
+    expect(created).toMatchObject({
+      event: "conversation_created",
+      status: 200,
+      error: null,
+      signing: "off",
+    });
+    expect(created?.payload).toMatchObject({
+      event: "conversation_created",
+      id: conversationId,
+      channel: "Channel::Api",
+      contact_inbox: { source_id: "jid-1", inbox_id: s.inboxId },
+      meta: { sender: { name: "Alice", type: "contact" } },
+    });
+    const hook = receiver.received.find((r) => r.json.event === "message_created") as ReceivedWebhook;
+    expect(hook.json).toMatchObject({
+      event: "message_created",
+      content: "hi <b>&</b>",
+      message_type: "incoming",
+      content_type: "text",
+      private: false,
+      source_id: "WAMID.1",
+      account: { id: s.accountId, name: "Acme" },
+      inbox: { id: s.inboxId, name: "WhatsApp" },
+      conversation: { id: conversationId, contact_inbox: { source_id: "jid-1" } },
+    });
+    // Contact senders have no "type" in webhook data; times are ISO strings.
+    expect(hook.json.sender).toMatchObject({ name: "Alice", avatar: "", account: { id: s.accountId } });
+    expect(hook.json.sender).not.toHaveProperty("type");
+    expect(hook.json.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    // Rails' to_json escapes <, > and &; there are no signature headers before 4.13.
+    expect(hook.body).toContain("hi \\u003cb\\u003e\\u0026\\u003c/b\\u003e");
+    expect(hook.headers).toMatchObject({ "content-type": "application/json", accept: "application/json" });
+    expect(hook.headers).not.toHaveProperty("x-chatwoot-signature");
+    expect(message?.durationMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it("includes private notes and template messages, excludes activity messages", async () => {
+    await start();
+    const { conversationId } = await openConversation(sim, s);
+    sim.postAgentMessage({
+      accountId: s.accountId,
+      conversationId,
+      userId: s.agent.id,
+      content: "note",
+      private: true,
+    });
+    sim.setConversationStatus(s.accountId, conversationId, "resolved", { userId: s.agent.id });
+    await postMessage(conversationId, { content: "tpl", message_type: "template" });
+    await sim.waitForWebhookDeliveries({}, { count: 4 });
+    expect(
+      sim.webhookDeliveries.map((d) => [d.event, d.payload["message_type"] ?? d.payload["status"]]),
+    ).toEqual([
+      ["conversation_created", "open"],
+      ["message_created", "outgoing"],
+      ["conversation_status_changed", "resolved"],
+      ["message_created", "template"],
+    ]);
+    const note = sim.webhookDeliveries[1]?.payload as AnyJson;
+    expect(note).toMatchObject({
+      private: true,
+      sender: { id: s.agent.id, type: "user", email: s.agent.email },
+    });
+    expect(sim.webhookDeliveries[2]?.payload).toMatchObject({
+      changed_attributes: [{ status: { previous_value: "open", current_value: "resolved" } }],
+    });
+  });
+
+  it("marks the message failed with external_error when the receiver answers non-2xx (no retry)", async () => {
+    await start({}, (hook) => ({ status: hook.json.event === "message_created" ? 500 : 200 }));
+    const { conversationId } = await openConversation(sim, s);
+    const message = sim.postAgentMessage({
+      accountId: s.accountId,
+      conversationId,
+      userId: s.admin.id,
+      content: "x",
+    });
+    const [failed] = await sim.waitForWebhookDeliveries({ event: "message_created" });
+    expect(failed).toMatchObject({ status: 500, error: "500 Internal Server Error" });
+    await sim.waitForBroadcasts({ event: "message.updated" });
+    const stored = sim.messages(s.accountId, conversationId).find((m) => m["id"] === message["id"]);
+    expect(stored).toMatchObject({
+      status: "failed",
+      content_attributes: { external_error: "500 Internal Server Error" },
+    });
+    // The status change is itself a message_updated webhook; nothing is retried.
+    await sim.waitForWebhookDeliveries({ event: "message_updated" });
+    expect(receiver.received.filter((r) => r.json.event === "message_created")).toHaveLength(1);
+  });
+
+  it("times out after webhookTimeoutMs and marks the message failed", async () => {
+    await start({ webhookTimeoutMs: 100 }, (hook) => ({
+      delayMs: hook.json.event === "message_created" ? 2000 : 0,
+    }));
+    const { conversationId } = await openConversation(sim, s);
+    const message = sim.postAgentMessage({
+      accountId: s.accountId,
+      conversationId,
+      userId: s.admin.id,
+      content: "slow",
+    });
+    const [timedOut] = await sim.waitForWebhookDeliveries({
+      event: "message_created",
+      messageId: message["id"] as number,
+    });
+    expect(timedOut).toMatchObject({ status: null, error: "Timed out reading data from server" });
+    await sim.waitForBroadcasts({ event: "message.updated" });
+    expect(sim.messages(s.accountId, conversationId).at(-1)).toMatchObject({ status: "failed" });
+  });
+
+  it("reports a refused connection with Net::HTTP's text", async () => {
+    await start();
+    await receiver.close();
+    const { conversationId } = await openConversation(sim, s);
+    sim.postAgentMessage({ accountId: s.accountId, conversationId, userId: s.admin.id, content: "x" });
+    const [refused] = await sim.waitForWebhookDeliveries({ event: "message_created" });
+    expect(refused?.error).toMatch(/^Failed to open TCP connection to 127\.0\.0\.1:\d+ \(Connection refused/);
+    receiver = await startWebhookReceiver();
+  });
+});
+
+describe("signed deliveries (4.13)", () => {
+  it("signs with the inbox secret, which administrators see in the inbox JSON", async () => {
+    await start({ webhookSigning: "secret" });
+    const inbox = sim.getInbox(s.accountId, s.inboxId) as AnyJson;
+    expect(inbox.secret).toMatch(/^[1-9A-HJ-NP-Za-km-z]{24}$/);
+    const asAgent = (await call(sim, "GET", s.path(`/inboxes/${s.inboxId}`), { token: s.agent.accessToken }))
+      .json;
+    expect(asAgent).not.toHaveProperty("secret");
+    await openConversation(sim, s);
+    const [delivery] = await sim.waitForWebhookDeliveries();
+    const hook = receiver.received[0] as ReceivedWebhook;
+    const timestamp = hook.headers["x-chatwoot-timestamp"] as string;
+    expect(Math.abs(Number(timestamp) - Date.now() / 1000)).toBeLessThan(5);
+    expect(hook.headers["x-chatwoot-signature"]).toBe(webhookSignature(inbox.secret, timestamp, hook.body));
+    expect(hook.headers["x-chatwoot-delivery"]).toBe(delivery?.id);
+    expect(delivery?.id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("can sign per inbox, with the hmac_token (issue #13809), and resets secrets", async () => {
+    await start();
+    expect(sim.getInbox(s.accountId, s.inboxId)).not.toHaveProperty("secret");
+    sim.setWebhookSigning(s.inboxId, "hmac_token");
+    const inbox = sim.getInbox(s.accountId, s.inboxId) as AnyJson;
+    await openConversation(sim, s);
+    await sim.waitForWebhookDeliveries();
+    const hook = receiver.received[0] as ReceivedWebhook;
+    const timestamp = hook.headers["x-chatwoot-timestamp"] as string;
+    expect(hook.headers["x-chatwoot-signature"]).toBe(
+      webhookSignature(inbox.hmac_token, timestamp, hook.body),
+    );
+    expect(hook.headers["x-chatwoot-signature"]).not.toBe(
+      webhookSignature(inbox.secret, timestamp, hook.body),
+    );
+    const next = sim.resetInboxSecret(s.inboxId);
+    expect(next).not.toBe(inbox.secret);
+    expect(sim.getInbox(s.accountId, s.inboxId)).toMatchObject({ secret: next });
+  });
+});

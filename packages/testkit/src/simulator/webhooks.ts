@@ -1,0 +1,178 @@
+/**
+ * API-inbox webhook delivery as Chatwoot 4.10 does it (`WebhookJob` → `Webhooks::Trigger`, via
+ * RestClient): one POST of `payload.to_json`, a timeout (5 s), no retry, redirects not followed.
+ * For `message_created`/`message_updated`, any failure (non-2xx, timeout, connection error) marks
+ * the message `failed` with RestClient's error text as `external_error`. Optional signing follows
+ * Chatwoot 4.13 (`X-Chatwoot-Signature`, `X-Chatwoot-Timestamp`, `X-Chatwoot-Delivery`).
+ */
+import { createHmac, randomUUID } from "node:crypto";
+import { request as httpRequest, STATUS_CODES } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { updateMessageStatus } from "./messages.js";
+import { toRailsJson } from "./rails-json.js";
+import type { SimulatorRuntime } from "./runtime.js";
+import { type InboxRecord, type WebhookSigning, webhookSigningOf } from "./store.js";
+
+/** One webhook POST, as recorded in `sim.webhookDeliveries`. */
+export interface WebhookDelivery {
+  /** The `X-Chatwoot-Delivery` uuid (also set, for reference, when deliveries are unsigned). */
+  id: string;
+  /** `message_created`, `message_updated`, `conversation_created`, `conversation_status_changed`. */
+  event: string;
+  inboxId: number;
+  url: string;
+  /** The payload object (what `body` encodes). */
+  payload: Record<string, unknown>;
+  /** The exact request body sent (Rails' `to_json`: `<`, `>`, `&` escaped as `\u003c` etc.). */
+  body: string;
+  /** Request headers sent, names in lower case. */
+  headers: Record<string, string>;
+  /** How this delivery was signed (`"off"`: no signature headers). */
+  signing: WebhookSigning;
+  at: Date;
+  /** The receiver's HTTP status; `null` while in flight or when no response came. */
+  status: number | null;
+  /** What Chatwoot would record as the failure (RestClient's message); `null` on 2xx or in flight. */
+  error: string | null;
+  /** Milliseconds until the response or failure; `null` while in flight. */
+  durationMs: number | null;
+  /** Whether the delivery has finished (answered, failed or timed out). */
+  done: boolean;
+}
+
+/** `RestClient`'s default headers besides content type and accept. */
+const USER_AGENT = "rest-client/2.1.0 (linux-gnu x86_64) ruby/3.4.4p34";
+
+/** `sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`. */
+export function webhookSignature(secret: string, timestamp: string, body: string): string {
+  return `sha256=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
+}
+
+/** The text RestClient / Net::HTTP exceptions carry for a failure. */
+function failureText(error: NodeJS.ErrnoException, url: URL): string {
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const port = url.port || (url.protocol === "https:" ? "443" : "80");
+  if (error.code === "ECONNREFUSED") {
+    return `Failed to open TCP connection to ${host}:${port} (Connection refused - connect(2) for "${host}" port ${port})`;
+  }
+  if (error.code === "ENOTFOUND" || error.code === "EAI_AGAIN") {
+    return `Failed to open TCP connection to ${host}:${port} (getaddrinfo: Name or service not known)`;
+  }
+  if (error.code === "ECONNRESET") return "Connection reset by peer";
+  return error.message;
+}
+
+export interface WebhookSender {
+  /** Queues a POST of `payload` to the inbox's webhook URL. */
+  deliver(inbox: InboxRecord, url: string, payload: Record<string, unknown>): void;
+  /** Aborts deliveries in flight and sends no more (used when the simulator closes). */
+  abortAll(): void;
+}
+
+export function createWebhookSender(options: {
+  rt: SimulatorRuntime;
+  timeoutMs: () => number;
+  record: (delivery: WebhookDelivery) => void;
+  changed: () => void;
+}): WebhookSender {
+  const { rt } = options;
+  const inFlight = new Set<() => void>();
+  let stopped = false;
+
+  function finish(delivery: WebhookDelivery, started: number, status: number | null, error: string | null) {
+    if (delivery.done) return;
+    Object.assign(delivery, { status, error, durationMs: Date.now() - started, done: true });
+    if (stopped) return;
+    if (error !== null && (delivery.event === "message_created" || delivery.event === "message_updated")) {
+      const message = rt.store.messages.get(Number(delivery.payload["id"]));
+      if (message) updateMessageStatus(rt, message, "failed", error, null);
+    }
+    options.changed();
+  }
+
+  function post(delivery: WebhookDelivery) {
+    const started = Date.now();
+    let url: URL;
+    try {
+      url = new URL(delivery.url);
+      if (url.protocol !== "http:" && url.protocol !== "https:")
+        throw new Error(`bad URI(is not URI?): ${delivery.url}`);
+    } catch (error) {
+      finish(delivery, started, null, (error as Error).message);
+      return;
+    }
+    const request = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, {
+      method: "POST",
+      headers: { ...delivery.headers, "content-length": String(Buffer.byteLength(delivery.body)) },
+    });
+    const abort = () => request.destroy(new Error("simulator closed"));
+    inFlight.add(abort);
+    const timer = setTimeout(() => {
+      finish(delivery, started, null, "Timed out reading data from server");
+      request.destroy();
+    }, options.timeoutMs());
+    const done = (status: number | null, error: string | null) => {
+      clearTimeout(timer);
+      inFlight.delete(abort);
+      finish(delivery, started, status, error);
+    };
+    request.on("response", (response) => {
+      response.resume();
+      response.on("end", () => {
+        const status = response.statusCode ?? 0;
+        const ok = status >= 200 && status < 300;
+        done(status, ok ? null : `${status} ${STATUS_CODES[status] ?? "Unknown"}`);
+      });
+      response.on("error", (error) => done(response.statusCode ?? null, failureText(error, url)));
+    });
+    request.on("error", (error: NodeJS.ErrnoException) => done(null, failureText(error, url)));
+    request.end(delivery.body);
+  }
+
+  return {
+    deliver(inbox, url, payload) {
+      if (stopped) return;
+      const channel = rt.store.apiChannels.get(inbox.channelId);
+      const signing: WebhookSigning = channel ? webhookSigningOf(rt.store, channel) : "off";
+      const body = toRailsJson(payload);
+      const id = randomUUID();
+      const headers: Record<string, string> = {
+        accept: "application/json",
+        "user-agent": USER_AGENT,
+        "content-type": "application/json",
+      };
+      if (signing !== "off" && channel) {
+        const timestamp = String(Math.floor(Date.now() / 1000));
+        const key = signing === "secret" ? channel.secret : channel.hmacToken;
+        headers["x-chatwoot-signature"] = webhookSignature(key, timestamp, body);
+        headers["x-chatwoot-timestamp"] = timestamp;
+        headers["x-chatwoot-delivery"] = id;
+      }
+      const delivery: WebhookDelivery = {
+        id,
+        event: String(payload["event"]),
+        inboxId: inbox.id,
+        url,
+        payload,
+        body,
+        headers,
+        signing,
+        at: new Date(),
+        status: null,
+        error: null,
+        durationMs: null,
+        done: false,
+      };
+      options.record(delivery);
+      // A background job: the request that caused the event has been answered by then.
+      setImmediate(() => {
+        if (!stopped) post(delivery);
+      });
+    },
+    abortAll() {
+      stopped = true;
+      for (const abort of [...inFlight]) abort();
+      inFlight.clear();
+    },
+  };
+}
