@@ -117,7 +117,10 @@ export function createIntegrationRepository(
         const stale =
           cipher.keyIdOf(row.apiToken) !== cipher.currentKeyId ||
           (row.webhookSecret !== null && cipher.keyIdOf(row.webhookSecret) !== cipher.currentKeyId);
-        if (!stale) {
+        // A running activation owns the row; touching it would make its final compare-and-set fail.
+        const claimed =
+          row.provisioningUntil !== null && row.provisioningUntil.getTime() > clock.now().getTime();
+        if (!stale || claimed) {
           skipped++;
           continue;
         }
