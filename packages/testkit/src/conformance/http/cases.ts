@@ -310,6 +310,19 @@ export const httpCases: HttpCase[] = [
     },
   },
   {
+    name: "400 invalid body: a malformed Content-Type",
+    async run(h) {
+      const answer = await send(h.server, SET, {
+        method: "POST",
+        token: ACCOUNT_TOKEN,
+        headers: { "content-type": "foo" },
+        raw: JSON.stringify(activateBody(h)),
+      });
+      expectError(answer, 400, 'invalid body: Content-Type must be application/json, got "foo"');
+      return answer;
+    },
+  },
+  {
     name: "400 invalid body: not an object",
     async run(h) {
       const answer = await send(h.server, SET, { method: "POST", token: ACCOUNT_TOKEN, body: [1, 2] });

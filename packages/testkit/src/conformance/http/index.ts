@@ -16,6 +16,9 @@ export type AnswerBook = Map<string, Map<string, Answer>>;
  */
 export function normalizeAnswer(answer: Answer, h: Harness): Answer {
   const body = answer.body
+    .replaceAll(h.adminToken, "<admin token>")
+    .replaceAll(h.agentToken, "<agent token>")
+    .replaceAll(h.strangerToken, "<stranger token>")
     .replaceAll(h.sim.url, "<chatwoot>")
     .replace(/int_[A-Za-z0-9_-]{12,}/g, "int_<id>")
     .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/g, "<time>")

@@ -1,0 +1,28 @@
+import { bodyParser } from "@koa/bodyparser";
+import { chatwootKoa } from "@ryze/chatwoot-koa";
+import {
+  createExampleRuntime,
+  type ExampleConfig,
+  type ExampleRuntime,
+  type RuntimeOptions,
+} from "@ryze/example-shared";
+import Koa from "koa";
+
+export interface KoaExample extends ExampleRuntime {
+  app: Koa;
+}
+
+/** The Koa example: the integration's routes, the simulated WhatsApp side, and a health route of the host. */
+export async function buildApp(config: ExampleConfig, options: RuntimeOptions = {}): Promise<KoaExample> {
+  const runtime = await createExampleRuntime(config, options);
+  const app = new Koa();
+  // Our routes go before the host's body parser, so that a malformed body gets the contract's 400 answer.
+  app.use(chatwootKoa(runtime.integration));
+  app.use(chatwootKoa(runtime.devWhatsApp));
+  app.use(bodyParser());
+  app.use(async (ctx, next) => {
+    if (ctx.method !== "GET" || ctx.path !== "/health") return next();
+    ctx.body = { ok: true };
+  });
+  return { ...runtime, app };
+}

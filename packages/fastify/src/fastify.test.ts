@@ -1,0 +1,89 @@
+import { once } from "node:events";
+import { type AddressInfo, connect } from "node:net";
+import type { HttpHandler, HttpRequest } from "@ryze/chatwoot-core";
+import Fastify, { type FastifyInstance } from "fastify";
+import { afterEach, describe, expect, it } from "vitest";
+import { chatwootFastify } from "./index.js";
+
+let app: FastifyInstance | undefined;
+
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+});
+
+async function listen(instance: FastifyInstance): Promise<number> {
+  await instance.listen({ port: 0, host: "127.0.0.1" });
+  return (instance.server.address() as AddressInfo).port;
+}
+
+const JSON_TYPE = "application/json; charset=utf-8";
+
+describe("chatwootFastify", () => {
+  it("aborts the request's signal when the client goes away", async () => {
+    let entered!: (request: HttpRequest) => void;
+    const handled = new Promise<HttpRequest>((resolve) => {
+      entered = resolve;
+    });
+    const http: HttpHandler = {
+      async handle(request) {
+        entered(request);
+        // Waits for the client to go away, as a slow activation would.
+        await new Promise((resolve) => request.signal?.addEventListener("abort", resolve, { once: true }));
+        return { status: 200, headers: {}, body: "too late" };
+      },
+    };
+    app = Fastify({ forceCloseConnections: true });
+    await app.register(chatwootFastify, { integration: { http }, prefix: "/api/chatwoot" });
+    const port = await listen(app);
+    const socket = connect(port, "127.0.0.1");
+    socket.write("GET /api/chatwoot/list/suporte HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    const request = await handled;
+    expect(request.signal?.aborted).toBe(false);
+    const aborted = once(request.signal!, "abort");
+    socket.destroy();
+    await aborted;
+    expect(request.signal?.aborted).toBe(true);
+  });
+
+  it("falls through to the host's not-found handler and leaves the host's parsers alone", async () => {
+    const seen: string[] = [];
+    const http: HttpHandler = {
+      async handle(request) {
+        seen.push(`${request.method} ${request.path}`);
+        if (request.path !== "/api/chatwoot/ours?x=1") return null;
+        return { status: 201, headers: { "content-type": JSON_TYPE }, body: "{}" };
+      },
+    };
+    app = Fastify({ forceCloseConnections: true });
+    await app.register(chatwootFastify, { integration: { http }, prefix: "/api/chatwoot" });
+    app.post("/echo", async (request) => ({ parsed: request.body }));
+    app.setNotFoundHandler((_request, reply) => reply.code(404).type(JSON_TYPE).send('{"host":"not found"}'));
+    const port = await listen(app);
+    const base = `http://127.0.0.1:${port}`;
+
+    const ours = await fetch(`${base}/api/chatwoot/ours?x=1`);
+    expect([ours.status, ours.headers.get("content-type"), await ours.text()]).toEqual([
+      201,
+      JSON_TYPE,
+      "{}",
+    ]);
+    const theirs = await fetch(`${base}/api/chatwoot/theirs`, { method: "OPTIONS" });
+    expect([theirs.status, await theirs.text()]).toEqual([404, '{"host":"not found"}']);
+    const echo = await fetch(`${base}/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"a":1}',
+    });
+    expect(await echo.json()).toEqual({ parsed: { a: 1 } });
+    expect(seen).toEqual(["GET /api/chatwoot/ours?x=1", "OPTIONS /api/chatwoot/theirs"]);
+  });
+
+  it("refuses a registration prefix other than the integration's", async () => {
+    app = Fastify();
+    const integration = { http: { handle: async () => null }, prefix: "/hooks/cw" };
+    await expect(app.register(chatwootFastify, { integration, prefix: "/api/chatwoot" })).rejects.toThrow(
+      /prefix "\/api\/chatwoot" but the integration's prefix is "\/hooks\/cw"/,
+    );
+  });
+});
