@@ -214,6 +214,10 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
       return (await held(id, owner).update({ status: "done", claim_until: null })) === 1;
     },
 
+    async extend(id, owner, claimUntil) {
+      return (await held(id, owner).update({ claim_until: claimUntil.getTime() })) === 1;
+    },
+
     async fail(id, owner, { retryAt, error }) {
       const changed = await held(id, owner).update({
         status: "pending",

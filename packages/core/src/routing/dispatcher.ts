@@ -51,6 +51,9 @@ export class OutboxDispatcher {
   readonly owner: string;
   private readonly options: DispatcherOptions;
   private readonly inFlight = new Map<string, Promise<void>>();
+  /** Per in-flight item: aborted when its claim is lost, or on shutdown. */
+  private readonly controllers = new Map<string, AbortController>();
+  private heartbeat: NodeJS.Timeout | null = null;
   private readonly abort = new AbortController();
   private running = false;
   private loop: Promise<void> | null = null;
@@ -65,6 +68,20 @@ export class OutboxDispatcher {
     if (this.running) return;
     this.running = true;
     this.loop = this.run();
+    // Keep the claims of items being worked on alive, so a slow attempt is never taken over while it runs.
+    const claimTtlMs = this.options.claimTtlMs ?? 30_000;
+    this.heartbeat = setInterval(() => void this.extendClaims(claimTtlMs), claimTtlMs / 3);
+    this.heartbeat.unref();
+  }
+
+  private async extendClaims(claimTtlMs: number): Promise<void> {
+    const until = new Date(this.options.clock.now().getTime() + claimTtlMs);
+    await Promise.all(
+      [...this.controllers.entries()].map(async ([id, controller]) => {
+        const held = await this.options.outbox.extend(id, this.owner, until).catch(() => true);
+        if (!held) controller.abort(new Error("outbox claim lost"));
+      }),
+    );
   }
 
   /** Looks for work now (after a local enqueue). */
@@ -82,6 +99,8 @@ export class OutboxDispatcher {
     if (!(await Promise.race([finished, timedOut]))) this.abort.abort();
     await this.loop;
     await Promise.all(this.inFlight.values());
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
   }
 
   private async run(): Promise<void> {
@@ -124,11 +143,17 @@ export class OutboxDispatcher {
   private async handle(item: OutboxItem): Promise<void> {
     const { outbox, logger } = this.options;
     let outcome: Outcome;
+    const controller = new AbortController();
+    this.controllers.set(item.id, controller);
+    const signal = AbortSignal.any([this.abort.signal, controller.signal]);
     try {
-      outcome = await this.options.process(item, this.abort.signal);
+      outcome = await this.options.process(item, signal);
     } catch (error) {
       outcome = { kind: "retry", error: text(error) };
+    } finally {
+      this.controllers.delete(item.id);
     }
+    if (controller.signal.aborted) return; // another process holds the item now
     try {
       if (outcome.kind === "done") {
         await outbox.complete(item.id, this.owner);

@@ -274,6 +274,13 @@ export function createMemoryStore(): MemoryStore {
         return claimed;
       },
 
+      async extend(id, owner, claimUntil) {
+        const record = heldBy(id, owner);
+        if (!record) return false;
+        record.claimUntil = copyDate(claimUntil);
+        return true;
+      },
+
       async complete(id, owner) {
         const record = heldBy(id, owner);
         if (!record) return false;

@@ -150,6 +150,11 @@ export interface OutboxStore {
    * the same item.
    */
   claim(options: { owner: string; limit: number; claimTtlMs: number; now: Date }): Promise<OutboxItem[]>;
+  /**
+   * Moves the claim deadline of an item `owner` still holds (a heartbeat while it is being processed, so a slow
+   * attempt is not taken over while it runs). Returns false when the claim was lost.
+   */
+  extend(id: string, owner: string, claimUntil: Date): Promise<boolean>;
   /** Marks a claimed item done. Returns false when `owner` no longer holds the claim. */
   complete(id: string, owner: string): Promise<boolean>;
   /** Returns a claimed item to `pending` with `attempts + 1` and a retry time. */

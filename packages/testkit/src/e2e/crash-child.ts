@@ -25,7 +25,7 @@ const integration = createChatwootIntegration({
     accounts: [{ id: "a", token: "t", instances: [{ name: "suporte", token: "i" }] }],
   }),
   encryption: { current: { id: "k1", key: env("KEY") } },
-  dispatcher: { pollIntervalMs: 20, claimTtlMs: 1_000, concurrency: 8 },
+  dispatcher: { pollIntervalMs: 20, claimTtlMs: 3_000, concurrency: 8 },
   retry: { inbound: { baseDelayMs: 20, maxDelayMs: 200 } },
   realtime: { pingIntervalMs: 500, subscribeTimeoutMs: 2_000 },
 });

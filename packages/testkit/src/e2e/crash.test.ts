@@ -87,5 +87,5 @@ describe("a process killed mid-burst", () => {
       const phone = texts[0]!.split(" ")[0]!;
       expect(texts).toEqual(Array.from({ length: 10 }, (_, n) => `${phone} #${n}`));
     }
-  });
+  }, 120_000);
 });

@@ -215,6 +215,21 @@ export const outboxChecks: StoreCheckGroup = {
       expect(ids(await claim(store, "w3", at(6_001)))).toEqual([second]);
     },
 
+    "extend keeps a claim alive past its first deadline, for its holder only": async ({ store }) => {
+      const integrationId = newIntegration();
+      const first = await put(store, { integrationId, chatKey: "A" }, at(0));
+      await claim(store, "w1", at(1_000), 10, 2_000);
+      expect(await store.outbox.extend(first, "w2", at(10_000))).toBe(false);
+      expect(await store.outbox.extend(first, "w1", at(10_000))).toBe(true);
+      // Past the first deadline (3 000) the item is still held.
+      expect(await claim(store, "w2", at(5_000), 10, 2_000)).toEqual([]);
+      const [taken] = await claim(store, "w2", at(10_000), 10, 2_000);
+      expect(taken).toMatchObject({ id: first, claimedBy: "w2", attempts: 1 });
+      expect(await store.outbox.extend(first, "w1", at(20_000))).toBe(false);
+      expect(await store.outbox.complete(first, "w2")).toBe(true);
+      expect(await store.outbox.extend(first, "w2", at(20_000))).toBe(false);
+    },
+
     "markDead gives up on an item and it no longer blocks its chat key": async ({ store }) => {
       const integrationId = newIntegration();
       const first = await put(store, { integrationId, chatKey: "A" }, at(0));

@@ -1,0 +1,204 @@
+// Test support for the example apps: the same checks for Express, Koa and Fastify, each on its database.
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type ChatwootSimulator, eventually, startChatwootSimulator } from "@ryze/chatwoot-testkit";
+import { createTestDatabase, type DatabaseKind } from "@ryze/chatwoot-testkit/databases";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ExampleConfig, readConfig } from "./config.js";
+import type { ExampleRuntime, RuntimeOptions } from "./runtime.js";
+
+export interface StartedExample {
+  url: string;
+  runtime: ExampleRuntime;
+  close(): Promise<void>;
+}
+
+export interface ExampleAppSuiteOptions {
+  name: string;
+  database: DatabaseKind | "sqlite";
+  /** Builds the example with `buildApp(config, options)` and listens on 127.0.0.1, port 0. */
+  start(config: ExampleConfig, options: RuntimeOptions): Promise<StartedExample>;
+}
+
+const ACCOUNT_TOKEN = "example-account-token";
+const INSTANCE_TOKEN = "example-instance-token";
+
+/** set → list → delete against the simulator, the sealed token at rest, the dev WhatsApp round trip. */
+export async function runExampleAppSuite(options: ExampleAppSuiteOptions): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), `cw-example-${options.name}-`));
+  const database =
+    options.database === "sqlite" ? null : await createTestDatabase(options.database, `cw_${options.name}`);
+  const available = options.database === "sqlite" || database !== null;
+  const databaseUrl = database?.url ?? `sqlite:${join(dir, "chatwoot.sqlite")}`;
+
+  describe.skipIf(!available)(`examples/${options.name} on ${options.database}`, () => {
+    let sim: ChatwootSimulator;
+    let example: StartedExample;
+    let accountId: number;
+    let adminToken: string;
+    let logs = "";
+
+    beforeAll(async () => {
+      sim = await startChatwootSimulator();
+      accountId = sim.createAccount({ name: "Acme" }).id;
+      adminToken = sim.createUser({
+        name: "Jane",
+        accounts: [{ accountId, role: "administrator" }],
+      }).accessToken;
+      const config = readConfig({
+        DATABASE_URL: databaseUrl,
+        RYZE_ACCOUNT_TOKEN: ACCOUNT_TOKEN,
+        RYZE_INSTANCES: `suporte:${INSTANCE_TOKEN}`,
+      });
+      const logger = pino({ level: "debug" }, { write: (line: string) => void (logs += line) });
+      example = await options.start(config, { dataDir: dir, logger });
+    });
+
+    afterAll(async () => {
+      await example?.close();
+      await sim?.close();
+      await database?.drop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    const call = (path: string, init: RequestInit & { token?: string } = {}) =>
+      fetch(`${example.url}${path}`, {
+        ...init,
+        headers: { token: init.token ?? ACCOUNT_TOKEN, ...init.headers },
+      });
+    const activate = (body: Record<string, unknown> = {}) =>
+      call("/api/chatwoot/set/suporte", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          chatwootBaseUrl: sim.url,
+          chatwootAccountId: accountId,
+          chatwootApiToken: adminToken,
+          ...body,
+        }),
+      });
+
+    it("generates a key into the data folder and says so in the log, without the key", () => {
+      const key = readFileSync(join(dir, "encryption.key"), "utf8").trim();
+      expect(Buffer.from(key, "base64")).toHaveLength(32);
+      expect(logs).toContain("generated a new key into the data folder");
+      expect(logs).not.toContain(key);
+    });
+
+    it("runs set → list → delete against the simulator, with the token sealed at rest", async () => {
+      const set = await activate({ inboxName: "WhatsApp - Orion", startAsPending: true });
+      expect(set.status, await set.clone().text()).toBe(201);
+      const { bridge_integration_id: id } = (await set.json()) as { bridge_integration_id: string };
+
+      const list = await call("/api/chatwoot/list/suporte", { token: INSTANCE_TOKEN });
+      expect(list.status).toBe(200);
+      expect(await list.json()).toMatchObject({
+        bridge_integration_id: id,
+        chatwoot_api_token: adminToken,
+        start_as_pending: true,
+        sign_messages: false,
+      });
+
+      const rows = await example.runtime.knex("chatwoot_integrations").select("*");
+      expect(rows).toHaveLength(1);
+      expect(JSON.stringify(rows)).not.toContain(adminToken);
+      expect(JSON.stringify(rows)).toMatch(/cw1:[A-Za-z0-9_-]{8}:/);
+      if (options.database === "sqlite") {
+        // Raw bytes of the database file and its journal: the token is nowhere in plaintext.
+        for (const name of readdirSync(dir).filter((file) => file.startsWith("chatwoot.sqlite"))) {
+          expect(readFileSync(join(dir, name)).includes(Buffer.from(adminToken)), name).toBe(false);
+        }
+      }
+      expect(logs).not.toContain(adminToken);
+      expect(logs).not.toContain(ACCOUNT_TOKEN);
+
+      const removed = await call("/api/chatwoot/delete/suporte?deleteInbox=true", { method: "DELETE" });
+      expect(removed.status).toBe(200);
+      expect(sim.inboxes(accountId)).toHaveLength(0);
+      expect((await call("/api/chatwoot/list/suporte")).status).toBe(404);
+    });
+
+    it("answers a malformed body with the contract's 400, before the host's body parser", async () => {
+      const answer = await call("/api/chatwoot/set/suporte", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"chatwootBaseUrl": ',
+      });
+      expect(answer.status).toBe(400);
+      expect(await answer.json()).toMatchObject({
+        success: false,
+        error: { message: expect.stringMatching(/^invalid body: /) },
+      });
+    });
+
+    it("shows a round trip through the simulated WhatsApp side", async () => {
+      expect((await activate({ signMessages: true })).status).toBe(201);
+      const event = {
+        event: "message.exchange",
+        data: {
+          id: "3EB0ROUNDTRIP0001",
+          message: {
+            id: "3EB0ROUNDTRIP0001",
+            direction: "incoming",
+            timestamp: "2026-04-28T10:30:00Z",
+            chat: { jid: "5511999999999@s.whatsapp.net", name: "João Silva", type: "private" },
+            sender: { jid: "5511999999999@s.whatsapp.net", name: "João Silva" },
+            content: { text: "Olá, preciso de ajuda" },
+          },
+        },
+        instanceData: { instance: "suporte" },
+      };
+      const post = (body: unknown) =>
+        call("/dev/whatsapp/suporte/events", {
+          method: "POST",
+          token: INSTANCE_TOKEN,
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+        });
+      const accepted = await post(event);
+      expect(accepted.status).toBe(202);
+      expect(await accepted.json()).toEqual({ accepted: true, id: "3EB0ROUNDTRIP0001" });
+
+      const conversation = await eventually(() => {
+        const [first] = sim.conversations(accountId) as Array<{ id: number }>;
+        const messages = first ? (sim.messages(accountId, first.id) as Array<{ content: string }>) : [];
+        return messages.some((message) => message.content === "Olá, preciso de ajuda") ? first : null;
+      });
+      const agent = sim.createUser({ name: "Maria", accounts: [{ accountId, role: "agent" }] });
+      sim.addInboxMember((sim.inboxes(accountId).at(-1) as { id: number }).id, agent.id);
+      sim.postAgentMessage({
+        accountId,
+        conversationId: conversation.id,
+        userId: agent.id,
+        content: "Claro, como posso ajudar?",
+      });
+
+      const sent = await eventually(async () => {
+        const answer = await call("/dev/whatsapp/suporte/sent", { token: INSTANCE_TOKEN });
+        const body = (await answer.json()) as { sent: Array<Record<string, unknown>> };
+        return body.sent.length > 0 ? body.sent : null;
+      });
+      expect(sent).toEqual([
+        {
+          id: expect.stringMatching(/^SIM[0-9A-F]{12}$/),
+          to: "5511999999999@s.whatsapp.net",
+          type: "text",
+          text: "*Maria*:\nClaro, como posso ajudar?",
+          replyTo: null,
+          at: expect.any(String),
+        },
+      ]);
+      const malformed = await post({ event: "message.exchange", data: { message: { id: "x" } } });
+      expect(malformed.status).toBe(400);
+      expect(((await malformed.json()) as { error: { message: string } }).error.message).toMatch(
+        /^invalid event: data\.message\.direction: /,
+      );
+    });
+
+    it("keeps the host's own routes working", async () => {
+      expect(await (await fetch(`${example.url}/health`)).json()).toEqual({ ok: true });
+    });
+  });
+}

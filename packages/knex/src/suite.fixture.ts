@@ -1,0 +1,96 @@
+// Test support (not built): the storage conformance suite and migration checks for one knex database.
+import { runStoreConformance, type StoreRaw } from "@ryze/chatwoot-testkit/conformance";
+import type { Knex } from "knex";
+import { describe, expect, it } from "vitest";
+import { chatwootMigrations, chatwootTableNames, createKnexStore, migrate } from "./index.js";
+
+/** Reads what the store wrote with plain SQL. */
+function rawFor(db: Knex, tablePrefix?: string): StoreRaw {
+  const { migrations: _migrations, ...tables } = chatwootTableNames(tablePrefix);
+  return {
+    integrationRow: async (id) => (await db(tables.integrations).where({ id }).first()) ?? null,
+    dump: async () =>
+      Object.fromEntries(
+        await Promise.all(Object.values(tables).map(async (name) => [name, await db(name)])),
+      ),
+  };
+}
+
+async function emptyTables(db: Knex, tablePrefix?: string): Promise<void> {
+  const { migrations: _migrations, ...tables } = chatwootTableNames(tablePrefix);
+  for (const table of Object.values(tables)) await db(table).delete();
+}
+
+/**
+ * Migrates `db`, runs the conformance suite under the default prefix and under `cw2_` (migrated through
+ * knex's own migrator with the exported source), and checks that the migrations roll back.
+ */
+export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> {
+  await migrate(db);
+  runStoreConformance({
+    name: `knex (${label})`,
+    createStore: () => createKnexStore(db),
+    reset: () => emptyTables(db),
+    raw: () => rawFor(db),
+  });
+
+  const source = chatwootMigrations({ tablePrefix: "cw2_" });
+  await db.migrate.latest({ migrationSource: source, tableName: source.tableName });
+  runStoreConformance({
+    name: `knex (${label}, prefix cw2_)`,
+    createStore: () => createKnexStore(db, { tablePrefix: "cw2_" }),
+    reset: () => emptyTables(db, "cw2_"),
+    raw: () => rawFor(db, "cw2_"),
+  });
+
+  describe(`knex migrations on ${label}`, () => {
+    it("run through knex.migrate with their own bookkeeping table, and roll back", async () => {
+      const other = chatwootMigrations({ tablePrefix: "mig_", migrationsTableName: "mig_history" });
+      expect(other.tableName).toBe("mig_history");
+      await db.migrate.latest({ migrationSource: other, tableName: other.tableName });
+      const [done, pending] = (await db.migrate.list({
+        migrationSource: other,
+        tableName: other.tableName,
+      })) as [unknown[], unknown[]];
+      expect([done.length, pending.length]).toEqual([1, 0]);
+      expect(await db.schema.hasTable("mig_outbox_chats")).toBe(true);
+      expect(await db.schema.hasTable("mig_history")).toBe(true);
+      await migrate(db, { tablePrefix: "mig_", migrationsTableName: "mig_history" }); // idempotent
+
+      // The prefixes are separate: what one store writes, the other does not see.
+      const store = createKnexStore(db, { tablePrefix: "mig_" });
+      const now = new Date(1_900_000_000_000);
+      const { id } = await store.outbox.enqueue(
+        { integrationId: "int_m", direction: "inbound", chatKey: "c", dedupeKey: "d", payload: { ok: true } },
+        now,
+      );
+      expect(await store.outbox.claim({ owner: "w", limit: 5, claimTtlMs: 1_000, now })).toMatchObject([
+        { id, payload: { ok: true } },
+      ]);
+      expect(await db("mig_outbox").where({ id }).first()).toMatchObject({
+        status: "claimed",
+        claimed_by: "w",
+      });
+      expect(await db("chatwoot_outbox").where({ id }).first()).toBeUndefined();
+
+      await db.migrate.rollback({ migrationSource: other, tableName: other.tableName }, true);
+      for (const table of [
+        "integrations",
+        "chat_mappings",
+        "message_mappings",
+        "outbox",
+        "outbox_chats",
+        "leases",
+      ]) {
+        expect(await db.schema.hasTable(`mig_${table}`)).toBe(false);
+      }
+      expect(await db.schema.hasTable("chatwoot_integrations")).toBe(true);
+      expect(await db.schema.hasTable("cw2_integrations")).toBe(true);
+    });
+
+    it("refuses an unusable table prefix", () => {
+      expect(() => createKnexStore(db, { tablePrefix: "bad-prefix" })).toThrow(/tablePrefix/);
+      expect(() => chatwootMigrations({ tablePrefix: "x".repeat(40) })).toThrow(/tablePrefix/);
+    });
+  });
+}
