@@ -52,7 +52,14 @@ export async function runExampleAppSuite(options: ExampleAppSuiteOptions): Promi
         RYZE_ACCOUNT_TOKEN: ACCOUNT_TOKEN,
         RYZE_INSTANCES: `suporte:${INSTANCE_TOKEN}`,
       });
-      const logger = pino({ level: "debug" }, { write: (line: string) => void (logs += line) });
+      const logger = pino(
+        { level: "debug" },
+        {
+          write(line: string) {
+            logs += line;
+          },
+        },
+      );
       example = await options.start(config, { dataDir: dir, logger });
     });
 
