@@ -84,36 +84,4 @@ export async function startRoutingHarness(options: RoutingHarnessOptions = {}): 
   };
 }
 
-let sequence = 0;
-/** A WhatsApp `message.exchange` envelope. */
-export function textEvent(options: {
-  phone: string;
-  text: string;
-  id?: string;
-  direction?: "incoming" | "outgoing";
-  name?: string;
-  group?: { jid: string; subject: string };
-  quoted?: string;
-}): { event: string; data: { id: string; message: Record<string, unknown> } } {
-  const id =
-    options.id ?? `3EB0${Date.now().toString(16).toUpperCase()}${(sequence++).toString(16).padStart(6, "0")}`;
-  const jid = `${options.phone}@s.whatsapp.net`;
-  const chat = options.group
-    ? { jid: options.group.jid, name: options.group.subject, type: "group" }
-    : { jid, name: options.name ?? `Customer ${options.phone}`, type: "private" };
-  return {
-    event: "message.exchange",
-    data: {
-      id,
-      message: {
-        id,
-        direction: options.direction ?? "incoming",
-        timestamp: new Date().toISOString(),
-        chat,
-        sender: { jid, name: options.name ?? `Customer ${options.phone}` },
-        content: { text: options.text },
-        ...(options.quoted ? { quoted: { id: options.quoted } } : {}),
-      },
-    },
-  };
-}
+export { textEvent } from "../whatsapp/events.js";
