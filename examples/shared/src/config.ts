@@ -17,6 +17,8 @@ const envSchema = z.object({
   CHATWOOT_DELIVERY: z.enum(["realtime", "webhook"]).default("realtime"),
   PUBLIC_URL: z.string().optional(),
   REDIS_URL: z.string().optional(),
+  RATE_LIMIT_STORE: z.enum(["memory", "redis", "database"]).optional(),
+  RATE_LIMIT_FAIL: z.enum(["open", "closed"]).default("open"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
@@ -32,6 +34,13 @@ export interface ExampleConfig {
   delivery: "realtime" | "webhook";
   publicUrl: string | undefined;
   redisUrl: string | undefined;
+  /**
+   * Where the per-token rate limit counts: in this process (`memory`), in Redis (`redis`, needs REDIS_URL) or in
+   * the app's database (`database`, PostgreSQL or MySQL/MariaDB). Default: `redis` when REDIS_URL is set.
+   */
+  rateLimitStore: "memory" | "redis" | "database";
+  /** What the rate limit does when its store is down: let requests through (`open`) or refuse them. */
+  rateLimitFail: "open" | "closed";
   logLevel: string;
   /** Which tokens were generated because they were unset. */
   generated: { accountToken: boolean; instances: string[] };
@@ -46,6 +55,16 @@ export function readConfig(env: Record<string, string | undefined> = process.env
     throw new Error(`invalid environment: ${issues}`);
   }
   const values = parsed.data;
+  const rateLimitStore = values.RATE_LIMIT_STORE ?? (values.REDIS_URL ? "redis" : "memory");
+  if (rateLimitStore === "redis" && !values.REDIS_URL) {
+    throw new Error("invalid environment: RATE_LIMIT_STORE: redis needs REDIS_URL");
+  }
+  if (rateLimitStore === "database" && values.DATABASE_URL.startsWith("sqlite:")) {
+    throw new Error(
+      "invalid environment: RATE_LIMIT_STORE: database needs PostgreSQL or MySQL/MariaDB; SQLite serves one " +
+        "process only, so use memory (or redis with REDIS_URL)",
+    );
+  }
   const generatedInstances: string[] = [];
   const instances = (values.RYZE_INSTANCES ?? "suporte").split(",").map((entry, index) => {
     const [name, ...rest] = entry.trim().split(":");
@@ -79,6 +98,8 @@ export function readConfig(env: Record<string, string | undefined> = process.env
     delivery: values.CHATWOOT_DELIVERY,
     publicUrl: values.PUBLIC_URL,
     redisUrl: values.REDIS_URL,
+    rateLimitStore,
+    rateLimitFail: values.RATE_LIMIT_FAIL,
     logLevel: values.LOG_LEVEL,
     generated: { accountToken: values.RYZE_ACCOUNT_TOKEN === undefined, instances: generatedInstances },
   };

@@ -12,8 +12,15 @@ import {
 } from "@ryze/chatwoot-core";
 import { createKnexStore, migrate } from "@ryze/chatwoot-knex";
 import { createDevWhatsApp, createSimulatedWhatsAppGateway, type DevWhatsApp } from "@ryze/chatwoot-testkit";
+import { Redis } from "ioredis";
 import knexFactory, { type Knex } from "knex";
 import { pino } from "pino";
+import {
+  type RateLimiterAbstract,
+  RateLimiterMySQL,
+  RateLimiterPostgres,
+  RateLimiterRedis,
+} from "rate-limiter-flexible";
 import type { ExampleConfig } from "./config.js";
 
 /** A key's id is its fingerprint, so rotating keys needs no extra configuration. */
@@ -60,6 +67,96 @@ export function loadKey(config: ExampleConfig, dataDir: string, logger: Logger):
   }
 }
 
+/** The shared store of the per-token rate limit chosen by RATE_LIMIT_STORE; no limiter means in-process memory. */
+export interface RateLimitStore {
+  limiter: RateLimiterAbstract | undefined;
+  close(): Promise<void>;
+}
+
+/** rate-limiter-flexible creates its SQL table itself and reports through a callback: wait for it. */
+async function created<T>(build: (ready: (error?: Error) => void) => T): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    let limiter: T | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        limiter = build((error) => (error ? reject(error) : resolve()));
+      });
+      return limiter!;
+    } catch (error) {
+      // Processes starting together race on CREATE TABLE IF NOT EXISTS; the second try sees the table.
+      if (attempt >= 2) throw error;
+    }
+  }
+}
+
+/**
+ * The limiter behind RATE_LIMIT_STORE: `redis` (REDIS_URL, through ioredis), `database` (the app's PostgreSQL or
+ * MySQL/MariaDB through its knex, table `chatwoot_rate_limits`), or `memory` (none: the core's default). Every
+ * process of a cluster must count in the same store, with the same points and duration.
+ */
+export async function createRateLimitStore(
+  config: ExampleConfig,
+  knex: Knex,
+  options: { points: number; durationSeconds: number; logger: Logger },
+): Promise<RateLimitStore> {
+  const { points, durationSeconds: duration, logger } = options;
+  if (config.rateLimitStore === "memory") return { limiter: undefined, close: async () => {} };
+  if (config.rateLimitStore === "redis") {
+    // No offline queue: while Redis is down a request fails at once (and RATE_LIMIT_FAIL decides), never waits.
+    const redis = new Redis(config.redisUrl!, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    let down = false;
+    redis.on("error", (error: Error) => {
+      if (!down) logger.warn({ err: error.message }, "rate limit: Redis unreachable");
+      down = true;
+    });
+    redis.on("ready", () => {
+      if (down) logger.info({}, "rate limit: Redis reachable again");
+      down = false;
+    });
+    const ready = new Promise<void>((resolve) => {
+      redis.once("ready", () => resolve());
+      setTimeout(resolve, 5_000).unref();
+    });
+    await ready;
+    const limiter = new RateLimiterRedis({
+      storeClient: redis,
+      rejectIfRedisNotReady: true,
+      keyPrefix: "chatwoot:rate-limit",
+      points,
+      duration,
+    });
+    return {
+      limiter,
+      async close() {
+        await redis.quit().catch(() => redis.disconnect());
+      },
+    };
+  }
+  const common = {
+    storeClient: knex,
+    storeType: "knex",
+    tableName: "chatwoot_rate_limits",
+    points,
+    duration,
+  };
+  if (/^postgres(ql)?:\/\//.test(config.databaseUrl)) {
+    const limiter = await created((ready) => new RateLimiterPostgres(common, ready));
+    return { limiter, close: async () => {} };
+  }
+  if (/^(mysql|mariadb):\/\//.test(config.databaseUrl)) {
+    // rate-limiter-flexible names the database in every statement (and creates it if missing): use ours.
+    const [rows] = (await knex.raw("select database() as name")) as [Array<{ name: string | null }>];
+    const dbName = rows[0]?.name;
+    if (!dbName)
+      throw new Error(
+        "invalid environment: DATABASE_URL: must name a database for RATE_LIMIT_STORE=database",
+      );
+    const limiter = await created((ready) => new RateLimiterMySQL({ ...common, dbName }, ready));
+    return { limiter, close: async () => {} };
+  }
+  throw new Error("invalid environment: RATE_LIMIT_STORE: database needs PostgreSQL or MySQL/MariaDB");
+}
+
 export interface ExampleRuntime {
   config: ExampleConfig;
   integration: ChatwootIntegration;
@@ -100,6 +197,12 @@ export async function createExampleRuntime(
   });
   // No real WhatsApp here: the simulated gateway records what would be sent (GET /dev/whatsapp/:instance/sent).
   const gateway = createSimulatedWhatsAppGateway();
+  const rateLimit = { points: 100, durationSeconds: 60, ...options.integration?.rateLimit };
+  const rateLimitStore = await createRateLimitStore(config, knex, {
+    points: rateLimit.points,
+    durationSeconds: rateLimit.durationSeconds,
+    logger,
+  });
   const integration = createChatwootIntegration({
     gateway,
     store: createKnexStore(knex),
@@ -113,6 +216,11 @@ export async function createExampleRuntime(
     ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
     logger,
     ...options.integration,
+    rateLimit: {
+      onStoreError: config.rateLimitFail,
+      ...(rateLimitStore.limiter ? { limiter: rateLimitStore.limiter } : {}),
+      ...rateLimit,
+    },
   });
   const devWhatsApp = createDevWhatsApp({
     guard: integration.guard,
@@ -129,6 +237,7 @@ export async function createExampleRuntime(
     logger,
     async close() {
       await integration.stop();
+      await rateLimitStore.close();
       await knex.destroy();
     },
   };

@@ -49,9 +49,21 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
     logger.info({ integrationId, owner, why }, "chatwoot: realtime subscription dropped");
   }
 
+  /** Deactivation: leave and free the lease. */
   async function release(integrationId: string): Promise<void> {
     drop(integrationId, "released");
     await leases.release(leaseName(integrationId), owner).catch(() => false);
+  }
+
+  /**
+   * Rebalancing and shutdown: leave, and let the lease expire now (renew with a zero TTL) instead of freeing it,
+   * so that the next owner takes it at once and still knows since when to fetch what was missed.
+   */
+  async function handOver(integrationId: string): Promise<void> {
+    const mine = owned.get(integrationId);
+    drop(integrationId, "handed over");
+    if (mine)
+      await leases.renew(leaseName(integrationId), owner, mine.epoch, 0, clock.now()).catch(() => null);
   }
 
   /** Attaches an integration whose lease this process just took; backfills from the previous owner's end. */
@@ -65,6 +77,11 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
     attaching.add(integration.id);
     try {
       await hub.attach(integration, signal);
+      if (owned.get(integration.id)?.epoch !== lease.epoch) {
+        // Handed over or lost while subscribing: do not keep a subscription nobody tracks.
+        hub.detach(integration.id);
+        return;
+      }
       // The last moment the previous owner was surely listening: its lease's last renewal.
       if (previous) options.onTakeover(integration, new Date(previous.expiresAt.getTime() - ttlMs));
     } catch (error) {
@@ -81,6 +98,7 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
 
   async function round(): Promise<void> {
     const at = clock.now();
+    const ownedAtStart = new Set(owned.keys());
     await leases.acquire(`${MEMBER}${owner}`, owner, ttlMs, at);
     const members = (await leases.list(MEMBER)).filter(
       (lease) => lease.expiresAt.getTime() > at.getTime(),
@@ -97,11 +115,11 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
     }
     const byId = new Map(wanted.map((integration) => [integration.id, integration]));
 
-    // 1. Renew what we hold; drop what is gone or lost.
+    // 1. Renew what we hold; drop what is gone or lost. An activation may have taken one after the list was read.
     for (const [integrationId, mine] of owned) {
       const integration = byId.get(integrationId);
       if (!integration) {
-        await release(integrationId);
+        if (ownedAtStart.has(integrationId) && !attaching.has(integrationId)) await release(integrationId);
         continue;
       }
       const renewed = await leases
@@ -123,7 +141,9 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
 
     // 2. Hand back what is above our fair share, so that leases spread over the processes.
     const share = Math.ceil(wanted.length / Math.max(1, members));
-    for (const integrationId of [...owned.keys()].slice(share)) await release(integrationId);
+    const settled = [...owned.keys()].filter((integrationId) => !attaching.has(integrationId));
+    const excess = owned.size - share;
+    for (const integrationId of settled.slice(0, Math.max(0, excess))) await handOver(integrationId);
 
     // 3. Take free or expired leases up to our share, in random order so processes do not collide.
     const free = wanted.filter((integration) => {
@@ -169,7 +189,7 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
       if (timer) clearInterval(timer);
       timer = null;
       await running;
-      for (const integrationId of [...owned.keys()]) await release(integrationId);
+      for (const integrationId of [...owned.keys()]) await handOver(integrationId);
       await leases.release(`${MEMBER}${owner}`, owner).catch(() => false);
     },
     /**
