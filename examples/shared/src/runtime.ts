@@ -31,12 +31,12 @@ export function keyId(key: string): string {
 /** Opens the database named by DATABASE_URL: `postgres://`, `mysql://` or `sqlite:<path>`. */
 export function openDatabase(url: string): Knex {
   if (/^postgres(ql)?:\/\//.test(url))
-    return knexFactory({ client: "pg", connection: url, pool: { min: 0, max: 10 } });
+    return knexFactory({ client: "pg", connection: url, pool: { min: 0, max: 20 } });
   if (/^(mysql|mariadb):\/\//.test(url)) {
     return knexFactory({
       client: "mysql2",
       connection: url.replace(/^mariadb:/, "mysql:"),
-      pool: { min: 0, max: 10 },
+      pool: { min: 0, max: 20 },
     });
   }
   if (url.startsWith("sqlite:")) {
