@@ -51,7 +51,16 @@ export async function startRoutingHarness(options: RoutingHarnessOptions = {}): 
     store,
     gateway,
     directory: createStaticDirectory({
-      accounts: [{ id: "a", token: "t", instances: [{ name: instance, token: "i" }] }],
+      accounts: [
+        {
+          id: "a",
+          token: "t",
+          instances: [
+            { name: instance, token: "i" },
+            { name: "vendas", token: "v" },
+          ],
+        },
+      ],
     }),
     encryption: { current: { id: "k1", key: randomBytes(32).toString("base64") } },
     realtime: { pingIntervalMs: 200, subscribeTimeoutMs: 2_000 },

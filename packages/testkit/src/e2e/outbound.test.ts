@@ -86,6 +86,34 @@ describe("Chatwoot → WhatsApp", () => {
     expect(h!.gateway.sent("suporte").map((sent) => sent.text)).toEqual(["during the silence"]);
   });
 
+  it("re-reads the profile when the subscription is not confirmed (the pubsub token rotated) and catches up", async () => {
+    const conversationId = await withConversation();
+    // A password change rotates the pubsub token; the next reconnect's subscription is then met with silence.
+    h!.sim.rotatePubsubToken(h!.agent.id);
+    const profileReads = h!.sim.countRequests({ method: "GET", path: "/api/v1/profile" });
+    h!.sim.cable.dropAll();
+    reply(conversationId, "after the password change");
+    await eventually(() => h!.gateway.sent("suporte").length === 1, {
+      timeoutMs: 20_000,
+      what: "reply after resubscribe",
+    });
+    expect(h!.gateway.sent("suporte")[0]!.text).toBe("after the password change");
+    expect(h!.sim.countRequests({ method: "GET", path: "/api/v1/profile" })).toBeGreaterThan(profileReads);
+    const token = h!.sim.getUser(h!.agent.id)!.pubsubToken;
+    expect(h!.sim.cable.subscriptions().map((subscription) => subscription.pubsubToken)).toContain(token);
+  });
+
+  it("shares one socket among the integrations of one Chatwoot user", async () => {
+    await withConversation();
+    const second = await h!.integration.activate("vendas", {
+      chatwootBaseUrl: h!.sim.url,
+      chatwootAccountId: h!.accountId,
+      chatwootApiToken: h!.agent.accessToken,
+    });
+    expect(second.status).toBe("active");
+    expect(h!.sim.cable.connections()).toBe(1);
+  });
+
   it("marks a reply failed with a private note after its retries, and Chatwoot's retry sends it once", async () => {
     const conversationId = await withConversation();
     h!.gateway.failNext("suporte", 3, "phone offline");

@@ -723,6 +723,29 @@ export const httpCases: HttpCase[] = [
       return answer;
     },
   },
+  // --- webhook receiver ------------------------------------------------------------------------------
+  {
+    name: "webhook: answered through the adapter, without caller tokens, with its own 1 MiB cap",
+    async run(h) {
+      const { id } = await activated(h);
+      const unknown = await send(h.server, "/api/chatwoot/webhook/int_unknownunknown?secret=x", {
+        method: "POST",
+        body: { event: "message_created" },
+      });
+      expectError(unknown, 404, "unknown integration");
+      expect(unknown.headers["x-ratelimit-limit"]).toBeUndefined();
+      // Realtime mode registers no webhook secret: no secret can match.
+      const refused = await send(h.server, `/api/chatwoot/webhook/${id}?secret=guess`, {
+        method: "POST",
+        body: { event: "message_created", padding: "x".repeat(200 * 1024) },
+      });
+      expectError(refused, 401, "invalid webhook secret");
+      expect(
+        (await send(h.server, `/api/chatwoot/webhook/${id}?secret=guess`, { method: "GET" })).status,
+      ).toBe(404);
+      return refused;
+    },
+  },
   // --- what is not ours ----------------------------------------------------------------------------
   {
     name: "fall-through: the host's own routes and 404",
