@@ -31,7 +31,6 @@ if (database) {
     });
   });
 } else {
-  describe.skip("knex on MariaDB/MySQL (unreachable)", () => {
-    it("runs the storage conformance suite", () => {});
-  });
+  // The server is unreachable (warned above); CI sets CI_REQUIRE_DB=1, where this cannot happen.
+  it.skipIf(true)(`runs the storage conformance suite on MariaDB/MySQL`, () => {});
 }

@@ -1,5 +1,5 @@
 import { createTestDatabase } from "@ryze/chatwoot-testkit/databases";
-import { afterAll, describe, it } from "vitest";
+import { afterAll, it } from "vitest";
 import { runKnexStoreSuite } from "./suite.fixture.js";
 
 // This file's own schema, so it runs next to other test files; skipped loudly when PostgreSQL is unreachable.
@@ -14,7 +14,6 @@ if (database) {
   });
   await runKnexStoreSuite(`PostgreSQL, schema ${database.name}`, db);
 } else {
-  describe.skip("knex on PostgreSQL (unreachable)", () => {
-    it("runs the storage conformance suite", () => {});
-  });
+  // The server is unreachable (warned above); CI sets CI_REQUIRE_DB=1, where this cannot happen.
+  it.skipIf(true)(`runs the storage conformance suite on PostgreSQL`, () => {});
 }
