@@ -262,10 +262,17 @@ export function createChatwootIntegration(input: ChatwootIntegrationOptions): Ch
       if (dropped > 0)
         options.logger.info({ instance: integration.instance, dropped }, "chatwoot: dropped pending work");
     },
-    liveProblem: (integration) => {
+    liveProblem: async (integration) => {
       if (!realtime) return null;
       const status = hub.status(integration.id);
-      return status && status.state !== "connected" ? status.lastError : null;
+      if (status) return status.state !== "connected" ? status.lastError : null;
+      const failure = ownership.failure(integration.id);
+      if (failure) return failure;
+      // Another process may hold the link; only its lease tells whether anyone does.
+      const lease = await ownership.holder(integration.id);
+      return lease && lease.expiresAt.getTime() > options.clock.now().getTime()
+        ? null
+        : "no process holds the realtime link to Chatwoot at the moment - it is taken over within the lease time";
     },
   };
   const activation = createActivationService({

@@ -20,7 +20,7 @@ export interface ActivationHooks {
   /** Routing for the integration must stop at once (deactivation). */
   onDeactivate?(integration: Integration): Promise<void>;
   /** A problem known locally (e.g. the realtime link is down), shown by `list`; null when healthy. */
-  liveProblem?(integration: Integration): string | null;
+  liveProblem?(integration: Integration): Promise<string | null> | string | null;
 }
 
 export interface ActivationServiceOptions {
@@ -325,7 +325,7 @@ export function createActivationService(options: ActivationServiceOptions) {
       lastError: integration.lastError,
     };
     if (integration.status === "paused" || integration.inboxId === null) return view;
-    const problem = options.hooks.liveProblem?.(integration) ?? null;
+    const problem = (await options.hooks.liveProblem?.(integration)) ?? null;
     if (problem) return { ...view, status: "error", lastError: problem };
     const live = await liveCheck(integration);
     if (live && live.status !== "provisioning") {

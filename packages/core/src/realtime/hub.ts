@@ -178,12 +178,24 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
     }
   }
 
+  /** Waits for the confirmation, at most `subscribeTimeout` (connecting included: a socket that never opens fails too). */
   async function confirm(subscription: Subscription, signal?: AbortSignal): Promise<void> {
     const waiting = subscription.channel.ensureSubscribed();
+    waiting.catch(() => {});
+    const timeout = AbortSignal.timeout(subscribeTimeout);
+    const stop = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    let onAbort: (() => void) | undefined;
     const aborted = new Promise<never>((_, reject) => {
-      signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+      onAbort = () => reject(new Error(CONFIRM_TIMEOUT(subscribeTimeout)));
+      if (stop.aborted) onAbort();
+      else stop.addEventListener("abort", onAbort, { once: true });
     });
-    await Promise.race([waiting, aborted]);
+    aborted.catch(() => {});
+    try {
+      await Promise.race([waiting, aborted]);
+    } finally {
+      if (onAbort) stop.removeEventListener("abort", onAbort);
+    }
   }
 
   return {

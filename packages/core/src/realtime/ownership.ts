@@ -1,3 +1,4 @@
+import { classifyChatwootFailure, isChatwootRequestError } from "../chatwoot/index.js";
 import type { Integration, IntegrationRepository } from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { Lease, LeaseStore } from "../store/ports.js";
@@ -37,6 +38,8 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
   const { leases, hub, clock, logger, owner, ttlMs } = options;
   const owned = new Map<string, Owned>();
   const attaching = new Set<string>();
+  /** Why the last subscription attempt of an integration failed, until one succeeds. */
+  const failures = new Map<string, string>();
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
 
@@ -66,6 +69,13 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
       await leases.renew(leaseName(integrationId), owner, mine.epoch, 0, clock.now()).catch(() => null);
   }
 
+  /** The link is confirmed: an integration in `error` because of it is healthy again. */
+  async function recover(integration: Integration): Promise<void> {
+    const current = await options.integrations.getById(integration.id).catch(() => null);
+    if (current?.status !== "error") return;
+    await options.integrations.update(current, { status: "active", lastError: "" }).catch(() => null);
+  }
+
   /** Attaches an integration whose lease this process just took; backfills from the previous owner's end. */
   async function take(
     integration: Integration,
@@ -77,6 +87,8 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
     attaching.add(integration.id);
     try {
       await hub.attach(integration, signal);
+      failures.delete(integration.id);
+      await recover(integration);
       if (owned.get(integration.id)?.epoch !== lease.epoch) {
         // Handed over or lost while subscribing: do not keep a subscription nobody tracks.
         hub.detach(integration.id);
@@ -85,11 +97,21 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
       // The last moment the previous owner was surely listening: its lease's last renewal.
       if (previous) options.onTakeover(integration, new Date(previous.expiresAt.getTime() - ttlMs));
     } catch (error) {
-      // Keep the lease: the hub retries the subscription, and `list` shows the problem.
+      // Give the lease back at once: the next round (here or elsewhere) tries again; `list` shows why.
+      failures.set(
+        integration.id,
+        isChatwootRequestError(error)
+          ? classifyChatwootFailure(error.failure, {
+              baseUrl: integration.baseUrl,
+              accountId: integration.accountId,
+            }).message
+          : text(error),
+      );
       logger.warn(
         { instance: integration.instance, err: text(error) },
         "chatwoot: realtime subscription not confirmed",
       );
+      if (owned.get(integration.id)?.epoch === lease.epoch) await handOver(integration.id);
       throw error;
     } finally {
       attaching.delete(integration.id);
@@ -209,6 +231,10 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
     },
     /** Deactivation: leave at once and give the lease back. */
     release,
+    /** Why this process's last attempt to subscribe an integration failed, if it did. */
+    failure: (integrationId: string): string | null => failures.get(integrationId) ?? null,
+    /** The lease of an integration's subscription, whoever holds it. */
+    holder: (integrationId: string): Promise<Lease | null> => leases.get(leaseName(integrationId)),
     /** Integration ids whose subscription this process holds. */
     owned: (): string[] => [...owned.keys()],
   };

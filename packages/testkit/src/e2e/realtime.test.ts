@@ -1,0 +1,63 @@
+import { randomBytes } from "node:crypto";
+import {
+  type ChatwootIntegration,
+  createChatwootIntegration,
+  createMemoryStore,
+  createStaticDirectory,
+} from "@ryze/chatwoot-core";
+import { afterEach, describe, expect, it } from "vitest";
+import { type ChatwootSimulator, startChatwootSimulator } from "../simulator/index.js";
+import { eventually } from "./harness.js";
+
+let sim: ChatwootSimulator | undefined;
+let integration: ChatwootIntegration | undefined;
+afterEach(async () => {
+  await integration?.stop();
+  await sim?.close();
+});
+
+const list = (target: ChatwootIntegration) =>
+  target.http
+    .handle({ method: "GET", path: "/api/chatwoot/list/suporte", headers: { token: "t" } })
+    .then((answer) => JSON.parse(answer!.body!) as { status: string; last_error: string });
+
+describe("the realtime link during activation", () => {
+  it("answers 502 when the subscription is not confirmed, then recovers by itself once Chatwoot's cable works", async () => {
+    sim = await startChatwootSimulator({ cablePingIntervalMs: 200 });
+    const accountId = sim.createAccount({ name: "Acme" }).id;
+    const admin = sim.createUser({ name: "Jane", accounts: [{ accountId, role: "administrator" }] });
+    integration = createChatwootIntegration({
+      store: createMemoryStore(),
+      directory: createStaticDirectory({
+        accounts: [{ id: "a", token: "t", instances: [{ name: "suporte", token: "i" }] }],
+      }),
+      encryption: { current: { id: "k1", key: randomBytes(32).toString("base64") } },
+      realtime: { pingIntervalMs: 200, subscribeTimeoutMs: 1_000, leaseTtlMs: 900 },
+    });
+    await integration.start();
+    const cable = sim.faults.inject({ path: "/cable", status: 503, body: "cable down" });
+    const result = await integration.activate("suporte", {
+      chatwootBaseUrl: sim.url,
+      chatwootAccountId: accountId,
+      chatwootApiToken: admin.accessToken,
+    });
+    expect(result).toEqual({
+      status: "error",
+      error: `Chatwoot is unreachable at ${sim.url} - verify chatwootBaseUrl and that the host is reachable from the server. Detail: SUBSCRIBE "${sim.url.replace("http", "ws")}/cable": realtime subscription not confirmed within 1s`,
+    });
+    // The integration and its inbox are kept, in `error`, and `list` says why.
+    expect(sim.inboxes(accountId)).toHaveLength(1);
+    expect(await list(integration)).toMatchObject({
+      status: "error",
+      last_error: expect.stringContaining("realtime subscription not confirmed"),
+    });
+
+    cable.remove();
+    await eventually(async () => (await list(integration!)).status === "active", {
+      timeoutMs: 15_000,
+      what: "recovery",
+    });
+    expect(await list(integration)).toMatchObject({ status: "active", last_error: "" });
+    expect(sim.cable.connections()).toBe(1);
+  });
+});
