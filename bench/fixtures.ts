@@ -1,0 +1,191 @@
+/** What the benchmarks share: databases, the integration as a host wires it, WhatsApp events. */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  type ChatwootIntegration,
+  type ChatwootIntegrationOptions,
+  createChatwootIntegration,
+  createStaticDirectory,
+  type StoragePort,
+} from "@ryze/chatwoot-core";
+import { createKnexStore, migrate } from "@ryze/chatwoot-knex";
+import knexFactory, { type Knex } from "knex";
+
+/**
+ * - `sqlite`: a knex/better-sqlite3 file opened as the README and the example apps open it (rollback journal,
+ *   `synchronous=FULL`: every commit waits for the disk);
+ * - `sqlite-wal`: the same file tuned as a user would for a write-heavy service (`journal_mode=WAL`,
+ *   `synchronous=NORMAL`);
+ * - `postgres`: 127.0.0.1:5432, user postgres, database test, a schema of its own, pool of 10 (as the
+ *   example apps).
+ */
+export type Backend = "sqlite" | "sqlite-wal" | "postgres";
+
+export const BACKEND_LABEL: Record<Backend, string> = {
+  sqlite: "SQLite (default journal)",
+  "sqlite-wal": "SQLite (WAL, synchronous=NORMAL)",
+  postgres: "PostgreSQL 127.0.0.1",
+};
+
+export interface OpenedStore {
+  backend: Backend;
+  knex: Knex;
+  store: StoragePort;
+  close(): Promise<void>;
+}
+
+const PG = {
+  host: process.env.PGHOST ?? "127.0.0.1",
+  port: Number(process.env.PGPORT ?? 5432),
+  user: process.env.PGUSER ?? "postgres",
+  password: process.env.PGPASSWORD ?? "",
+  database: process.env.PGDATABASE ?? "test",
+};
+export const PG_WHERE = `postgres://${PG.user}@${PG.host}:${PG.port}/${PG.database}`;
+
+interface SqliteConnection {
+  pragma(source: string): unknown;
+}
+
+/** Opens a fresh, migrated store; `null` (with the reason) when PostgreSQL cannot be reached. */
+export async function openStore(backend: Backend): Promise<OpenedStore | { unreachable: string }> {
+  if (backend === "postgres") {
+    const schema = `cw_bench_${randomBytes(5).toString("hex")}`;
+    const admin = knexFactory({
+      client: "pg",
+      connection: { ...PG, connectionTimeoutMillis: 3_000 },
+      pool: { min: 0, max: 1 },
+      acquireConnectionTimeout: 5_000,
+    });
+    try {
+      await admin.raw("create schema ??", [schema]);
+    } catch (error) {
+      await admin.destroy();
+      return {
+        unreachable: `${PG_WHERE} is unreachable (${error instanceof Error ? error.message : error})`,
+      };
+    }
+    const knex = knexFactory({
+      client: "pg",
+      connection: PG,
+      searchPath: [schema],
+      pool: { min: 0, max: 10 },
+    });
+    await migrate(knex);
+    return {
+      backend,
+      knex,
+      store: createKnexStore(knex),
+      async close() {
+        await knex.destroy();
+        await admin.raw("drop schema ?? cascade", [schema]).catch(() => undefined);
+        await admin.destroy();
+      },
+    };
+  }
+  const directory = mkdtempSync(join(tmpdir(), "chatwoot-bench-"));
+  const knex = knexFactory({
+    client: "better-sqlite3",
+    connection: { filename: join(directory, "store.sqlite") },
+    useNullAsDefault: true,
+    ...(backend === "sqlite-wal"
+      ? {
+          pool: {
+            afterCreate(connection: SqliteConnection, done: (error: Error | null, c: unknown) => void) {
+              connection.pragma("journal_mode = WAL");
+              connection.pragma("synchronous = NORMAL");
+              done(null, connection);
+            },
+          },
+        }
+      : {}),
+  });
+  await migrate(knex);
+  return {
+    backend,
+    knex,
+    store: createKnexStore(knex),
+    async close() {
+      await knex.destroy();
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+export const ENCRYPTION = { current: { id: "bench1", key: randomBytes(32).toString("base64") } };
+export const ACCOUNT_TOKEN = "bench-account-token";
+
+/** A static directory with the given instances, all in one account (token `bench-account-token`). */
+export function benchDirectory(instances: string[]) {
+  return createStaticDirectory({
+    accounts: [
+      {
+        id: "bench",
+        token: ACCOUNT_TOKEN,
+        instances: instances.map((name) => ({ name, token: `token-${name}` })),
+      },
+    ],
+  });
+}
+
+/** The integration as a host creates it; `options` overrides (dispatcher tuning, gateway, ...). */
+export function benchIntegration(
+  store: StoragePort,
+  instances: string[],
+  options: Partial<ChatwootIntegrationOptions> = {},
+): ChatwootIntegration {
+  return createChatwootIntegration({
+    store,
+    directory: benchDirectory(instances),
+    encryption: ENCRYPTION,
+    ...options,
+  });
+}
+
+/** The body of `activate()` / `POST /set/:instance`. */
+export function activationBody(
+  baseUrl: string,
+  target: { accountId: number; accessToken: string },
+  inboxName: string,
+) {
+  return {
+    chatwootBaseUrl: baseUrl,
+    chatwootAccountId: target.accountId,
+    chatwootApiToken: target.accessToken,
+    inboxName,
+  };
+}
+
+/** The JID of customer `n` (a Brazilian mobile number, as WhatsApp writes it). */
+export function customerJid(n: number): string {
+  return `55119${String(n).padStart(8, "0")}@s.whatsapp.net`;
+}
+
+/** A `message.exchange` envelope with a text from customer `n` (the shape `ingest` takes). */
+export function textEvent(id: string, customer: number, text: string) {
+  const jid = customerJid(customer);
+  const name = `Customer ${customer}`;
+  return {
+    event: "message.exchange",
+    data: {
+      id,
+      message: {
+        id,
+        direction: "incoming",
+        timestamp: new Date().toISOString(),
+        chat: { jid, name, type: "private" },
+        sender: { jid, name },
+        content: { text },
+      },
+    },
+  };
+}
+
+let idSequence = 0;
+const idPrefix = randomBytes(3).toString("hex").toUpperCase();
+/** A unique WhatsApp-looking message id. */
+export function messageId(): string {
+  return `3EB0${idPrefix}${(idSequence++).toString(16).toUpperCase().padStart(8, "0")}`;
+}

@@ -1,0 +1,444 @@
+/**
+ * 1. Routing throughput against the physical limit. Text messages from known chats go the full path (ingest,
+ * outbox, dispatcher, ChatwootApi, simulator); the direct baseline sends the same message creates straight to
+ * the same simulator with a plain undici loop at the dispatcher's concurrency. Both batches of a run hit the
+ * same simulator one after the other, so every ratio compares figures of the same run.
+ */
+import type { ChatwootIntegration } from "@ryze/chatwoot-core";
+import { Agent, request } from "undici";
+import {
+  BACKEND_LABEL,
+  type Backend,
+  benchIntegration,
+  messageId,
+  type OpenedStore,
+  openStore,
+  textEvent,
+} from "./fixtures.js";
+import type { Child } from "./rpc.js";
+import type { SimHostMethods } from "./sim-host.js";
+import { cpuMs, type Figure, figure, now, percentile, pool, sleep, waitUntil } from "./stats.js";
+
+export interface RoutingConfig {
+  runs: number;
+  /** Known chats the messages are spread over (pre-warmed). */
+  chats: number;
+  backends: Backend[];
+  /** Messages per run, per backend (the issue's full size is 10,000). */
+  messages: Record<Backend, number>;
+  /**
+   * Backends whose runs each get a fresh simulator, store and pre-warm (the simulator slows down as it fills,
+   * see the report); the others share one session across their runs.
+   */
+  freshPerRun: Record<Backend, boolean>;
+  /** Paced run: messages per run, per backend, at `pacedRate`. */
+  pacedMessages: Record<Backend, number>;
+  pacedRate: number;
+  /** Dispatcher tuning (the direct baseline uses the same concurrency). */
+  concurrency: number;
+  pollIntervalMs: number;
+  /** How many `ingest` calls the host has in flight at once. */
+  ingestConcurrency: number;
+}
+
+export interface PacedResult {
+  rate: number;
+  messages: number;
+  /** Rate at which ingest was actually called (the pacer's accuracy). */
+  offered: Figure;
+  p50: Figure;
+  p99: Figure;
+  /** Messages per second stored over the paced run (below `rate` when routing cannot keep up). */
+  delivered: Figure;
+  requestsPerMessage: Figure;
+}
+
+export interface RoutingResult {
+  backend: Backend;
+  label: string;
+  skipped?: string;
+  messages: number;
+  chats: number;
+  /** Time to pre-warm the chats (100 cold messages). */
+  warmup?: Figure;
+  /** Whether each run had a fresh simulator, store and pre-warm. */
+  freshPerRun?: boolean;
+  routing?: Figure;
+  direct?: Figure;
+  ratio?: Figure;
+  /** Ingest-to-stored latency of the burst (queueing included). */
+  burstP50?: Figure;
+  burstP99?: Figure;
+  /** How long the burst's `ingest` calls took (the outbox write side alone). */
+  ingestRate?: Figure;
+  requestsPerMessage?: Figure;
+  /** CPU time per routed message of the benchmark process (integration and store) and of the simulator. */
+  hostCpuPerMessage?: Figure;
+  simCpuPerMessage?: Figure;
+  breakdown?: Record<string, number>;
+  paced?: PacedResult;
+}
+
+type Sim = Child<SimHostMethods>;
+
+interface Session {
+  sim: Sim;
+  handle: number;
+  url: string;
+  accountId: number;
+  accessToken: string;
+  integration: ChatwootIntegration;
+  opened: OpenedStore;
+  integrationId: string;
+  /** Conversation display id of each chat, in chat order. */
+  conversations: number[];
+  config: RoutingConfig;
+  warmupMs: number;
+  close(): Promise<void>;
+}
+
+const INSTANCE = "bench";
+
+async function waitStored(sim: Sim, count: number, what: string, timeoutMs = 300_000): Promise<void> {
+  await waitUntil(async () => (await sim.call("storedCount")) >= count, what, timeoutMs, 20);
+}
+
+async function waitOutboxIdle(session: Session): Promise<void> {
+  await waitUntil(
+    async () => {
+      const counts = await session.opened.store.outbox.count(session.integrationId);
+      return counts.pending + counts.claimed === 0;
+    },
+    "the outbox to drain",
+    60_000,
+    20,
+  );
+}
+
+/** Latency of each message: stored (simulator clock, corrected) minus the moment `ingest` was called. */
+function latencies(sim: Sim, ids: string[], ingestAt: Float64Array, stored: Map<string, number>) {
+  const values = new Float64Array(ids.length);
+  let last = 0;
+  for (let i = 0; i < ids.length; i++) {
+    const at = stored.get(ids[i]!);
+    if (at === undefined) throw new Error(`message ${ids[i]} was not stored`);
+    const parentAt = sim.toParentTime(at);
+    values[i] = parentAt - ingestAt[i]!;
+    if (parentAt > last) last = parentAt;
+  }
+  return { values, last };
+}
+
+/**
+ * The direct baseline on a fresh simulator seeded like a pre-warmed one (the chats' conversations, one message
+ * each): `count` message creates from a plain undici loop, `concurrency` at a time.
+ */
+async function directRun(sim: Sim, config: RoutingConfig, count: number): Promise<number> {
+  const { handle, url } = await sim.call("start", {});
+  const agent = new Agent({ connections: config.concurrency, keepAliveTimeout: 30_000 });
+  try {
+    const seeded = await sim.call("seedConversations", handle, config.chats);
+    const post = async (conversation: number, body: string) => {
+      const response = await request(
+        `${url}/api/v1/accounts/${seeded.accountId}/conversations/${conversation}/messages`,
+        {
+          method: "POST",
+          dispatcher: agent,
+          headers: {
+            api_access_token: seeded.accessToken,
+            accept: "application/json",
+            "content-type": "application/json",
+          },
+          body,
+        },
+      );
+      const text = await response.body.text();
+      if (response.statusCode !== 200)
+        throw new Error(`direct create answered ${response.statusCode}: ${text}`);
+      JSON.parse(text);
+    };
+    const body = (text: string) =>
+      JSON.stringify({
+        content: text,
+        message_type: "incoming",
+        private: false,
+        source_id: `WAID:${messageId()}`,
+      });
+    // The same state as after a routing pre-warm: one message in each conversation.
+    await pool(seeded.conversations.length, 8, (i) => post(seeded.conversations[i]!, body("hello")));
+    const bodies = Array.from({ length: count }, (_, i) => body(`direct message ${i}`));
+    const started = now();
+    await pool(count, config.concurrency, (i) =>
+      post(seeded.conversations[i % seeded.conversations.length]!, bodies[i]!),
+    );
+    return count / ((now() - started) / 1000);
+  } finally {
+    await agent.close();
+    await sim.call("stop", handle);
+  }
+}
+
+async function routingBatch(session: Session, count: number) {
+  const { sim, handle, integration, config } = session;
+  await sim.call("clearRequests", handle);
+  await sim.call("resetStored");
+  const ids = Array.from({ length: count }, () => messageId());
+  const events = ids.map((id, i) => textEvent(id, i % config.chats, `routed message ${i}`));
+  const ingestAt = new Float64Array(count);
+  const cpuStart = [cpuMs(), await sim.call("cpuMs")] as const;
+  const started = now();
+  await pool(count, config.ingestConcurrency, async (i) => {
+    ingestAt[i] = now();
+    await integration.ingest(INSTANCE, events[i]);
+  });
+  const ingested = now();
+  await waitStored(sim, count, `${count} routed messages`);
+  const stored = await sim.call("storedTimes");
+  const { values, last } = latencies(sim, ids, ingestAt, stored);
+  await waitOutboxIdle(session);
+  const hostCpu = (cpuMs() - cpuStart[0]) / count;
+  const simCpu = ((await sim.call("cpuMs")) - cpuStart[1]) / count;
+  const requests = await sim.call("countRequests", handle);
+  const breakdown = await sim.call("requestBreakdown", handle);
+  return {
+    rate: count / ((last - started) / 1000),
+    ingestRate: count / ((ingested - started) / 1000),
+    p50: percentile(values, 50),
+    p99: percentile(values, 99),
+    requestsPerMessage: requests / count,
+    hostCpu,
+    simCpu,
+    breakdown,
+  };
+}
+
+async function pacedBatch(session: Session, count: number, rate: number) {
+  const { sim, handle, integration, config } = session;
+  await sim.call("clearRequests", handle);
+  await sim.call("resetStored");
+  const ids = Array.from({ length: count }, () => messageId());
+  const events = ids.map((id, i) => textEvent(id, i % config.chats, `paced message ${i}`));
+  const ingestAt = new Float64Array(count);
+  const interval = 1000 / rate;
+  const failures: unknown[] = [];
+  const inFlight: Promise<unknown>[] = [];
+  const started = now();
+  for (let i = 0; i < count; i++) {
+    const wait = started + i * interval - now();
+    if (wait >= 1) await sleep(Math.floor(wait));
+    ingestAt[i] = now();
+    inFlight.push(integration.ingest(INSTANCE, events[i]).catch((error: unknown) => failures.push(error)));
+  }
+  await Promise.all(inFlight);
+  if (failures.length > 0) throw new Error(`paced ingest failed: ${String(failures[0])}`);
+  const offered = count / ((ingestAt[count - 1]! - ingestAt[0]!) / 1000);
+  await waitStored(sim, count, `${count} paced messages`);
+  const stored = await sim.call("storedTimes");
+  const { values, last } = latencies(sim, ids, ingestAt, stored);
+  await waitOutboxIdle(session);
+  const requests = await sim.call("countRequests", handle);
+  return {
+    offered,
+    delivered: count / ((last - ingestAt[0]!) / 1000),
+    p50: percentile(values, 50),
+    p99: percentile(values, 99),
+    requestsPerMessage: requests / count,
+  };
+}
+
+/** A fresh simulator and store, the integration activated, and every chat pre-warmed. */
+async function openSession(
+  sim: Sim,
+  backend: Backend,
+  config: RoutingConfig,
+): Promise<Session | { unreachable: string }> {
+  const opened = await openStore(backend);
+  if ("unreachable" in opened) return opened;
+  const { handle, url } = await sim.call("start", {});
+  const integration = benchIntegration(opened.store, [INSTANCE], {
+    dispatcher: { concurrency: config.concurrency, pollIntervalMs: config.pollIntervalMs },
+  });
+  const close = async () => {
+    await integration.stop();
+    await opened.close();
+    await sim.call("stop", handle);
+  };
+  try {
+    const admin = await sim.call("createAccountWithAdmin", handle, "Routing");
+    await integration.start();
+    const activated = await integration.activate(INSTANCE, {
+      chatwootBaseUrl: url,
+      chatwootAccountId: admin.accountId,
+      chatwootApiToken: admin.accessToken,
+      inboxName: "Bench routing",
+    });
+    if (activated.status !== "active") throw new Error(`activation failed: ${activated.error}`);
+    // Pre-warm: one message per chat creates its contact and conversation, so the runs see known chats only.
+    const warmStart = now();
+    await sim.call("resetStored");
+    await pool(config.chats, 8, async (chat) => {
+      await integration.ingest(INSTANCE, textEvent(messageId(), chat, "hello"));
+    });
+    await waitStored(sim, config.chats, "the pre-warm messages");
+    const warmupMs = now() - warmStart;
+    const conversations = await sim.call("conversationIds", handle, admin.accountId);
+    if (conversations.length !== config.chats)
+      throw new Error(`expected ${config.chats} conversations, found ${conversations.length}`);
+    const session: Session = {
+      sim,
+      handle,
+      url,
+      accountId: admin.accountId,
+      accessToken: admin.accessToken,
+      integration,
+      opened,
+      integrationId: activated.bridgeIntegrationId,
+      conversations,
+      config,
+      warmupMs,
+      close,
+    };
+    await waitOutboxIdle(session);
+    return session;
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+async function runBackend(
+  sim: Sim,
+  backend: Backend,
+  config: RoutingConfig,
+  log: (line: string) => void,
+): Promise<RoutingResult> {
+  const label = BACKEND_LABEL[backend];
+  const count = config.messages[backend];
+  const base = {
+    backend,
+    label,
+    messages: count,
+    chats: config.chats,
+    freshPerRun: config.freshPerRun[backend],
+  };
+  const routing: number[] = [];
+  const direct: number[] = [];
+  const ratio: number[] = [];
+  const burstP50: number[] = [];
+  const burstP99: number[] = [];
+  const ingestRate: number[] = [];
+  const requestsPerMessage: number[] = [];
+  const hostCpu: number[] = [];
+  const simCpu: number[] = [];
+  const warmups: number[] = [];
+  const paced = {
+    offered: [] as number[],
+    delivered: [] as number[],
+    p50: [] as number[],
+    p99: [] as number[],
+  };
+  const pacedRequests: number[] = [];
+  let breakdown: Record<string, number> = {};
+  let shared: Session | null = null;
+  try {
+    for (let run = 1; run <= config.runs; run++) {
+      const directRate = await directRun(sim, config, count);
+      let session: Session | null = shared;
+      if (!session) {
+        const opened = await openSession(sim, backend, config);
+        if ("unreachable" in opened) {
+          log(`  SKIPPED ${label}: ${opened.unreachable}`);
+          return { ...base, skipped: opened.unreachable };
+        }
+        session = opened;
+        warmups.push(session.warmupMs);
+        if (!config.freshPerRun[backend]) shared = session;
+      }
+      try {
+        const burst = await routingBatch(session, count);
+        direct.push(directRate);
+        routing.push(burst.rate);
+        ratio.push(burst.rate / directRate);
+        burstP50.push(burst.p50);
+        burstP99.push(burst.p99);
+        ingestRate.push(burst.ingestRate);
+        requestsPerMessage.push(burst.requestsPerMessage);
+        hostCpu.push(burst.hostCpu);
+        simCpu.push(burst.simCpu);
+        breakdown = burst.breakdown;
+        const pace = await pacedBatch(session, config.pacedMessages[backend], config.pacedRate);
+        paced.offered.push(pace.offered);
+        paced.delivered.push(pace.delivered);
+        paced.p50.push(pace.p50);
+        paced.p99.push(pace.p99);
+        pacedRequests.push(pace.requestsPerMessage);
+        log(
+          `  ${label} run ${run}/${config.runs}: routing ${burst.rate.toFixed(0)} msg/s, ` +
+            `direct ${directRate.toFixed(0)} msg/s, ratio ${(burst.rate / directRate).toFixed(3)}, ` +
+            `${burst.requestsPerMessage.toFixed(3)} req/msg, burst p50/p99 ${burst.p50.toFixed(0)}/${burst.p99.toFixed(0)} ms; ` +
+            `CPU/msg ${burst.hostCpu.toFixed(2)} ms (integration) ${burst.simCpu.toFixed(2)} ms (simulator); ` +
+            `paced ${config.pacedRate}/s: delivered ${pace.delivered.toFixed(0)} msg/s, ` +
+            `p50 ${pace.p50.toFixed(1)} ms, p99 ${pace.p99.toFixed(1)} ms`,
+        );
+      } finally {
+        if (session !== shared) await session.close();
+      }
+    }
+  } finally {
+    await shared?.close();
+  }
+  return {
+    ...base,
+    warmup: figure(warmups, "ms"),
+    routing: figure(routing, "msg/s"),
+    direct: figure(direct, "msg/s"),
+    ratio: figure(ratio, "×"),
+    burstP50: figure(burstP50, "ms"),
+    burstP99: figure(burstP99, "ms"),
+    ingestRate: figure(ingestRate, "msg/s"),
+    requestsPerMessage: figure(requestsPerMessage, "req/msg"),
+    hostCpuPerMessage: figure(hostCpu, "ms"),
+    simCpuPerMessage: figure(simCpu, "ms"),
+    breakdown,
+    paced: {
+      rate: config.pacedRate,
+      messages: config.pacedMessages[backend],
+      offered: figure(paced.offered, "msg/s"),
+      delivered: figure(paced.delivered, "msg/s"),
+      p50: figure(paced.p50, "ms"),
+      p99: figure(paced.p99, "ms"),
+      requestsPerMessage: figure(pacedRequests, "req/msg"),
+    },
+  };
+}
+
+/** JIT warm-up of both processes and every code path (one direct run, one routed batch); nothing is recorded. */
+export async function warmUpRouting(
+  sim: Sim,
+  config: RoutingConfig,
+  count: number,
+  log: (line: string) => void,
+): Promise<void> {
+  const started = now();
+  await directRun(sim, config, count);
+  const session = await openSession(sim, "sqlite-wal", config);
+  if ("unreachable" in session) return;
+  try {
+    await routingBatch(session, count);
+  } finally {
+    await session.close();
+  }
+  log(
+    `  warm-up (not recorded): ${count} direct and ${count} routed messages in ${((now() - started) / 1000).toFixed(1)} s`,
+  );
+}
+
+export async function benchRouting(
+  sim: Sim,
+  config: RoutingConfig,
+  log: (line: string) => void,
+): Promise<RoutingResult[]> {
+  const results: RoutingResult[] = [];
+  for (const backend of config.backends) results.push(await runBackend(sim, backend, config, log));
+  return results;
+}
