@@ -228,8 +228,12 @@ export function createChatwootIntegration(input: ChatwootIntegrationOptions): Ch
     logger: options.logger,
     pingIntervalMs: options.realtime.pingIntervalMs,
     subscribeTimeoutMs: options.realtime.subscribeTimeoutMs,
-    onEvent: (id, event, data) =>
-      withIntegration(id, (integration) => router.acceptChatwootEvent(integration, event, data)),
+    onEvent: (id, event, data) => {
+      // Most events are not for us (typing, presence, our own messages' echoes): drop them before any read.
+      if (router.isRelevantEvent(event, data)) {
+        withIntegration(id, (integration) => router.acceptChatwootEvent(integration, event, data));
+      }
+    },
     onReconnect: (id, since) => withIntegration(id, (integration) => router.backfill(integration, since)),
   });
   const realtime = options.delivery === "realtime";

@@ -109,7 +109,10 @@ export class OutboxDispatcher {
     while (this.running) {
       let claimed: OutboxItem[] = [];
       const free = concurrency - this.inFlight.size;
-      if (free > 0) {
+      // A claim is a transaction: with work in flight, wait until a batch of slots is free instead of claiming
+      // one item per completion.
+      const batch = this.inFlight.size === 0 ? 1 : Math.max(1, Math.ceil(concurrency / 4));
+      if (free >= batch) {
         try {
           claimed = await this.options.outbox.claim({
             owner: this.owner,

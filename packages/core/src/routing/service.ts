@@ -17,7 +17,14 @@ import type { WhatsAppGateway } from "./gateway.js";
 import { createInboundDelivery, DEFERRED, DeferDelivery } from "./inbound.js";
 import { createMediaFetcher, type MediaFetcherOptions } from "./media.js";
 import { agentMessageOf, createOutboundDelivery, PermanentDeliveryError } from "./outbound.js";
-import { chatJidOf, type InboundWork, type OutboundWork, type RevokeWork, type Work } from "./work.js";
+import {
+  chatJidOf,
+  type InboundWork,
+  type OutboundWork,
+  type RevokeWork,
+  WAID_PREFIX,
+  type Work,
+} from "./work.js";
 
 export interface RouterOptions {
   integrations: IntegrationRepository;
@@ -239,6 +246,22 @@ export function createRouter(options: RouterOptions) {
     return { id: message.id, duplicate: stored.duplicate };
   }
 
+  /** Whether an event could need work, judged from the event alone (no store read). */
+  function isRelevantEvent(event: string, data: unknown): boolean {
+    const name = event.includes(".") ? event : event.replace(/^(message|conversation)_/, "$1.");
+    if (name === "conversation.status_changed") return true;
+    if (name !== "message.created" && name !== "message.updated") return false;
+    const message = data as { message_type?: unknown; private?: unknown; source_id?: unknown } | null;
+    if (
+      !message ||
+      (message.message_type !== 1 && message.message_type !== "outgoing") ||
+      message.private === true
+    ) {
+      return false;
+    }
+    return !(typeof message.source_id === "string" && message.source_id.startsWith(WAID_PREFIX));
+  }
+
   /** An event from Chatwoot (realtime or webhook) for one integration. */
   async function acceptChatwootEvent(integration: Integration, event: string, data: unknown): Promise<void> {
     if (integration.inboxId === null) return;
@@ -336,6 +359,7 @@ export function createRouter(options: RouterOptions) {
 
   return {
     ingest,
+    isRelevantEvent,
     acceptChatwootEvent,
     backfill,
     dispatcher,
