@@ -120,6 +120,33 @@ describe("WhatsApp → Chatwoot", () => {
     expect(byText).toContainEqual(Array.from({ length: 10 }, (_, i) => `down B${i}`));
   });
 
+  it("reports a message Chatwoot refuses for good (a dead letter) in the integration's last_error", async () => {
+    h = await startRoutingHarness();
+    await h.ingest(textEvent({ phone: "5511955552222", text: "first" }));
+    await eventually(() => totalMessages(h!) === 1);
+    h.sim.faults.inject({
+      method: "POST",
+      path: /\/messages$/,
+      times: 1,
+      status: 422,
+      body: { error: "Validation failed: Too many messages" },
+    });
+    await h.ingest(textEvent({ phone: "5511955552222", text: "refused", id: "3EB0REFUSED000001" }));
+    await h.ingest(textEvent({ phone: "5511955552222", text: "next one" }));
+    await eventually(() => totalMessages(h!) === 2, { what: "the next message, after the dead letter" });
+    const answer = await h.integration.http.handle({
+      method: "GET",
+      path: "/api/chatwoot/list/suporte",
+      headers: { token: "t" },
+    });
+    const body = JSON.parse(answer!.body!) as { status: string; last_error: string };
+    expect(body.last_error).toMatch(
+      /^WhatsApp message 3EB0REFUSED000001 could not be delivered to Chatwoot: .*HTTP 422: \{"error":"Validation failed: Too many messages"\}/,
+    );
+    const integrationId = (await h.store.integrations.get("suporte"))!.id;
+    expect((await h.store.outbox.count(integrationId)).dead).toBe(1);
+  });
+
   it("rejects a malformed event with an error that names the path", async () => {
     h = await startRoutingHarness();
     await expect(h.ingest({ event: "message.exchange", data: { message: { id: "x" } } })).rejects.toThrow(
