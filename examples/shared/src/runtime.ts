@@ -42,7 +42,20 @@ export function openDatabase(url: string): Knex {
   if (url.startsWith("sqlite:")) {
     const filename = resolve(url.slice("sqlite:".length).replace(/^\/\/(?=\/)/, ""));
     mkdirSync(dirname(filename), { recursive: true });
-    return knexFactory({ client: "better-sqlite3", connection: { filename }, useNullAsDefault: true });
+    return knexFactory({
+      client: "better-sqlite3",
+      connection: { filename },
+      useNullAsDefault: true,
+      // WAL with synchronous=NORMAL: commits stop waiting for the disk on every write (about twice the
+      // routing rate, see docs/benchmarks.md), and readers no longer block the writer.
+      pool: {
+        afterCreate(connection: { pragma(sql: string): unknown }, done: (error: Error | null) => void) {
+          connection.pragma("journal_mode = WAL");
+          connection.pragma("synchronous = NORMAL");
+          done(null);
+        },
+      },
+    });
   }
   throw new Error(
     'invalid environment: DATABASE_URL: must start with "postgres://", "mysql://" or "sqlite:"',
