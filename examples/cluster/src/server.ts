@@ -11,7 +11,7 @@ type IntegrationOptions = NonNullable<RuntimeOptions["integration"]>;
 
 /** Lease 3 s (renewed every second), claims 3 s, pings every 500 ms: a crash costs about 3-4 s. */
 const fastTimings: IntegrationOptions = {
-  realtime: { leaseTtlMs: 3_000, pingIntervalMs: 500, subscribeTimeoutMs: 5_000 },
+  realtime: { leaseTtlMs: 3_000, pingIntervalMs: 500, subscribeTimeoutMs: 10_000 },
   dispatcher: { claimTtlMs: 10_000, pollIntervalMs: 50 },
   retry: { inbound: { baseDelayMs: 50, maxDelayMs: 500 }, outbound: { baseDelayMs: 50, maxDelayMs: 200 } },
   echoWaitMs: 100,
