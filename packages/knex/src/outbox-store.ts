@@ -36,7 +36,7 @@ interface ChatKey {
   chat_key: string;
 }
 
-const chatId = (row: Row) => `${String(row.integration_id)}\u0000${String(row.chat_key)}`;
+const chatId = (row: ChatKey | Row) => `${String(row.integration_id)}\u0000${String(row.chat_key)}`;
 
 /** Restricts a query to the given chat keys (column names qualified with `alias.` when given). */
 function inChats(query: Knex.QueryBuilder, chats: ChatKey[], alias = ""): Knex.QueryBuilder {
@@ -150,13 +150,32 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
       const at = now.getTime();
       const claimUntil = at + claimTtlMs;
       return inTransaction(async (trx) => {
-        // 1. Candidates (plain read): more than `limit`, as some may be locked by other claimers.
-        const candidates: ChatKey[] = await headsOnly(
-          claimable(trx(`${t.outbox} as o`).select("o.integration_id", "o.chat_key"), at, "o."),
+        // 1. Candidates (plain read): more than `limit`, as some may be locked by other claimers. Due pending
+        //    heads and heads whose claim expired are read separately, each along its own index in due order,
+        //    so that a claim never walks the finished items that accumulate in the table.
+        const wanted = limit * 2 + 8;
+        const due: Row[] = await headsOnly(
+          trx(`${t.outbox} as o`)
+            .select("o.integration_id", "o.chat_key", "o.seq")
+            .where("o.status", "pending")
+            .andWhere("o.available_at", "<=", at),
           t.outbox,
         )
-          .orderBy("o.seq", "asc")
-          .limit(limit * 2 + 8);
+          .orderBy("o.available_at", "asc")
+          .limit(wanted);
+        const expired: Row[] = await headsOnly(
+          trx(`${t.outbox} as o`)
+            .select("o.integration_id", "o.chat_key", "o.seq")
+            .where("o.status", "claimed")
+            .andWhere("o.claim_until", "<=", at),
+          t.outbox,
+        )
+          .orderBy("o.claim_until", "asc")
+          .limit(wanted);
+        const candidates: ChatKey[] = [...due, ...expired]
+          .sort((a, b) => Number(a.seq) - Number(b.seq))
+          .slice(0, wanted)
+          .map((row) => ({ integration_id: String(row.integration_id), chat_key: String(row.chat_key) }));
         if (candidates.length === 0) return [];
 
         // 2. Lock the candidates' chat keys, skipping those another claimer holds.
@@ -168,23 +187,26 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
                 .skipLocked();
         if (chats.length === 0) return [];
 
-        // 3. Fresh reads for the locked chat keys: their heads, and which ones have a live claim.
-        const heads: Row[] = await headsOnly(
-          inChats(trx(`${t.outbox} as o`).select("o.*"), chats, "o.").whereIn("o.status", UNFINISHED),
-          t.outbox,
-        ).orderBy("o.seq", "asc");
-        const busy = new Set(
-          (
-            (await inChats(trx(t.outbox).select("integration_id", "chat_key"), chats)
-              .where("status", "claimed")
-              .andWhere("claim_until", ">", at)) as Row[]
-          ).map(chatId),
-        );
+        // 3. Fresh reads for the locked chat keys, oldest candidate first: each chat's head (its oldest unfinished
+        //    item). Only heads are ever claimed, so a head claimed with a live deadline means the chat is busy.
+        const locked = new Set(chats.map(chatId));
+        const heads: Row[] = [];
+        for (const chat of candidates) {
+          if (heads.length >= limit) break;
+          if (!locked.has(chatId(chat))) continue;
+          const head: Row | undefined = await trx(t.outbox)
+            .where({ integration_id: chat.integration_id, chat_key: chat.chat_key })
+            .whereIn("status", UNFINISHED)
+            .orderBy("seq", "asc")
+            .first();
+          if (!head) continue;
+          const due =
+            head.status === "pending" ? Number(head.available_at) <= at : Number(head.claim_until) <= at;
+          if (due) heads.push(head);
+        }
 
         const claimed: OutboxItem[] = [];
         for (const head of heads) {
-          if (claimed.length >= limit) break;
-          if (busy.has(chatId(head))) continue;
           // Taking over an expired claim: the previous attempt ended without an outcome (a crash).
           const expired = head.status === "claimed";
           const attempts = Number(head.attempts) + (expired ? 1 : 0);
