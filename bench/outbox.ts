@@ -1,9 +1,7 @@
 /**
- * Diagnosis behind the routing figures: what one outbox claim costs as the backlog of pending items grows.
- * The dispatcher claims as many items as it has free slots (usually one, as each item completes), so a burst
- * pays one claim per message, and a claim reads the whole backlog (the head-of-chat `NOT EXISTS` check over
- * every due item, sorted). Measured on the store directly: items spread over 100 chat keys, then
- * claim(limit 1) + complete, one at a time.
+ * Diagnosis behind the routing figures: what one outbox claim (+ complete) costs on the store as the backlog of
+ * pending items grows, items spread over 100 chat keys. A claim reads the due heads along their index and then
+ * each locked chat's head, so its cost should stay flat as the backlog (and the finished rows) grow.
  */
 import { BACKEND_LABEL, type Backend, openStore } from "./fixtures.js";
 import { type Figure, figure, now } from "./stats.js";

@@ -295,7 +295,7 @@ ${
   full
     ? ""
     : `**Size:** ${sizes} messages per run, not the issue's 10,000: routing runs at tens to a few hundred
-messages per second here and the claim cost grows with the backlog (see *Outbox claim cost*), so 10,000 × ${config.runs}
+messages per second here (see *Outbox claim cost* and the CPU per message), so 10,000 × ${config.runs}
 runs per database would take far longer than the 10-minute budget of \`npm run bench\`.`
 }
 ${shared.length > 0 ? `${shared.join(", ")}: one session (simulator, store, pre-warm) for all ${config.runs} runs (its pre-warm alone takes ~${round((entries.find((entry) => shared.includes(entry.label))?.warmup?.median ?? 0) / 1000)} s); the others: a fresh simulator, store and pre-warm for each run.` : "Each run has a fresh simulator, store and pre-warm."}
@@ -356,8 +356,8 @@ function outboxSection(results: BenchResults): string {
     }),
   ]);
   return `One \`claim(limit 1)\` + \`complete\` on the store, by number of pending items (spread over 100 chat keys).
-The dispatcher claims as many items as it has free slots, which after the first claim is usually one as each
-item completes, so a burst pays one claim per message:
+While work is in flight the dispatcher claims a batch once a quarter of its slots are free, so a burst pays
+about one claim per four messages at the default concurrency of 16:
 
 ${table(["store", ...backlogs.map((backlog) => `${int(backlog)} pending`)], rows)}
 `;
@@ -509,8 +509,7 @@ function sizingSection(results: BenchResults): string {
         `(bursts of ${int(entry.messages)}) and delivered ${round(entry.paced!.delivered.median)} msg/s when offered ` +
         `${entry.paced!.rate}/s, using ${round(entry.hostCpuPerMessage!.median)} ms of CPU per message. Plan for at most ` +
         `about ${round(Math.min(entry.routing!.median, entry.paced!.delivered.median) * 0.5, 2)} msg/s of sustained ` +
-        `inbound traffic per process on this hardware (half the lower of the two measured rates, so queues drain), ` +
-        `and expect a burst's backlog to drain more slowly the larger it is.`,
+        `inbound traffic per process on this hardware (half the lower of the two measured rates, so queues drain).`,
     );
   }
   const sqlite = routing.find((entry) => entry.backend === "sqlite");

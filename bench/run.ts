@@ -54,7 +54,7 @@ const routingConfig: RoutingConfig = {
   backends: ["sqlite", "sqlite-wal", "postgres"],
   messages: quick
     ? { sqlite: 100, "sqlite-wal": 300, postgres: 200 }
-    : { sqlite: 150, "sqlite-wal": 1_000, postgres: 500 },
+    : { sqlite: 300, "sqlite-wal": 2_000, postgres: 1_000 },
   freshPerRun: { sqlite: false, "sqlite-wal": true, postgres: true },
   pacedMessages: quick
     ? { sqlite: 50, "sqlite-wal": 150, postgres: 100 }
