@@ -93,7 +93,7 @@ export interface DevWhatsApp {
 const unavailable = () =>
   new IntegrationError(
     "FEATURE_UNAVAILABLE",
-    "the simulated WhatsApp side needs message routing (ingest), which this build does not include yet",
+    "the simulated WhatsApp side has no ingest function: pass createDevWhatsApp({ ingest })",
   );
 
 /**
