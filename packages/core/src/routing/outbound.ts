@@ -13,6 +13,17 @@ const num = (value: unknown): number | null =>
   typeof value === "number" && Number.isFinite(value) ? value : null;
 const str = (value: unknown): string | null => (typeof value === "string" ? value : null);
 
+/** Outgoing, not private, not from the contact, not created by us: judged from the message alone. */
+export function looksLikeAgentReply(data: unknown): boolean {
+  const message = record(data);
+  if (!message) return false;
+  if (message.message_type !== 1 && message.message_type !== "outgoing") return false;
+  if (message.private === true) return false;
+  const senderType = str(message.sender_type) ?? str(record(message.sender)?.type);
+  if (senderType !== null && senderType.toLowerCase() === "contact") return false;
+  return !str(message.source_id)?.startsWith(WAID_PREFIX);
+}
+
 /**
  * Reads an agent message out of a Chatwoot event (realtime `message.created` with numeric `message_type`, or a
  * webhook `message_created` with a string one). Null when it is not an agent reply to forward: not outgoing,
@@ -20,17 +31,11 @@ const str = (value: unknown): string | null => (typeof value === "string" ? valu
  */
 export function agentMessageOf(data: unknown, inboxId: number): OutboundWork | null {
   const message = record(data);
-  if (!message) return null;
-  const type = message.message_type;
-  if (type !== 1 && type !== "outgoing") return null;
-  if (message.private === true) return null;
+  if (!message || !looksLikeAgentReply(message)) return null;
   const conversation = record(message.conversation);
   const messageInbox = num(message.inbox_id) ?? num(record(message.inbox)?.id) ?? num(conversation?.inbox_id);
   if (messageInbox !== inboxId) return null;
   const sender = record(message.sender);
-  const senderType = str(message.sender_type) ?? str(sender?.type);
-  if (senderType !== null && senderType.toLowerCase() === "contact") return null;
-  if (str(message.source_id)?.startsWith(WAID_PREFIX)) return null;
   const messageId = num(message.id);
   const conversationId = num(message.conversation_id) ?? num(conversation?.id);
   if (messageId === null || conversationId === null) return null;

@@ -16,15 +16,13 @@ import { envelopeSchema, messageExchangeSchema, messageStatusSchema } from "./ev
 import type { WhatsAppGateway } from "./gateway.js";
 import { createInboundDelivery, DEFERRED, DeferDelivery } from "./inbound.js";
 import { createMediaFetcher, type MediaFetcherOptions } from "./media.js";
-import { agentMessageOf, createOutboundDelivery, PermanentDeliveryError } from "./outbound.js";
 import {
-  chatJidOf,
-  type InboundWork,
-  type OutboundWork,
-  type RevokeWork,
-  WAID_PREFIX,
-  type Work,
-} from "./work.js";
+  agentMessageOf,
+  createOutboundDelivery,
+  looksLikeAgentReply,
+  PermanentDeliveryError,
+} from "./outbound.js";
+import { chatJidOf, type InboundWork, type OutboundWork, type RevokeWork, type Work } from "./work.js";
 
 export interface RouterOptions {
   integrations: IntegrationRepository;
@@ -248,25 +246,15 @@ export function createRouter(options: RouterOptions) {
 
   /** Whether an event could need work, judged from the event alone (no store read). */
   function isRelevantEvent(event: string, data: unknown): boolean {
-    const name = event.includes(".") ? event : event.replace(/^(message|conversation)_/, "$1.");
+    const name = eventName(event);
     if (name === "conversation.status_changed") return true;
-    if (name !== "message.created" && name !== "message.updated") return false;
-    const message = data as { message_type?: unknown; private?: unknown; source_id?: unknown } | null;
-    if (
-      !message ||
-      (message.message_type !== 1 && message.message_type !== "outgoing") ||
-      message.private === true
-    ) {
-      return false;
-    }
-    return !(typeof message.source_id === "string" && message.source_id.startsWith(WAID_PREFIX));
+    return (name === "message.created" || name === "message.updated") && looksLikeAgentReply(data);
   }
 
   /** An event from Chatwoot (realtime or webhook) for one integration. */
   async function acceptChatwootEvent(integration: Integration, event: string, data: unknown): Promise<void> {
     if (integration.inboxId === null) return;
-    // Realtime names are dotted (`message.created`); webhook names use an underscore (`message_created`).
-    const name = event.includes(".") ? event : event.replace(/^(message|conversation)_/, "$1.");
+    const name = eventName(event);
     if (name === "message.created" || name === "message.updated") {
       const work = agentMessageOf(data, integration.inboxId);
       if (!work) return;
@@ -373,6 +361,11 @@ export function createRouter(options: RouterOptions) {
 }
 
 export type Router = ReturnType<typeof createRouter>;
+
+/** Realtime names are dotted (`message.created`); webhook names use an underscore (`message_created`). */
+function eventName(event: string): string {
+  return event.includes(".") ? event : event.replace(/^(message|conversation)_/, "$1.");
+}
 
 function invalidEvent(error: z.ZodError): IntegrationError {
   return new IntegrationError("INVALID_EVENT", `invalid event: ${formatIssues(error)}`);
