@@ -3,14 +3,7 @@
  * before the message. Measures Chatwoot requests per message and throughput. Each run has a fresh simulator
  * and store.
  */
-import {
-  BACKEND_LABEL,
-  type Backend,
-  benchIntegration,
-  messageId,
-  openStore,
-  textEvent,
-} from "./fixtures.js";
+import { BACKEND_LABEL, type Backend, messageId, openStore, startActivated, textEvent } from "./fixtures.js";
 import type { Child } from "./rpc.js";
 import type { SimHostMethods } from "./sim-host.js";
 import { cpuMs, type Figure, figure, now, percentile, pool, waitUntil } from "./stats.js";
@@ -59,20 +52,17 @@ export async function benchCold(
   for (let run = 1; run <= config.runs; run++) {
     const opened = await openStore(config.backend);
     if ("unreachable" in opened) return { ...base, skipped: opened.unreachable };
-    const { handle, url } = await sim.call("start", {});
-    const integration = benchIntegration(opened.store, [INSTANCE], {
-      dispatcher: { concurrency: config.concurrency, pollIntervalMs: config.pollIntervalMs },
-    });
+    const { handle, integration, integrationId, close } = await startActivated(
+      sim,
+      opened,
+      INSTANCE,
+      "Cold",
+      {
+        concurrency: config.concurrency,
+        pollIntervalMs: config.pollIntervalMs,
+      },
+    );
     try {
-      const admin = await sim.call("createAccountWithAdmin", handle, "Cold");
-      await integration.start();
-      const activated = await integration.activate(INSTANCE, {
-        chatwootBaseUrl: url,
-        chatwootAccountId: admin.accountId,
-        chatwootApiToken: admin.accessToken,
-        inboxName: "Bench cold",
-      });
-      if (activated.status !== "active") throw new Error(`activation failed: ${activated.error}`);
       await sim.call("clearRequests", handle);
       await sim.call("resetStored");
       const count = config.contacts;
@@ -95,7 +85,7 @@ export async function benchCold(
         if (at > last) last = at;
       }
       await waitUntil(async () => {
-        const counts = await opened.store.outbox.count(activated.bridgeIntegrationId);
+        const counts = await opened.store.outbox.count(integrationId);
         return counts.pending + counts.claimed === 0;
       }, "the outbox to drain");
       const cpu = [(cpuMs() - cpuStart[0]) / count, ((await sim.call("cpuMs")) - cpuStart[1]) / count];
@@ -113,9 +103,7 @@ export async function benchCold(
           `CPU per message: integration ${cpu[0]!.toFixed(2)} ms, simulator ${cpu[1]!.toFixed(2)} ms`,
       );
     } finally {
-      await integration.stop();
-      await opened.close();
-      await sim.call("stop", handle);
+      await close();
     }
   }
   return {

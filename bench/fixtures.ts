@@ -11,7 +11,11 @@ import {
   type StoragePort,
 } from "@ryze/chatwoot-core";
 import { createKnexStore, migrate } from "@ryze/chatwoot-knex";
+import { textEvent as whatsappText } from "@ryze/chatwoot-testkit";
+import { createTestDatabase } from "@ryze/chatwoot-testkit/databases";
 import knexFactory, { type Knex } from "knex";
+import type { Child } from "./rpc.js";
+import type { SimHostMethods } from "./sim-host.js";
 
 /**
  * - `sqlite`: a knex/better-sqlite3 file opened as the README and the example apps open it (rollback journal,
@@ -36,15 +40,6 @@ export interface OpenedStore {
   close(): Promise<void>;
 }
 
-const PG = {
-  host: process.env.PGHOST ?? "127.0.0.1",
-  port: Number(process.env.PGPORT ?? 5432),
-  user: process.env.PGUSER ?? "postgres",
-  password: process.env.PGPASSWORD ?? "",
-  database: process.env.PGDATABASE ?? "test",
-};
-export const PG_WHERE = `postgres://${PG.user}@${PG.host}:${PG.port}/${PG.database}`;
-
 interface SqliteConnection {
   pragma(source: string): unknown;
 }
@@ -52,27 +47,9 @@ interface SqliteConnection {
 /** Opens a fresh, migrated store; `null` (with the reason) when PostgreSQL cannot be reached. */
 export async function openStore(backend: Backend): Promise<OpenedStore | { unreachable: string }> {
   if (backend === "postgres") {
-    const schema = `cw_bench_${randomBytes(5).toString("hex")}`;
-    const admin = knexFactory({
-      client: "pg",
-      connection: { ...PG, connectionTimeoutMillis: 3_000 },
-      pool: { min: 0, max: 1 },
-      acquireConnectionTimeout: 5_000,
-    });
-    try {
-      await admin.raw("create schema ??", [schema]);
-    } catch (error) {
-      await admin.destroy();
-      return {
-        unreachable: `${PG_WHERE} is unreachable (${error instanceof Error ? error.message : error})`,
-      };
-    }
-    const knex = knexFactory({
-      client: "pg",
-      connection: PG,
-      searchPath: [schema],
-      pool: { min: 0, max: 10 },
-    });
+    const database = await createTestDatabase("postgres", "cw_bench");
+    if (!database) return { unreachable: "PostgreSQL at 127.0.0.1:5432 is unreachable" };
+    const knex = database.connect({ poolMax: 10 });
     await migrate(knex);
     return {
       backend,
@@ -80,8 +57,7 @@ export async function openStore(backend: Backend): Promise<OpenedStore | { unrea
       store: createKnexStore(knex),
       async close() {
         await knex.destroy();
-        await admin.raw("drop schema ?? cascade", [schema]).catch(() => undefined);
-        await admin.destroy();
+        await database.drop().catch(() => undefined);
       },
     };
   }
@@ -165,22 +141,8 @@ export function customerJid(n: number): string {
 
 /** A `message.exchange` envelope with a text from customer `n` (the shape `ingest` takes). */
 export function textEvent(id: string, customer: number, text: string) {
-  const jid = customerJid(customer);
-  const name = `Customer ${customer}`;
-  return {
-    event: "message.exchange",
-    data: {
-      id,
-      message: {
-        id,
-        direction: "incoming",
-        timestamp: new Date().toISOString(),
-        chat: { jid, name, type: "private" },
-        sender: { jid, name },
-        content: { text },
-      },
-    },
-  };
+  const phone = customerJid(customer).split("@")[0]!;
+  return whatsappText({ id, phone, text, name: `Customer ${customer}` });
 }
 
 let idSequence = 0;
@@ -188,4 +150,37 @@ const idPrefix = randomBytes(3).toString("hex").toUpperCase();
 /** A unique WhatsApp-looking message id. */
 export function messageId(): string {
   return `3EB0${idPrefix}${(idSequence++).toString(16).toUpperCase().padStart(8, "0")}`;
+}
+
+/**
+ * A fresh simulator session and an integration on `store`, started and activated for `instance`. `close`
+ * stops the integration, then the store, then the session.
+ */
+export async function startActivated(
+  sim: Child<SimHostMethods>,
+  opened: OpenedStore,
+  instance: string,
+  label: string,
+  dispatcher: { concurrency: number; pollIntervalMs: number },
+) {
+  const { handle, url } = await sim.call("start", {});
+  const integration = benchIntegration(opened.store, [instance], { dispatcher });
+  const close = async () => {
+    await integration.stop();
+    await opened.close();
+    await sim.call("stop", handle);
+  };
+  try {
+    const admin = await sim.call("createAccountWithAdmin", handle, label);
+    await integration.start();
+    const activated = await integration.activate(
+      instance,
+      activationBody(url, admin, `Bench ${label.toLowerCase()}`),
+    );
+    if (activated.status !== "active") throw new Error(`activation failed: ${activated.error}`);
+    return { handle, url, admin, integration, integrationId: activated.bridgeIntegrationId, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
 }

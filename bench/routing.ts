@@ -9,10 +9,10 @@ import { Agent, request } from "undici";
 import {
   BACKEND_LABEL,
   type Backend,
-  benchIntegration,
   messageId,
   type OpenedStore,
   openStore,
+  startActivated,
   textEvent,
 } from "./fixtures.js";
 import type { Child } from "./rpc.js";
@@ -254,25 +254,17 @@ async function openSession(
 ): Promise<Session | { unreachable: string }> {
   const opened = await openStore(backend);
   if ("unreachable" in opened) return opened;
-  const { handle, url } = await sim.call("start", {});
-  const integration = benchIntegration(opened.store, [INSTANCE], {
-    dispatcher: { concurrency: config.concurrency, pollIntervalMs: config.pollIntervalMs },
-  });
-  const close = async () => {
-    await integration.stop();
-    await opened.close();
-    await sim.call("stop", handle);
-  };
+  const { handle, url, admin, integration, integrationId, close } = await startActivated(
+    sim,
+    opened,
+    INSTANCE,
+    "Routing",
+    {
+      concurrency: config.concurrency,
+      pollIntervalMs: config.pollIntervalMs,
+    },
+  );
   try {
-    const admin = await sim.call("createAccountWithAdmin", handle, "Routing");
-    await integration.start();
-    const activated = await integration.activate(INSTANCE, {
-      chatwootBaseUrl: url,
-      chatwootAccountId: admin.accountId,
-      chatwootApiToken: admin.accessToken,
-      inboxName: "Bench routing",
-    });
-    if (activated.status !== "active") throw new Error(`activation failed: ${activated.error}`);
     // Pre-warm: one message per chat creates its contact and conversation, so the runs see known chats only.
     const warmStart = now();
     await sim.call("resetStored");
@@ -292,7 +284,7 @@ async function openSession(
       accessToken: admin.accessToken,
       integration,
       opened,
-      integrationId: activated.bridgeIntegrationId,
+      integrationId,
       conversations,
       config,
       warmupMs,

@@ -4,7 +4,7 @@ import { once } from "node:events";
 import { appendFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { migrate } from "@ryze/chatwoot-knex";
-import { type ChatwootSimulator, eventually } from "@ryze/chatwoot-testkit";
+import { type ChatwootSimulator, eventually, textEvent as whatsappText } from "@ryze/chatwoot-testkit";
 import { createTestDatabase, type DatabaseKind } from "@ryze/chatwoot-testkit/databases";
 import type { Knex } from "knex";
 
@@ -314,19 +314,5 @@ export async function getJson<T>(url: string, token: string): Promise<{ status: 
 
 /** A WhatsApp `message.exchange` envelope of a private chat (`reference/whatsapp-events.md`). */
 export function textEvent(id: string, phone: string, text: string) {
-  const jid = `${phone}@s.whatsapp.net`;
-  return {
-    event: "message.exchange",
-    data: {
-      id,
-      message: {
-        id,
-        direction: "incoming",
-        timestamp: new Date().toISOString(),
-        chat: { jid, name: `Customer ${phone}`, type: "private" },
-        sender: { jid, name: `Customer ${phone}` },
-        content: { text },
-      },
-    },
-  };
+  return whatsappText({ id, phone, text });
 }
