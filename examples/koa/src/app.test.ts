@@ -1,6 +1,4 @@
-import { once } from "node:events";
-import type { AddressInfo } from "node:net";
-import { runExampleAppSuite } from "@ryze/example-shared/app-suite";
+import { runExampleAppSuite, servedBy } from "@ryze/example-shared/app-suite";
 import { buildApp } from "./app.js";
 
 await runExampleAppSuite({
@@ -8,16 +6,6 @@ await runExampleAppSuite({
   database: "mariadb",
   async start(config, options) {
     const runtime = await buildApp(config, options);
-    const server = runtime.app.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    return {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      runtime,
-      async close() {
-        server.closeAllConnections();
-        server.close();
-        await runtime.close();
-      },
-    };
+    return servedBy(runtime.app.listen(0, "127.0.0.1"), runtime);
   },
 });

@@ -1,5 +1,8 @@
 // Test support for the example apps: the same checks for Express, Koa and Fastify, each on its database.
+import { once } from "node:events";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ChatwootSimulator, eventually, startChatwootSimulator } from "@ryze/chatwoot-testkit";
@@ -20,6 +23,20 @@ export interface ExampleAppSuiteOptions {
   database: DatabaseKind | "sqlite";
   /** Builds the example with `buildApp(config, options)` and listens on 127.0.0.1, port 0. */
   start(config: ExampleConfig, options: RuntimeOptions): Promise<StartedExample>;
+}
+
+/** A started example on a node:http server (Express and Koa), once it listens. */
+export async function servedBy(server: Server, runtime: ExampleRuntime): Promise<StartedExample> {
+  if (!server.listening) await once(server, "listening");
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    runtime,
+    async close() {
+      server.closeAllConnections();
+      server.close();
+      await runtime.close();
+    },
+  };
 }
 
 const ACCOUNT_TOKEN = "example-account-token";

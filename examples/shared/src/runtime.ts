@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import type { Server } from "node:http";
 import { dirname, resolve } from "node:path";
 import {
   type ChatwootIntegration,
@@ -21,7 +22,7 @@ import {
   RateLimiterPostgres,
   RateLimiterRedis,
 } from "rate-limiter-flexible";
-import type { ExampleConfig } from "./config.js";
+import { type ExampleConfig, readConfig } from "./config.js";
 
 /** A key's id is its fingerprint, so rotating keys needs no extra configuration. */
 export function keyId(key: string): string {
@@ -263,4 +264,45 @@ export function announceTokens(config: ExampleConfig, out: (line: string) => voi
     const instance = config.instances.find((entry) => entry.name === name);
     if (instance) out(`instance token for "${name}" (generated): ${instance.token}`);
   }
+}
+
+/**
+ * The `main` of an example app: reads the environment, builds the app, lets `listen` serve it, announces the
+ * URL (and any generated caller tokens), and closes everything on SIGINT/SIGTERM.
+ */
+export async function runExample<T extends ExampleRuntime>(
+  name: string,
+  build: (config: ExampleConfig) => Promise<T>,
+  listen: (example: T, config: ExampleConfig) => Promise<{ url: string; close(): Promise<void> }>,
+): Promise<void> {
+  const config = readConfig();
+  const example = await build(config);
+  const server = await listen(example, config);
+  example.logger.info({ url: server.url }, `example (${name}) listening`);
+  announceTokens(config);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      void server
+        .close()
+        .then(() => example.close())
+        .then(() => process.exit(0));
+    });
+  }
+}
+
+/** `listen` for apps that serve through node:http (Express, Koa). */
+export function listenOnNode(
+  example: { app: { listen(port: number, host: string, ready: () => void): Server } },
+  config: ExampleConfig,
+): Promise<{ url: string; close(): Promise<void> }> {
+  return new Promise((resolve) => {
+    const server = example.app.listen(config.port, config.host, () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : config.port;
+      resolve({
+        url: `http://${config.host}:${port}`,
+        close: () => new Promise<void>((done) => server.close(() => done())),
+      });
+    });
+  });
 }
