@@ -154,24 +154,18 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
         //    heads and heads whose claim expired are read separately, each along its own index in due order,
         //    so that a claim never walks the finished items that accumulate in the table.
         const wanted = limit * 2 + 8;
-        const due: Row[] = await headsOnly(
-          trx(`${t.outbox} as o`)
-            .select("o.integration_id", "o.chat_key", "o.seq")
-            .where("o.status", "pending")
-            .andWhere("o.available_at", "<=", at),
-          t.outbox,
-        )
-          .orderBy("o.available_at", "asc")
-          .limit(wanted);
-        const expired: Row[] = await headsOnly(
-          trx(`${t.outbox} as o`)
-            .select("o.integration_id", "o.chat_key", "o.seq")
-            .where("o.status", "claimed")
-            .andWhere("o.claim_until", "<=", at),
-          t.outbox,
-        )
-          .orderBy("o.claim_until", "asc")
-          .limit(wanted);
+        const dueHeads = (status: OutboxStatus, deadline: "available_at" | "claim_until"): Promise<Row[]> =>
+          headsOnly(
+            trx(`${t.outbox} as o`)
+              .select("o.integration_id", "o.chat_key", "o.seq")
+              .where("o.status", status)
+              .andWhere(`o.${deadline}`, "<=", at),
+            t.outbox,
+          )
+            .orderBy(`o.${deadline}`, "asc")
+            .limit(wanted);
+        const due = await dueHeads("pending", "available_at");
+        const expired = await dueHeads("claimed", "claim_until");
         const candidates: ChatKey[] = [...due, ...expired]
           .sort((a, b) => Number(a.seq) - Number(b.seq))
           .slice(0, wanted)
