@@ -6,7 +6,7 @@ import { type ActivationHooks, createActivationService } from "./activation/serv
 import { type ChatwootApi, createChatwootApi } from "./chatwoot/index.js";
 import { type Cipher, createKeyring } from "./crypto/index.js";
 import type { InstanceDirectory } from "./directory/index.js";
-import { IntegrationError, isIntegrationError } from "./errors/index.js";
+import { errorMessage, IntegrationError, isIntegrationError } from "./errors/index.js";
 import {
   type CallerGuard,
   createHttpHandler,
@@ -217,7 +217,7 @@ export function createChatwootIntegration(input: ChatwootIntegrationOptions): Ch
       .then((integration) => integration && action(integration))
       .catch((error) =>
         options.logger.error(
-          { integrationId: id, err: error instanceof Error ? error.message : String(error) },
+          { integrationId: id, err: errorMessage(error) },
           "chatwoot: realtime event failed",
         ),
       );
@@ -250,7 +250,7 @@ export function createChatwootIntegration(input: ChatwootIntegrationOptions): Ch
         .backfill(integration, since)
         .catch((error) =>
           options.logger.warn(
-            { instance: integration.instance, err: error instanceof Error ? error.message : String(error) },
+            { instance: integration.instance, err: errorMessage(error) },
             "chatwoot: backfill failed",
           ),
         );
@@ -294,10 +294,7 @@ export function createChatwootIntegration(input: ChatwootIntegrationOptions): Ch
   const rateLimiter: RateLimiter = createRateLimiter({
     ...options.rateLimit,
     onError: (error) =>
-      options.logger.warn(
-        { err: error instanceof Error ? error.message : String(error) },
-        "chatwoot: rate-limit store failed",
-      ),
+      options.logger.warn({ err: errorMessage(error) }, "chatwoot: rate-limit store failed"),
   });
   const webhook = createWebhookRoute({
     integrations,

@@ -7,7 +7,7 @@ import {
   failureClass,
   isChatwootRequestError,
 } from "../chatwoot/index.js";
-import { IntegrationError, isIntegrationError, MESSAGES } from "../errors/index.js";
+import { errorMessage, IntegrationError, isIntegrationError, MESSAGES } from "../errors/index.js";
 import { type Integration, type IntegrationRepository, newIntegrationId } from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { DeliveryMode, IntegrationStatus } from "../store/ports.js";
@@ -65,7 +65,7 @@ export function createActivationService(options: ActivationServiceOptions) {
   const persistFailed = (cause: unknown) =>
     new IntegrationError(
       "PERSIST_FAILED",
-      `chatwoot integration failed: persist integration: ${cause instanceof Error ? cause.message : String(cause)}`,
+      `chatwoot integration failed: persist integration: ${errorMessage(cause)}`,
       { cause },
     );
   const storage = async <T>(operation: () => Promise<T>): Promise<T> => {
@@ -128,7 +128,7 @@ export function createActivationService(options: ActivationServiceOptions) {
     } catch (error) {
       // The claim expires by itself; a later activation takes the row over.
       logger.error(
-        { instance: claimed.instance, err: errorText(error) },
+        { instance: claimed.instance, err: errorMessage(error) },
         "chatwoot: could not release activation claim",
       );
     }
@@ -244,7 +244,7 @@ export function createActivationService(options: ActivationServiceOptions) {
           )
           .catch((cause) =>
             logger.error(
-              { instance, inboxId, err: errorText(cause) },
+              { instance, inboxId, err: errorMessage(cause) },
               "chatwoot: compensation failed, inbox left behind",
             ),
           );
@@ -266,7 +266,7 @@ export function createActivationService(options: ActivationServiceOptions) {
         await integrations
           .update(persisted, { status: "error", lastError: publicError.message })
           .catch((cause) =>
-            logger.error({ instance, err: errorText(cause) }, "chatwoot: could not record error"),
+            logger.error({ instance, err: errorMessage(cause) }, "chatwoot: could not record error"),
           );
         throw publicError;
       }
@@ -303,7 +303,7 @@ export function createActivationService(options: ActivationServiceOptions) {
             isChatwootRequestError(error) && error.failure.kind === "http" && error.failure.status === 404;
           if (!gone)
             logger.warn(
-              { instance, inboxId: existing.inboxId, err: errorText(error) },
+              { instance, inboxId: existing.inboxId, err: errorMessage(error) },
               "chatwoot: inbox not deleted",
             );
         }
@@ -392,8 +392,4 @@ function toActivationError(
   if (deadline.aborted)
     return classifyChatwootFailure({ kind: "deadline", seconds: timeoutMs / 1000 }, context);
   return new IntegrationError("INTERNAL", "internal error", { cause: error });
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -55,6 +55,11 @@ export function isIntegrationError(value: unknown): value is IntegrationError {
   return typeof value === "object" && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true;
 }
 
+/** The message of anything thrown, for logs and `Detail:` texts. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** Normalises anything thrown into an IntegrationError (unknown errors become INTERNAL, message hidden). */
 export function toIntegrationError(value: unknown): IntegrationError {
   if (isIntegrationError(value)) return value;

@@ -1,4 +1,4 @@
-import { IntegrationError, MESSAGES } from "../errors/index.js";
+import { errorMessage, IntegrationError, MESSAGES } from "../errors/index.js";
 import type { HttpRequest } from "./types.js";
 
 export const SET_BODY_LIMIT = 64 * 1024;
@@ -57,6 +57,6 @@ export async function readJsonBody(request: HttpRequest, limit: number): Promise
   try {
     return { value: JSON.parse(raw.toString("utf8")), raw };
   } catch (error) {
-    throw invalid(error instanceof Error ? error.message : String(error));
+    throw invalid(errorMessage(error));
   }
 }

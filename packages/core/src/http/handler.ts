@@ -13,7 +13,12 @@ export interface ExtraRoute {
   method: "POST" | "GET";
   /** First path segment after the prefix, e.g. `webhook`. */
   segment: string;
-  handle(param: string, request: HttpRequest): Promise<HttpResponse>;
+  /** `query` reads a query parameter the same way the built-in routes do. */
+  handle(
+    param: string,
+    request: HttpRequest,
+    query: (name: string) => string | undefined,
+  ): Promise<HttpResponse>;
 }
 
 export interface HttpHandlerOptions {
@@ -194,7 +199,7 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler & Ca
         if (!options.enabled)
           return errorResponse(new IntegrationError("MODULE_DISABLED", MESSAGES.moduleDisabled));
         try {
-          return await endpoint.handle(param, request);
+          return await endpoint.handle(param, request, (name) => queryValue(request, search, name));
         } catch (error) {
           return errorResponse(toIntegrationError(error));
         }

@@ -1,6 +1,7 @@
 import { type Cable, type Channel, createCable, NoopLogger } from "@anycable/core";
 import WebSocket from "ws";
 import { type ChatwootApi, ChatwootRequestError } from "../chatwoot/index.js";
+import { errorMessage } from "../errors/index.js";
 import type { Integration } from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 
@@ -172,7 +173,7 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
         if (entry) entry.subscription = next;
       }
     } catch (error) {
-      old.lastError = error instanceof Error ? error.message : String(error);
+      old.lastError = errorMessage(error);
       const delay = Math.min(60_000, 1_000 * 2 ** attempt) * (0.5 + Math.random() / 2);
       setTimeout(() => void resubscribe(connection, old, attempt + 1), delay).unref();
     }

@@ -1,4 +1,5 @@
 import { classifyChatwootFailure, isChatwootRequestError } from "../chatwoot/index.js";
+import { errorMessage } from "../errors/index.js";
 import type { Integration, IntegrationRepository } from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { Lease, LeaseStore } from "../store/ports.js";
@@ -44,7 +45,6 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
   let running: Promise<void> | null = null;
 
   const now = () => clock.now().getTime();
-  const text = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
   function drop(integrationId: string, why: string): void {
     if (!owned.delete(integrationId)) return;
@@ -105,10 +105,10 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
               baseUrl: integration.baseUrl,
               accountId: integration.accountId,
             }).message
-          : text(error),
+          : errorMessage(error),
       );
       logger.warn(
-        { instance: integration.instance, err: text(error) },
+        { instance: integration.instance, err: errorMessage(error) },
         "chatwoot: realtime subscription not confirmed",
       );
       if (owned.get(integration.id)?.epoch === lease.epoch) await handOver(integration.id);
@@ -157,7 +157,9 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
         mine.version = integration.version;
         hub
           .attach(integration)
-          .catch((error) => logger.warn({ integrationId, err: text(error) }, "chatwoot: re-attach failed"));
+          .catch((error) =>
+            logger.warn({ integrationId, err: errorMessage(error) }, "chatwoot: re-attach failed"),
+          );
       }
     }
 
@@ -192,7 +194,7 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
     if (running) return;
     running = round()
       .catch((error) =>
-        logger.error({ owner, err: text(error) }, "chatwoot: realtime ownership round failed"),
+        logger.error({ owner, err: errorMessage(error) }, "chatwoot: realtime ownership round failed"),
       )
       .finally(() => {
         running = null;

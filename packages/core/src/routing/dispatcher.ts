@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { errorMessage } from "../errors/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { OutboxDirection, OutboxItem, OutboxStore } from "../store/ports.js";
 
@@ -121,7 +122,7 @@ export class OutboxDispatcher {
             now: this.options.clock.now(),
           });
         } catch (error) {
-          this.options.logger.error({ err: text(error) }, "chatwoot: outbox claim failed");
+          this.options.logger.error({ err: errorMessage(error) }, "chatwoot: outbox claim failed");
         }
       }
       for (const item of claimed) {
@@ -152,7 +153,7 @@ export class OutboxDispatcher {
     try {
       outcome = await this.options.process(item, signal);
     } catch (error) {
-      outcome = { kind: "retry", error: text(error) };
+      outcome = { kind: "retry", error: errorMessage(error) };
     } finally {
       this.controllers.delete(item.id);
     }
@@ -188,11 +189,7 @@ export class OutboxDispatcher {
         error: outcome.error,
       });
     } catch (error) {
-      logger.error({ item: item.id, err: text(error) }, "chatwoot: could not record outbox outcome");
+      logger.error({ item: item.id, err: errorMessage(error) }, "chatwoot: could not record outbox outcome");
     }
   }
-}
-
-function text(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

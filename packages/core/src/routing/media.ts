@@ -1,5 +1,6 @@
 import mime from "mime-types";
 import { Agent, type Dispatcher, interceptors, request } from "undici";
+import { errorMessage } from "../errors/index.js";
 
 /** Media bytes on their way between WhatsApp and Chatwoot. */
 export interface MediaFile {
@@ -96,9 +97,7 @@ export function createMediaFetcher(options: MediaFetcherOptions = {}) {
         }
       } catch (error) {
         if (error instanceof MediaUnavailableError) throw error;
-        throw new MediaUnavailableError(
-          `download failed: ${error instanceof Error ? error.message : String(error)}`,
-        );
+        throw new MediaUnavailableError(`download failed: ${errorMessage(error)}`);
       }
       const type = response.headers["content-type"];
       return {

@@ -7,7 +7,7 @@ import {
   isChatwootRequestError,
   isTransientFailure,
 } from "../chatwoot/index.js";
-import { IntegrationError, MESSAGES } from "../errors/index.js";
+import { errorMessage, IntegrationError, MESSAGES } from "../errors/index.js";
 import type { Integration, IntegrationRepository } from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { OutboxItem, StoragePort } from "../store/ports.js";
@@ -94,7 +94,7 @@ export function createRouter(options: RouterOptions) {
       if (isTransientFailure(error.failure)) return { kind: "retry", error: error.message };
       return { kind: "permanent", error: error.message };
     }
-    return { kind: "retry", error: error instanceof Error ? error.message : String(error) };
+    return { kind: "retry", error: errorMessage(error) };
   }
 
   async function process(item: OutboxItem, signal: AbortSignal): Promise<Outcome> {

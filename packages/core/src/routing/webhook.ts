@@ -74,13 +74,12 @@ export function createWebhookRoute(options: WebhookRouteOptions): ExtraRoute {
   return {
     method: "POST",
     segment: "webhook",
-    async handle(id, request) {
+    async handle(id, request, query) {
       const integration = await options.integrations.getById(id);
       if (!integration || integration.status === "provisioning" || integration.inboxId === null) {
         throw new IntegrationError("WEBHOOK_UNKNOWN_INTEGRATION", MESSAGES.webhookUnknownIntegration);
       }
-      const query = new URLSearchParams(request.path.split("?")[1] ?? "");
-      const secret = typeof request.query?.secret === "string" ? request.query.secret : query.get("secret");
+      const secret = query("secret");
       if (!secret || !integration.webhookSecret || !sameSecret(secret, integration.webhookSecret))
         throw invalid();
       try {
