@@ -1,18 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type ChatwootSimulator, type SimulatedUser, startChatwootSimulator } from "./index.js";
-
-interface Reply {
-  status: number;
-  contentType: string | null;
-  text: string;
-  json: unknown;
-}
-
-interface CallOptions {
-  token?: string;
-  body?: unknown;
-  headers?: Record<string, string>;
-}
+import * as support from "./test-support.js";
 
 let sim: ChatwootSimulator;
 let accountId: number;
@@ -24,40 +12,13 @@ let outsider: SimulatedUser;
 async function call(
   method: string,
   path: string,
-  { token, body, headers = {} }: CallOptions = {},
-): Promise<Reply> {
-  const res = await fetch(sim.url + path, {
-    method,
-    headers: {
-      ...(token === undefined ? {} : { api_access_token: token }),
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-      ...headers,
-    },
-    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, contentType: res.headers.get("content-type"), text, json };
+  options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+) {
+  const reply = await support.call(sim, method, path, options);
+  return { ...reply, contentType: reply.headers.get("content-type") };
 }
 
-/** The §1.2 body a bridge sends to create its API inbox. */
-const bridgeInbox = {
-  name: "WhatsApp +1 555 0100",
-  lock_to_single_conversation: true,
-  allow_messages_after_resolved: true,
-  enable_auto_assignment: true,
-  channel: {
-    type: "api",
-    webhook_url: "https://bridge.example/chatwoot/webhook/abc",
-    hmac_mandatory: false,
-    additional_attributes: { agent_reply_time_window: 24 },
-  },
-};
+const bridgeInbox = support.bridgeInboxBody;
 
 const inboxesPath = () => `/api/v1/accounts/${accountId}/inboxes`;
 

@@ -11,6 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChatwootSimulator, type SimulatedUser, startChatwootSimulator } from "./index.js";
 import { check, checkRequest, checkResponse, sorted, swagger } from "./swagger-checker.js";
+import { bridgeInboxBody } from "./test-support.js";
 
 // ---------------------------------------------------------------------------------------------
 // Known differences (the simulator follows Chatwoot's code; see README.md)
@@ -65,19 +66,7 @@ let accountId: number;
 let admin: SimulatedUser;
 let agent: SimulatedUser;
 
-/** The request body a bridge sends to create its inbox (chatwoot-api.md §1.2). */
-const createBody = {
-  name: "WhatsApp +1 555 0100",
-  lock_to_single_conversation: true,
-  allow_messages_after_resolved: true,
-  enable_auto_assignment: true,
-  channel: {
-    type: "api",
-    webhook_url: "https://bridge.example/chatwoot/webhook/abc",
-    hmac_mandatory: false,
-    additional_attributes: { agent_reply_time_window: 24 },
-  },
-};
+const createBody = bridgeInboxBody;
 
 const updateBody = {
   name: "WhatsApp renamed",

@@ -20,15 +20,17 @@ export async function call(
   sim: ChatwootSimulator,
   method: string,
   path: string,
-  options: { token?: string; body?: unknown; form?: FormData } = {},
+  options: { token?: string; body?: unknown; form?: FormData; headers?: Record<string, string> } = {},
 ): Promise<Reply> {
   const headers: Record<string, string> = {};
   if (options.token !== undefined) headers["api_access_token"] = options.token;
   if (options.body !== undefined) headers["content-type"] = "application/json";
+  Object.assign(headers, options.headers);
+  const body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
   const res = await fetch(sim.url + path, {
     method,
     headers,
-    body: options.form ?? (options.body === undefined ? undefined : JSON.stringify(options.body)),
+    body: options.form ?? (options.body === undefined ? undefined : body),
   });
   const text = await res.text();
   let json: unknown;
@@ -39,6 +41,20 @@ export async function call(
   }
   return { status: res.status, headers: res.headers, text, json };
 }
+
+/** The §1.2 body a bridge sends to create its API inbox. */
+export const bridgeInboxBody = {
+  name: "WhatsApp +1 555 0100",
+  lock_to_single_conversation: true,
+  allow_messages_after_resolved: true,
+  enable_auto_assignment: true,
+  channel: {
+    type: "api",
+    webhook_url: "https://bridge.example/chatwoot/webhook/abc",
+    hmac_mandatory: false,
+    additional_attributes: { agent_reply_time_window: 24 },
+  },
+};
 
 /** Any JSON object, for reading answers in tests. */
 // biome-ignore lint/suspicious/noExplicitAny: test convenience for deep JSON access
