@@ -1,10 +1,13 @@
 import type { Lease, LeaseStore } from "@ryze/chatwoot-core";
+import type { Knex } from "knex";
 import { checkKey, leaseFromRow, type Row } from "./codec.js";
 import type { StoreContext } from "./context.js";
 import { insertUnlessDuplicate } from "./dialect.js";
 
 /** Re-reads after a lost compare-and-set; a lease changes hands at most once per expiry, so this is plenty. */
 const MAX_ROUNDS = 4;
+/** Names per renewal statement: far below every dialect's limit on bound parameters. */
+const RENEW_CHUNK = 500;
 
 /**
  * Leases are compare-and-set on `(name, epoch)`: every change of owner increments the epoch, so an UPDATE
@@ -45,10 +48,29 @@ export function createLeaseStore({ knex, dialect, tables: t }: StoreContext): Le
       return null;
     },
 
-    async renew(name, owner, epoch, ttlMs, now) {
+    async renew(owner, held, ttlMs, now) {
       const expiresAt = now.getTime() + ttlMs;
-      const renewed = await knex(t.leases).where({ name, owner, epoch }).update({ expires_at: expiresAt });
-      return renewed === 1 ? { name, owner, epoch, expiresAt: new Date(expiresAt) } : null;
+      const renewed: Lease[] = [];
+      for (let start = 0; start < held.length; start += RENEW_CHUNK) {
+        // One statement per chunk, guarded by (name, epoch) pairs grouped by epoch (few distinct values).
+        const byEpoch = new Map<number, string[]>();
+        for (const { name, epoch } of held.slice(start, start + RENEW_CHUNK))
+          byEpoch.set(epoch, [...(byEpoch.get(epoch) ?? []), name]);
+        const guard = (query: Knex.QueryBuilder) =>
+          query.where({ owner }).andWhere((pairs) => {
+            for (const [epoch, names] of byEpoch)
+              pairs.orWhere((pair) => pair.where({ epoch }).whereIn("name", names));
+          });
+        const count = await guard(knex(t.leases)).update({ expires_at: expiresAt });
+        if (count === 0) continue;
+        // Nobody can take a lease over between the two statements: it was just extended.
+        const rows: Row[] = await guard(knex(t.leases))
+          .where({ expires_at: expiresAt })
+          .select("name", "epoch");
+        for (const row of rows)
+          renewed.push(leaseFromRow({ name: row.name, owner, epoch: row.epoch, expires_at: expiresAt }));
+      }
+      return renewed;
     },
 
     async release(name, owner) {

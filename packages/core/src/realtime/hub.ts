@@ -47,6 +47,16 @@ interface Connection {
   pubsubToken: string | null;
   cable: Cable;
   subscriptions: Map<number, Subscription>;
+  /** Per account: the subscription being made (or re-made), shared by everyone who asks meanwhile. */
+  pending: Map<number, Promise<Subscription>>;
+  /** Short-lived confirmation probes using the socket. */
+  probes: number;
+}
+
+interface Attachment {
+  connection: Connection;
+  subscription: Subscription;
+  inboxId: number;
 }
 
 const CONFIRM_TIMEOUT = (ms: number) => `realtime subscription not confirmed within ${ms / 1000}s`;
@@ -63,13 +73,15 @@ function cableUrl(baseUrl: string): string {
  */
 export function createRealtimeHub(options: RealtimeHubOptions) {
   const connections = new Map<string, Connection>();
-  const byIntegration = new Map<string, { connection: Connection; subscription: Subscription }>();
+  const byIntegration = new Map<string, Attachment>();
   const pingInterval = options.pingIntervalMs ?? 3_000;
   const subscribeTimeout = options.subscribeTimeoutMs ?? 10_000;
   const { logger } = options;
 
+  const connectionKey = (integration: Integration) => `${integration.baseUrl}#${integration.chatwootUserId}`;
+
   function connectionFor(integration: Integration): Connection {
-    const key = `${integration.baseUrl}#${integration.chatwootUserId}`;
+    const key = connectionKey(integration);
     const existing = connections.get(key);
     if (existing) return existing;
     const cable = createCable(cableUrl(integration.baseUrl), {
@@ -89,6 +101,8 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       pubsubToken: null,
       cable,
       subscriptions: new Map(),
+      pending: new Map(),
+      probes: 0,
     };
     cable.on("disconnect", () => {
       const now = options.clock.now();
@@ -157,21 +171,64 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       void resubscribe(connection, subscription);
     });
     connection.subscriptions.set(accountId, subscription);
+    for (const [inboxId, integrationId] of members)
+      byIntegration.set(integrationId, { connection, subscription, inboxId });
     return subscription;
+  }
+
+  function closeIfUnused(connection: Connection): void {
+    if (connection.subscriptions.size > 0 || connection.pending.size > 0 || connection.probes > 0) return;
+    connection.cable.disconnect();
+    if (connections.get(connection.key) === connection) connections.delete(connection.key);
+  }
+
+  /** Runs `make` unless a subscription of the account is already being made; everyone gets the same result. */
+  function single(connection: Connection, accountId: number, make: () => Promise<Subscription>) {
+    const pending = connection.pending.get(accountId);
+    if (pending) return pending;
+    const made = make().finally(() => {
+      connection.pending.delete(accountId);
+      closeIfUnused(connection);
+    });
+    connection.pending.set(accountId, made);
+    return made;
+  }
+
+  /** The account's subscription on this connection, made once however many attach at the same time. */
+  function subscriptionFor(connection: Connection, accountId: number): Promise<Subscription> {
+    const existing = connection.subscriptions.get(accountId);
+    if (existing) return Promise.resolve(existing);
+    return single(connection, accountId, async () => {
+      const token = await pubsubToken(connection, false);
+      return connection.subscriptions.get(accountId) ?? subscribe(connection, accountId, token, new Map());
+    });
+  }
+
+  /**
+   * Not confirmed (a rotated pubsub token, or Chatwoot refused silently): re-reads the profile and replaces the
+   * subscription, keeping its members. Whoever comes second joins the replacement.
+   */
+  function replace(connection: Connection, old: Subscription): Promise<Subscription> {
+    return single(connection, old.accountId, async () => {
+      const token = await pubsubToken(connection, true);
+      const current = connection.subscriptions.get(old.accountId);
+      if (current !== old) {
+        if (current) return current;
+        throw new Error("realtime subscription left while it was renewed");
+      }
+      old.detached = true;
+      old.channel.disconnect();
+      const next = subscribe(connection, old.accountId, token, old.members);
+      next.lostAt = old.lostAt;
+      next.lastError = old.lastError;
+      return next;
+    });
   }
 
   async function resubscribe(connection: Connection, old: Subscription, attempt = 0): Promise<void> {
     if (old.detached || connection.subscriptions.get(old.accountId) !== old) return;
     try {
-      const token = await pubsubToken(connection, true);
-      if (old.detached) return;
-      const next = subscribe(connection, old.accountId, token, old.members);
-      next.lostAt = old.lostAt;
-      next.lastError = old.lastError;
-      for (const integrationId of old.members.values()) {
-        const entry = byIntegration.get(integrationId);
-        if (entry) entry.subscription = next;
-      }
+      await replace(connection, old);
     } catch (error) {
       old.lastError = errorMessage(error);
       const delay = Math.min(60_000, 1_000 * 2 ** attempt) * (0.5 + Math.random() / 2);
@@ -180,8 +237,8 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
   }
 
   /** Waits for the confirmation, at most `subscribeTimeout` (connecting included: a socket that never opens fails too). */
-  async function confirm(subscription: Subscription, signal?: AbortSignal): Promise<void> {
-    const waiting = subscription.channel.ensureSubscribed();
+  async function confirm(channel: Channel, signal?: AbortSignal): Promise<void> {
+    const waiting = channel.ensureSubscribed();
     waiting.catch(() => {});
     const timeout = AbortSignal.timeout(subscribeTimeout);
     const stop = signal ? AbortSignal.any([signal, timeout]) : timeout;
@@ -200,43 +257,95 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
   }
 
   return {
-    /** Joins (or opens) the realtime subscription of the integration; resolves once Chatwoot confirmed it. */
+    /**
+     * Joins (or opens) the realtime subscription of the integration; resolves once Chatwoot confirmed it. Attaching
+     * again with the same target (base URL, user, account, inbox) keeps the subscription and waits for it; with
+     * another target it moves. Concurrent calls share one subscription.
+     */
     async attach(integration: Integration, signal?: AbortSignal): Promise<void> {
-      if (integration.inboxId === null || integration.chatwootUserId === null) return;
-      this.detach(integration.id);
+      const { inboxId, accountId } = integration;
+      if (inboxId === null || integration.chatwootUserId === null) return;
+      const previous = byIntegration.get(integration.id);
+      if (
+        previous &&
+        (previous.connection.key !== connectionKey(integration) ||
+          previous.subscription.accountId !== accountId ||
+          previous.inboxId !== inboxId ||
+          previous.subscription.detached)
+      )
+        this.detach(integration.id);
       const connection = connectionFor(integration);
       connection.apiToken = integration.apiToken;
-      let subscription = connection.subscriptions.get(integration.accountId);
-      if (!subscription) {
-        const token = await pubsubToken(connection, false);
-        subscription = subscribe(connection, integration.accountId, token, new Map());
-      }
-      subscription.members.set(integration.inboxId, integration.id);
-      byIntegration.set(integration.id, { connection, subscription });
+      const join = (subscription: Subscription) => {
+        subscription.members.set(inboxId, integration.id);
+        byIntegration.set(integration.id, { connection, subscription, inboxId });
+        return subscription;
+      };
+      let subscription = join(await subscriptionFor(connection, accountId));
       try {
-        await confirm(subscription, signal);
+        await confirm(subscription.channel, signal);
+        return;
       } catch {
-        // One more time with a fresh profile: the pubsub token rotates when the user's password changes.
-        const current = connection.subscriptions.get(integration.accountId);
-        if (current === subscription && !signal?.aborted) {
-          subscription.detached = true;
-          current.channel.disconnect();
-          connection.subscriptions.delete(integration.accountId);
-          const token = await pubsubToken(connection, true);
-          subscription = subscribe(connection, integration.accountId, token, subscription.members);
-          byIntegration.set(integration.id, { connection, subscription });
-        }
+        // Not confirmed: once more with a fresh profile (the pubsub token rotates with the user's password).
+      }
+      let cause: unknown = null;
+      if (!signal?.aborted) {
         try {
-          await confirm(connection.subscriptions.get(integration.accountId)!, signal);
-        } catch {
-          this.detach(integration.id);
-          throw new ChatwootRequestError({
-            kind: "transport",
-            method: "SUBSCRIBE",
-            url: cableUrl(integration.baseUrl),
-            cause: CONFIRM_TIMEOUT(subscribeTimeout),
-          });
+          subscription = join(await replace(connection, subscription));
+          await confirm(subscription.channel, signal);
+          return;
+        } catch (error) {
+          cause = error;
         }
+      }
+      if (byIntegration.get(integration.id)?.subscription === subscription) this.detach(integration.id);
+      if (cause instanceof ChatwootRequestError) throw cause;
+      throw new ChatwootRequestError({
+        kind: "transport",
+        method: "SUBSCRIBE",
+        url: cableUrl(integration.baseUrl),
+        cause: CONFIRM_TIMEOUT(subscribeTimeout),
+      });
+    },
+
+    /**
+     * Confirms that the integration's credentials can subscribe, with a short-lived channel of its own that
+     * routes nothing (activation on a process that does not own the subscription).
+     */
+    async probe(integration: Integration, signal?: AbortSignal): Promise<void> {
+      if (integration.inboxId === null || integration.chatwootUserId === null) return;
+      const connection = connectionFor(integration);
+      connection.probes++;
+      const open = (token: string) =>
+        connection.cable.subscribeTo("RoomChannel", {
+          pubsub_token: token,
+          account_id: integration.accountId,
+          user_id: connection.userId,
+        });
+      let channel: Channel | null = null;
+      try {
+        channel = open(await pubsubToken(connection, false));
+        try {
+          await confirm(channel, signal);
+          return;
+        } catch {
+          if (signal?.aborted) throw new Error(CONFIRM_TIMEOUT(subscribeTimeout));
+        }
+        channel.disconnect();
+        channel = open(await pubsubToken(connection, true));
+        await confirm(channel, signal);
+      } catch (error) {
+        if (error instanceof ChatwootRequestError) throw error;
+        throw new ChatwootRequestError({
+          kind: "transport",
+          method: "SUBSCRIBE",
+          url: cableUrl(integration.baseUrl),
+          cause: CONFIRM_TIMEOUT(subscribeTimeout),
+        });
+      } finally {
+        channel?.disconnect();
+        connection.probes--;
+        closeIfUnused(connection);
       }
     },
 
@@ -248,15 +357,15 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       const { connection, subscription } = entry;
       for (const [inboxId, member] of subscription.members)
         if (member === integrationId) subscription.members.delete(inboxId);
-      if (subscription.members.size === 0) {
+      if (
+        subscription.members.size === 0 &&
+        connection.subscriptions.get(subscription.accountId) === subscription
+      ) {
         subscription.detached = true;
         subscription.channel.disconnect();
         connection.subscriptions.delete(subscription.accountId);
       }
-      if (connection.subscriptions.size === 0) {
-        connection.cable.disconnect();
-        connections.delete(connection.key);
-      }
+      closeIfUnused(connection);
     },
 
     status(integrationId: string): RealtimeStatus | null {

@@ -21,7 +21,9 @@ export interface RealtimeOwnershipOptions {
 
 interface Owned {
   epoch: number;
+  /** The integration version the subscription was made with. */
   version: number;
+  /** When the lease was last extended (the time the renewal's expiry counts from). */
   renewedAt: number;
 }
 
@@ -31,20 +33,37 @@ const leaseName = (integrationId: string) => `${LEASE}${integrationId}`;
 
 /**
  * Realtime ownership across processes: every integration's subscription is held by exactly one process
- * through a lease with a fencing epoch. Each round (a third of the TTL) a process renews its leases, drops
- * a subscription whose lease it could not renew before anyone could take it over, hands back leases above
- * its fair share (integrations ÷ live processes), and takes free or expired ones up to that share.
+ * through a lease with a fencing epoch. Each round (a third of the TTL) a process first renews all its leases in
+ * one statement, drops a subscription whose lease it could not renew before anyone could take it over, hands back
+ * leases above its fair share (integrations ÷ live processes), and takes free or expired ones up to that share.
+ * Subscribing and unsubscribing one integration never overlap: they run one after another per integration.
  */
 export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
   const { leases, hub, clock, logger, owner, ttlMs } = options;
   const owned = new Map<string, Owned>();
-  const attaching = new Set<string>();
+  /** Per integration: the tail of its subscription work (take, re-attach, activation), run one at a time. */
+  const queues = new Map<string, Promise<void>>();
   /** Why the last subscription attempt of an integration failed, until one succeeds. */
   const failures = new Map<string, string>();
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
 
   const now = () => clock.now().getTime();
+  const busy = (integrationId: string) => queues.has(integrationId);
+
+  /** Runs `task` after every earlier subscription task of the same integration. */
+  function exclusive<T>(integrationId: string, task: () => Promise<T>): Promise<T> {
+    const result = (queues.get(integrationId) ?? Promise.resolve()).then(task);
+    const tail = result.then(
+      () => {},
+      () => {},
+    );
+    queues.set(integrationId, tail);
+    void tail.then(() => {
+      if (queues.get(integrationId) === tail) queues.delete(integrationId);
+    });
+    return result;
+  }
 
   function drop(integrationId: string, why: string): void {
     if (!owned.delete(integrationId)) return;
@@ -66,7 +85,9 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
     const mine = owned.get(integrationId);
     drop(integrationId, "handed over");
     if (mine)
-      await leases.renew(leaseName(integrationId), owner, mine.epoch, 0, clock.now()).catch(() => null);
+      await leases
+        .renew(owner, [{ name: leaseName(integrationId), epoch: mine.epoch }], 0, clock.now())
+        .catch(() => []);
   }
 
   /** The link is confirmed: an integration in `error` because of it is healthy again. */
@@ -76,28 +97,16 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
     await options.integrations.update(current, { status: "active", lastError: "" }).catch(() => null);
   }
 
-  /** Attaches an integration whose lease this process just took; backfills from the previous owner's end. */
-  async function take(
-    integration: Integration,
-    lease: Lease,
-    previous: Lease | undefined,
-    signal?: AbortSignal,
-  ) {
-    owned.set(integration.id, { epoch: lease.epoch, version: integration.version, renewedAt: now() });
-    attaching.add(integration.id);
+  /**
+   * Subscribes an integration whose lease this process holds at `epoch` and waits for the confirmation. A failure
+   * gives the lease back at once, so that the next round (here or elsewhere) tries again; `list` shows why.
+   */
+  async function subscribe(integration: Integration, epoch: number, signal?: AbortSignal): Promise<void> {
+    const current = () => owned.get(integration.id)?.epoch === epoch;
+    if (!current()) throw new Error("realtime lease lost before subscribing");
     try {
       await hub.attach(integration, signal);
-      failures.delete(integration.id);
-      await recover(integration);
-      if (owned.get(integration.id)?.epoch !== lease.epoch) {
-        // Handed over or lost while subscribing: do not keep a subscription nobody tracks.
-        hub.detach(integration.id);
-        return;
-      }
-      // The last moment the previous owner was surely listening: its lease's last renewal.
-      if (previous) options.onTakeover(integration, new Date(previous.expiresAt.getTime() - ttlMs));
     } catch (error) {
-      // Give the lease back at once: the next round (here or elsewhere) tries again; `list` shows why.
       failures.set(
         integration.id,
         isChatwootRequestError(error)
@@ -111,14 +120,59 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
         { instance: integration.instance, err: errorMessage(error) },
         "chatwoot: realtime subscription not confirmed",
       );
-      if (owned.get(integration.id)?.epoch === lease.epoch) await handOver(integration.id);
+      if (current()) await handOver(integration.id);
       throw error;
-    } finally {
-      attaching.delete(integration.id);
+    }
+    if (!current()) {
+      // Handed over or lost while subscribing: do not keep a subscription nobody tracks.
+      hub.detach(integration.id);
+      throw new Error("realtime lease lost while subscribing");
+    }
+    owned.get(integration.id)!.version = integration.version;
+    failures.delete(integration.id);
+    await recover(integration);
+  }
+
+  /** Starts owning an integration whose lease this process just took; backfills from the previous owner's end. */
+  function take(integration: Integration, lease: Lease, previous: Lease | undefined, signal?: AbortSignal) {
+    const renewedAt = lease.expiresAt.getTime() - ttlMs;
+    owned.set(integration.id, { epoch: lease.epoch, version: integration.version, renewedAt });
+    return exclusive(integration.id, async () => {
+      await subscribe(integration, lease.epoch, signal);
+      // The last moment the previous owner was surely listening: its lease's last renewal.
+      if (previous) options.onTakeover(integration, new Date(previous.expiresAt.getTime() - ttlMs));
+    });
+  }
+
+  /** Extends every lease we hold in one statement; drops what was lost. A store failure is left to the watchdog. */
+  async function renewOwned(): Promise<void> {
+    const held = [...owned].map(([integrationId, mine]) => ({ integrationId, epoch: mine.epoch }));
+    if (held.length === 0) return;
+    const at = clock.now();
+    const renewed = await leases
+      .renew(
+        owner,
+        held.map(({ integrationId, epoch }) => ({ name: leaseName(integrationId), epoch })),
+        ttlMs,
+        at,
+      )
+      .catch((error) => {
+        logger.warn({ owner, err: errorMessage(error) }, "chatwoot: realtime lease renewal failed");
+        return null;
+      });
+    if (!renewed) return;
+    const kept = new Set(renewed.map((lease) => `${lease.name}#${lease.epoch}`));
+    for (const { integrationId, epoch } of held) {
+      const mine = owned.get(integrationId);
+      if (mine?.epoch !== epoch) continue; // changed while renewing
+      if (kept.has(`${leaseName(integrationId)}#${epoch}`)) mine.renewedAt = at.getTime();
+      else drop(integrationId, "lease lost");
     }
   }
 
   async function round(): Promise<void> {
+    // 1. Renew first: it is what keeps our subscriptions safe, whatever the rest of the round costs.
+    await renewOwned();
     const at = clock.now();
     const ownedAtStart = new Set(owned.keys());
     await leases.acquire(`${MEMBER}${owner}`, owner, ttlMs, at);
@@ -137,48 +191,38 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
     }
     const byId = new Map(wanted.map((integration) => [integration.id, integration]));
 
-    // 1. Renew what we hold; drop what is gone or lost. An activation may have taken one after the list was read.
+    // 2. Leave what is gone (deactivated elsewhere); re-subscribe what was re-activated (maybe elsewhere).
     for (const [integrationId, mine] of owned) {
+      if (busy(integrationId)) continue;
       const integration = byId.get(integrationId);
       if (!integration) {
-        if (ownedAtStart.has(integrationId) && !attaching.has(integrationId)) await release(integrationId);
-        continue;
-      }
-      const renewed = await leases
-        .renew(leaseName(integrationId), owner, mine.epoch, ttlMs, clock.now())
-        .catch(() => null);
-      if (!renewed) {
-        drop(integrationId, "lease lost");
-        continue;
-      }
-      mine.renewedAt = now();
-      if (integration.version !== mine.version && !attaching.has(integrationId)) {
-        // Re-activated (maybe by another process): subscribe with the new configuration.
-        mine.version = integration.version;
-        hub
-          .attach(integration)
-          .catch((error) =>
-            logger.warn({ integrationId, err: errorMessage(error) }, "chatwoot: re-attach failed"),
-          );
+        // An activation may have taken one after the list was read.
+        if (ownedAtStart.has(integrationId)) await release(integrationId);
+      } else if (integration.version !== mine.version) {
+        void exclusive(integrationId, () => subscribe(integration, mine.epoch)).catch((error) =>
+          logger.warn({ integrationId, err: errorMessage(error) }, "chatwoot: re-attach failed"),
+        );
       }
     }
 
-    // 2. Hand back what is above our fair share, so that leases spread over the processes.
+    // 3. Hand back what is above our fair share, so that leases spread over the processes.
     const share = Math.ceil(wanted.length / Math.max(1, members));
-    const settled = [...owned.keys()].filter((integrationId) => !attaching.has(integrationId));
+    const settled = [...owned.keys()].filter((integrationId) => !busy(integrationId));
     const excess = owned.size - share;
     for (const integrationId of settled.slice(0, Math.max(0, excess))) await handOver(integrationId);
 
-    // 3. Take free or expired leases up to our share, in random order so processes do not collide.
+    // 4. Take free or expired leases up to our share, in random order so processes do not collide.
     const free = wanted.filter((integration) => {
       const lease = held.get(integration.id);
-      return !owned.has(integration.id) && (!lease || lease.expiresAt.getTime() <= at.getTime());
+      return !lease || lease.expiresAt.getTime() <= at.getTime();
     });
     for (const integration of free.sort(() => Math.random() - 0.5)) {
       if (owned.size >= share) break;
+      if (owned.has(integration.id) || busy(integration.id)) continue; // an activation took it meanwhile
       const previous = held.get(integration.id);
       const lease = await leases.acquire(leaseName(integration.id), owner, ttlMs, clock.now());
-      if (lease) void take(integration, lease, previous).catch(() => {});
+      if (lease && !owned.has(integration.id) && !busy(integration.id))
+        void take(integration, lease, previous).catch(() => {});
     }
   }
 
@@ -224,12 +268,14 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
     async activate(integration: Integration, signal: AbortSignal): Promise<void> {
       const previous = await leases.get(leaseName(integration.id));
       const lease = await leases.acquire(leaseName(integration.id), owner, ttlMs, clock.now());
-      if (lease) return take(integration, lease, previous ?? undefined, signal);
-      try {
-        await hub.attach(integration, signal);
-      } finally {
-        hub.detach(integration.id);
+      if (!lease) return hub.probe(integration, signal);
+      const mine = owned.get(integration.id);
+      // Ours already (a round took it, maybe still subscribing): subscribe again with this configuration.
+      if (mine?.epoch === lease.epoch) {
+        mine.renewedAt = lease.expiresAt.getTime() - ttlMs;
+        return exclusive(integration.id, () => subscribe(integration, lease.epoch, signal));
       }
+      return take(integration, lease, previous ?? undefined, signal);
     },
     /** Deactivation: leave at once and give the lease back. */
     release,

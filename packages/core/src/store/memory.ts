@@ -350,11 +350,15 @@ export function createMemoryStore(): MemoryStore {
         }
         return null;
       },
-      async renew(name, owner, epoch, ttlMs, now) {
-        const current = leases.get(name);
-        if (!current || current.owner !== owner || current.epoch !== epoch) return null;
-        current.expiresAt = new Date(now.getTime() + ttlMs);
-        return toLease({ ...current, owner });
+      async renew(owner, held, ttlMs, now) {
+        const renewed: Lease[] = [];
+        for (const { name, epoch } of held) {
+          const current = leases.get(name);
+          if (!current || current.owner !== owner || current.epoch !== epoch) continue;
+          current.expiresAt = new Date(now.getTime() + ttlMs);
+          renewed.push(toLease({ ...current, owner }));
+        }
+        return renewed;
       },
       async release(name, owner) {
         const current = leases.get(name);

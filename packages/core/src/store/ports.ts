@@ -175,11 +175,17 @@ export interface Lease {
   expiresAt: Date;
 }
 
+/** A lease as its holder knows it: what `renew` needs to prove it still holds it. */
+export type HeldLease = Pick<Lease, "name" | "epoch">;
+
 export interface LeaseStore {
   /** Takes the lease when free, expired, or already held by `owner` (then it is renewed, same epoch). */
   acquire(name: string, owner: string, ttlMs: number, now: Date): Promise<Lease | null>;
-  /** Extends a lease still held by `owner` at `epoch`; null when it was lost. */
-  renew(name: string, owner: string, epoch: number, ttlMs: number, now: Date): Promise<Lease | null>;
+  /**
+   * Extends, in one go, every lease of `held` that `owner` still holds at the given epoch (expired or not, as long
+   * as nobody took it over). Returns the renewed ones; a lease missing from the answer was lost.
+   */
+  renew(owner: string, held: ReadonlyArray<HeldLease>, ttlMs: number, now: Date): Promise<Lease[]>;
   /** Releases a lease held by `owner`; returns false when it was not held. */
   release(name: string, owner: string): Promise<boolean>;
   get(name: string): Promise<Lease | null>;

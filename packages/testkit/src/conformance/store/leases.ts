@@ -68,19 +68,65 @@ export const leaseChecks: StoreCheckGroup = {
 
     "renew extends a lease held at the given epoch and refuses a lost one": async ({ store }) => {
       const name = leaseName();
+      const renew = (owner: string, epoch: number, now: number, lease = name) =>
+        store.leases.renew(owner, [{ name: lease, epoch }], TTL, at(now));
       await store.leases.acquire(name, "p1", TTL, at(0));
-      expect(await store.leases.renew(name, "p1", 1, TTL, at(9_000))).toEqual({
-        name,
-        owner: "p1",
-        epoch: 1,
-        expiresAt: at(19_000),
-      });
-      expect(await store.leases.renew(name, "p1", 2, TTL, at(9_000))).toBeNull();
-      expect(await store.leases.renew(name, "p2", 1, TTL, at(9_000))).toBeNull();
-      expect(await store.leases.renew("missing", "p1", 1, TTL, at(9_000))).toBeNull();
+      expect(await renew("p1", 1, 9_000)).toEqual([{ name, owner: "p1", epoch: 1, expiresAt: at(19_000) }]);
+      expect(await renew("p1", 2, 9_000)).toEqual([]);
+      expect(await renew("p2", 1, 9_000)).toEqual([]);
+      expect(await renew("p1", 1, 9_000, "missing")).toEqual([]);
+      expect(await store.leases.get(name)).toMatchObject({ owner: "p1", epoch: 1, expiresAt: at(19_000) });
       await store.leases.acquire(name, "p2", TTL, at(19_000));
-      expect(await store.leases.renew(name, "p1", 1, TTL, at(19_001))).toBeNull();
-      expect(await store.leases.get(name)).toMatchObject({ owner: "p2", epoch: 2 });
+      expect(await renew("p1", 1, 19_001)).toEqual([]);
+      expect(await store.leases.get(name)).toMatchObject({ owner: "p2", epoch: 2, expiresAt: at(29_000) });
+    },
+
+    "renew takes many leases in one call and returns exactly the ones still held": async ({ store }) => {
+      const names = Array.from({ length: 6 }, () => leaseName());
+      for (const name of names) await store.leases.acquire(name, "p1", TTL, at(0));
+      // names[1] taken over after expiry, names[2] released, names[3] re-acquired by p1 at epoch 3.
+      await store.leases.acquire(names[1]!, "p2", TTL, at(TTL));
+      await store.leases.release(names[2]!, "p1");
+      await store.leases.acquire(names[3]!, "p2", TTL, at(TTL));
+      await store.leases.release(names[3]!, "p2");
+      await store.leases.acquire(names[3]!, "p1", TTL, at(TTL));
+      const held = names.map((name, i) => ({ name, epoch: i === 3 ? 3 : 1 }));
+      const renewed = await store.leases.renew(
+        "p1",
+        [...held, { name: leaseName(), epoch: 1 }],
+        TTL,
+        at(TTL + 1),
+      );
+      const expiresAt = at(2 * TTL + 1);
+      expect(renewed.sort((a, b) => (a.name < b.name ? -1 : 1))).toEqual(
+        [names[0]!, names[3]!, names[4]!, names[5]!]
+          .map((name) => ({ name, owner: "p1", epoch: name === names[3] ? 3 : 1, expiresAt }))
+          .sort((a, b) => (a.name < b.name ? -1 : 1)),
+      );
+      // What was not ours is untouched.
+      expect(await store.leases.get(names[1]!)).toMatchObject({
+        owner: "p2",
+        epoch: 2,
+        expiresAt: at(2 * TTL),
+      });
+      expect(await store.leases.get(names[2]!)).toBeNull();
+      expect(await store.leases.renew("p1", [], TTL, at(0))).toEqual([]);
+    },
+
+    "renewing many leases in one call covers more than one statement's worth": async ({ store }) => {
+      const names = Array.from({ length: 1_200 }, () => leaseName());
+      await inParallel(8, async (worker) => {
+        for (let i = worker; i < names.length; i += 8)
+          await store.leases.acquire(names[i]!, "p1", TTL, at(0));
+      });
+      const renewed = await store.leases.renew(
+        "p1",
+        names.map((name) => ({ name, epoch: 1 })),
+        TTL,
+        at(1_000),
+      );
+      expect(new Set(renewed.map((lease) => lease.name))).toEqual(new Set(names));
+      expect(renewed.every((lease) => lease.expiresAt.getTime() === at(TTL + 1_000).getTime())).toBe(true);
     },
 
     "release frees the lease for its holder only; the epoch keeps increasing afterwards": async ({
@@ -93,7 +139,7 @@ export const leaseChecks: StoreCheckGroup = {
       expect(await store.leases.release(name, "p1")).toBe(true);
       expect(await store.leases.release(name, "p1")).toBe(false);
       expect(await store.leases.get(name)).toBeNull();
-      expect(await store.leases.renew(name, "p1", 1, TTL, at(1))).toBeNull();
+      expect(await store.leases.renew("p1", [{ name, epoch: 1 }], TTL, at(1))).toEqual([]);
       const next = await store.leases.acquire(name, "p2", TTL, at(1));
       expect(next).toEqual({ name, owner: "p2", epoch: 2, expiresAt: at(1 + TTL) });
       await store.leases.release(name, "p2");

@@ -108,6 +108,23 @@ describe("storage conformance suite catches broken stores", () => {
     ).rejects.toThrow();
   });
 
+  it("a renewal that ignores the fencing epoch fails the lease checks", async () => {
+    const context = brokenContext((store) => ({
+      leases: {
+        ...store.leases,
+        async renew(owner, held, ttlMs, now) {
+          // Renews whatever the owner holds, at whatever epoch: a lost-and-retaken lease would be kept.
+          const current = await Promise.all(held.map(({ name }) => store.leases.get(name)));
+          const epochs = held.map(({ name }, i) => ({ name, epoch: current[i]?.epoch ?? 0 }));
+          return store.leases.renew(owner, epochs, ttlMs, now);
+        },
+      },
+    }));
+    await expect(
+      check(leaseChecks, "renew extends a lease held at the given epoch and refuses a lost one")(context),
+    ).rejects.toThrow();
+  });
+
   it("a lease takeover that keeps the old epoch fails the lease checks", async () => {
     const context = brokenContext((store) => ({
       leases: {
