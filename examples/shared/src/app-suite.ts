@@ -130,10 +130,16 @@ export async function runExampleAppSuite(options: ExampleAppSuiteOptions): Promi
       expect(JSON.stringify(rows)).not.toContain(adminToken);
       expect(JSON.stringify(rows)).toMatch(/cw1:[A-Za-z0-9_-]{8}:/);
       if (options.database === "sqlite") {
-        // Raw bytes of the database file and its journal: the token is nowhere in plaintext.
+        // Raw bytes of the database file and its journal: the token is nowhere in plaintext, while its sealed
+        // form is (so the search reads the bytes the row was written to).
+        const sealed = Buffer.from(String((rows[0] as { api_token: unknown }).api_token));
+        let sealedFound = false;
         for (const name of readdirSync(dir).filter((file) => file.startsWith("chatwoot.sqlite"))) {
-          expect(readFileSync(join(dir, name)).includes(Buffer.from(adminToken)), name).toBe(false);
+          const bytes = readFileSync(join(dir, name));
+          expect(bytes.includes(Buffer.from(adminToken)), name).toBe(false);
+          sealedFound ||= bytes.includes(sealed);
         }
+        expect(sealedFound, "the sealed token is in the database files").toBe(true);
       }
       expect(logs).not.toContain(adminToken);
       expect(logs).not.toContain(ACCOUNT_TOKEN);
@@ -219,6 +225,20 @@ export async function runExampleAppSuite(options: ExampleAppSuiteOptions): Promi
       expect(((await malformed.json()) as { error: { message: string } }).error.message).toMatch(
         /^invalid event: data\.message\.direction: /,
       );
+    });
+
+    it("guards the simulated WhatsApp side with the caller tokens", async () => {
+      for (const [token, message] of [
+        [null, "Missing token"],
+        ["not-a-caller-token", "Invalid token"],
+      ] as const) {
+        const answer = await fetch(`${example.url}/dev/whatsapp/suporte/sent`, {
+          headers: token ? { token } : {},
+        });
+        expect(answer.status).toBe(401);
+        expect(await answer.json()).toEqual({ success: false, error: { message } });
+      }
+      expect((await call("/dev/whatsapp/suporte/sent", { token: INSTANCE_TOKEN })).status).toBe(200);
     });
 
     it("keeps the host's own routes working", async () => {

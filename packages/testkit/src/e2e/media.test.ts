@@ -27,6 +27,18 @@ beforeAll(async () => {
       res.writeHead(302, { location: left > 0 ? `/hop/${left}/${hop[2]}` : `/file/${hop[2]}` }).end();
       return;
     }
+    // /declare/<bytes>: announces a body of that size (over the default cap) and never sends it.
+    const declared = /^\/declare\/(\d+)$/.exec(req.url ?? "");
+    if (declared) {
+      res.writeHead(200, { "content-type": "video/mp4", "content-length": declared[1] }).flushHeaders();
+      return;
+    }
+    // /stall/headers: never answers; /stall/body: answers the headers and half of the body, then stalls.
+    if (req.url === "/stall/headers") return;
+    if (req.url === "/stall/body") {
+      res.writeHead(200, { "content-type": "audio/ogg", "content-length": 2048 }).write(randomBytes(1024));
+      return;
+    }
     const file = files.get((req.url ?? "").replace(/^\/file\//, ""));
     if (!file) return void res.writeHead(404).end();
     res.writeHead(200, { "content-type": file.type, "content-length": file.data.length }).end(file.data);
@@ -35,7 +47,13 @@ beforeAll(async () => {
   await once(mediaServer, "listening");
   mediaUrl = `http://127.0.0.1:${(mediaServer.address() as AddressInfo).port}`;
 });
-afterAll(() => new Promise<void>((resolve) => mediaServer.close(() => resolve())));
+afterAll(
+  () =>
+    new Promise<void>((resolve) => {
+      mediaServer.closeAllConnections();
+      mediaServer.close(() => resolve());
+    }),
+);
 
 function mediaEvent(media: Record<string, unknown>, extra: { text?: string; id?: string } = {}) {
   const event = textEvent({ phone: PHONE, text: extra.text ?? "", ...(extra.id ? { id: extra.id } : {}) });
@@ -115,6 +133,31 @@ describe("media from WhatsApp to Chatwoot", () => {
     const missing = await lastMessage(h, 3);
     expect(missing.content).toBe("[document from WhatsApp not delivered: download failed: HTTP 404]");
     expect(h.integration.counters().media_unavailable).toBe(3);
+  });
+
+  it("caps files at 40 MiB by default, without downloading what is announced larger", async () => {
+    h = await startRoutingHarness();
+    await h.ingest(mediaEvent({ type: "video", url: `${mediaUrl}/declare/${41 * 1024 * 1024}` }));
+    const message = await lastMessage(h, 1);
+    expect(message.content).toBe(
+      "[video from WhatsApp not delivered: file larger than the 40 MiB limit (41 MiB)]",
+    );
+    expect(message.attachments ?? []).toHaveLength(0);
+    expect(h.integration.counters().media_unavailable).toBe(1);
+  });
+
+  it("gives up a download after its deadline, whether the headers or the body stall", async () => {
+    h = await startRoutingHarness({ integration: { media: { timeoutMs: 300 } } });
+    await h.ingest(mediaEvent({ type: "ptt", url: `${mediaUrl}/stall/headers` }, { text: "hello?" }));
+    const headers = await lastMessage(h, 1);
+    expect(headers.content).toBe(
+      "hello?\n[voice note from WhatsApp not delivered: download failed: timed out after 0.3s]",
+    );
+    await h.ingest(mediaEvent({ type: "ptt", url: `${mediaUrl}/stall/body` }));
+    const body = await lastMessage(h, 2);
+    expect(body.content).toMatch(/^\[voice note from WhatsApp not delivered: download failed: /);
+    expect(body.attachments ?? []).toHaveLength(0);
+    expect(h.integration.counters().media_unavailable).toBe(2);
   });
 });
 

@@ -103,6 +103,36 @@ describe("threads: quotes, edits, revokes, reactions and receipts", () => {
     expect(h!.gateway.sent("suporte")[1]).toMatchObject({ type: "revoke", targetId: sent!.id, to: JID });
   });
 
+  it("a message deleted in Chatwoot is left alone on WhatsApp when the gateway cannot revoke", async () => {
+    const { conversationId } = await start();
+    (h!.gateway as { supportsRevoke?: boolean }).supportsRevoke = false;
+    const reply = h!.sim.postAgentMessage({
+      accountId: h!.accountId,
+      conversationId,
+      userId: h!.agent.id,
+      content: "oops",
+    }) as { id: number };
+    await eventually(() => h!.gateway.sent("suporte").length === 1);
+    h!.sim.deleteMessage({
+      accountId: h!.accountId,
+      conversationId,
+      messageId: reply.id,
+      userId: h!.agent.id,
+    });
+    // A later reply in the same conversation (queued in order behind anything the deletion queued) is the barrier.
+    h!.sim.postAgentMessage({
+      accountId: h!.accountId,
+      conversationId,
+      userId: h!.agent.id,
+      content: "barrier",
+    });
+    await eventually(() => h!.gateway.sent("suporte").length === 2);
+    expect(h!.gateway.sent("suporte").map((sent) => [sent.type, sent.text])).toEqual([
+      ["text", "oops"],
+      ["text", "barrier"],
+    ]);
+  });
+
   it("receipts update the status of our messages in Chatwoot, and unknown ones are counted", async () => {
     const { conversationId } = await start();
     const reply = h!.sim.postAgentMessage({

@@ -65,6 +65,9 @@ describe("webhook delivery mode", () => {
     );
     expect(h!.sim.cable.connections()).toBe(0);
 
+    // Our own messages come back as outgoing webhooks too: one typed on the phone, mirrored with a WAID: source id.
+    await h!.ingest(textEvent({ phone: PHONE, text: "typed on the phone", direction: "outgoing" }));
+    await eventually(() => totalMessages(h!) === 2);
     h!.sim.postAgentMessage({
       accountId: h!.accountId,
       conversationId,
@@ -80,11 +83,18 @@ describe("webhook delivery mode", () => {
     });
     await eventually(() => h!.gateway.sent("suporte").length === 1);
     expect(h!.gateway.sent("suporte")[0]!.text).toBe("via webhook");
-    const deliveries = await h!.sim.waitForWebhookDeliveries({ event: "message_created" }, { count: 3 });
-    // Every delivery (incoming, private note, reply) was accepted at once.
+    const deliveries = await h!.sim.waitForWebhookDeliveries({ event: "message_created" }, { count: 4 });
+    expect(deliveries.map((delivery) => delivery.payload.content)).toEqual([
+      "hello",
+      "typed on the phone",
+      "internal",
+      "via webhook",
+    ]);
+    // Every delivery (incoming, our mirrored one, private note, reply) was accepted at once.
     expect(deliveries.every((delivery) => delivery.status === 200 && delivery.durationMs! < 5_000)).toBe(
       true,
     );
+    expect(h!.gateway.sent("suporte").map((sent) => sent.text)).toEqual(["via webhook"]);
   });
 
   it("refuses a wrong secret and an unknown integration, and absorbs a duplicate delivery", async () => {

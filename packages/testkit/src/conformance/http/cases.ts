@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import { expect } from "vitest";
 import { eventually } from "../../eventually.js";
 import {
@@ -744,6 +745,45 @@ export const httpCases: HttpCase[] = [
         (await send(h.server, `/api/chatwoot/webhook/${id}?secret=guess`, { method: "GET" })).status,
       ).toBe(404);
       return refused;
+    },
+  },
+  {
+    name: "webhook: the registered secret is accepted, signed or not, with the exact bytes; a bad signature or a stale timestamp is refused",
+    // Chatwoot is never told to deliver here: the case posts the deliveries itself.
+    harness: { integration: { delivery: "webhook", publicUrl: "http://127.0.0.1:9" } },
+    async run(h) {
+      const { id } = await activated(h);
+      const inboxId = h.sim.inboxes(h.accountId)[0]!.id as number;
+      h.sim.setWebhookSigning(inboxId, "secret");
+      const inbox = h.sim.getInbox(h.accountId, inboxId) as { webhook_url: string; secret: string };
+      const registered = new URL(inbox.webhook_url);
+      expect(registered.pathname).toBe(`/api/chatwoot/webhook/${id}`);
+      const path = `${registered.pathname}${registered.search}`;
+      // As Rails renders it (`<` escaped, UTF-8 text): re-encoding the parsed body would change these bytes.
+      const raw = '{"event":"conversation_typing_on","content":"\\u003cb\\u003e caf\u00e9"}';
+      const post = (headers: Record<string, string> = {}) =>
+        send(h.server, path, {
+          method: "POST",
+          raw,
+          headers: { "content-type": "application/json", ...headers },
+        });
+      const signed = (timestamp: number, secret = inbox.secret) => ({
+        "x-chatwoot-timestamp": String(timestamp),
+        "x-chatwoot-signature": `sha256=${createHmac("sha256", secret).update(`${timestamp}.${raw}`).digest("hex")}`,
+      });
+      const accepted = (answer: Answer) => {
+        expect(answer.status, answer.body).toBe(200);
+        expect(answer.headers["content-type"]).toBe(JSON_TYPE);
+        expect(answer.headers["x-ratelimit-limit"]).toBeUndefined();
+        expect(JSON.parse(answer.body)).toEqual({ received: true });
+      };
+      const now = Math.floor(Date.now() / 1000);
+      accepted(await post());
+      const valid = await post(signed(now));
+      accepted(valid);
+      expectError(await post(signed(now, "not-the-inbox-secret")), 401, "invalid webhook secret");
+      expectError(await post(signed(now - 6 * 60)), 401, "invalid webhook secret");
+      return valid;
     },
   },
   // --- what is not ours ----------------------------------------------------------------------------
