@@ -13,6 +13,10 @@ function header(request: HttpRequest, name: string): string | undefined {
 
 export { header as readHeader };
 
+const jsonSize = (value: unknown): number =>
+  value === undefined
+    ? 0
+    : Buffer.byteLength(typeof value === "string" ? value : (JSON.stringify(value) ?? ""));
 const tooLarge = () => new IntegrationError("BODY_TOO_LARGE", MESSAGES.bodyTooLarge);
 const invalid = (reason: string) => new IntegrationError("INVALID_BODY", `invalid body: ${reason}`);
 
@@ -46,6 +50,8 @@ export async function readJsonBody(request: HttpRequest, limit: number): Promise
   if (request.rawBody !== undefined) raw = Buffer.from(request.rawBody);
   else if (request.body === undefined && request.stream) raw = await readStream(request.stream, limit);
   if (raw === null) {
+    // Parsed by the host from a body of unknown length (streamed): judge its size by its JSON form.
+    if (!Number.isFinite(declared) && jsonSize(request.body) > limit) throw tooLarge();
     return { value: request.body, raw: null };
   }
   if (raw.length > limit) throw tooLarge();

@@ -134,6 +134,8 @@ export async function send(
     headers?: Record<string, string>;
     body?: unknown;
     raw?: string;
+    /** Sends the body as a stream of unknown length (`Transfer-Encoding: chunked`, no `Content-Length`). */
+    chunked?: boolean;
   } = {},
 ): Promise<Answer> {
   const headers: Record<string, string> = { ...init.headers };
@@ -144,7 +146,13 @@ export async function send(
     body = JSON.stringify(init.body);
     headers["content-type"] ??= "application/json";
   }
-  const response = await fetch(`${server.url}${path}`, { method: init.method ?? "GET", headers, body });
+  const response = await fetch(`${server.url}${path}`, {
+    method: init.method ?? "GET",
+    headers,
+    ...(init.chunked && body !== undefined
+      ? { body: new Blob([body]).stream(), duplex: "half" as const }
+      : { body }),
+  });
   const owned: Record<string, string> = {};
   for (const name of OWNED_HEADERS) {
     const value = response.headers.get(name);
