@@ -572,6 +572,29 @@ export const httpCases: HttpCase[] = [
     },
   },
   {
+    name: "502 the realtime subscription is not confirmed; the integration is kept in error",
+    harness: { integration: { realtime: { subscribeTimeoutMs: 300 } } },
+    async run(h) {
+      const cable = h.sim.faults.inject({ path: "/cable", status: 503, body: "cable down" });
+      const answer = await set(h);
+      expectError(
+        answer,
+        502,
+        `${unreachablePrefix(h)}SUBSCRIBE "${h.sim.url.replace("http", "ws")}/cable": realtime subscription not confirmed within 0.3s`,
+      );
+      cable.remove();
+      // Persisted before step 4: the inbox stays, and list says why the link is not up.
+      expect(h.sim.inboxes(h.accountId)).toHaveLength(1);
+      const listed = await list(h);
+      expect(listed.status, listed.body).toBe(200);
+      expect(JSON.parse(listed.body)).toMatchObject({
+        status: "error",
+        last_error: expect.stringContaining("realtime subscription not confirmed"),
+      });
+      return answer;
+    },
+  },
+  {
     name: "502 the activation deadline expires",
     harness: { integration: { activationTimeoutMs: 300 } },
     async run(h) {
