@@ -87,6 +87,8 @@ export const integrationOptionsSchema = z.strictObject({
     .object({
       pingIntervalMs: z.number().int().positive().default(3_000),
       subscribeTimeoutMs: z.number().int().positive().default(10_000),
+      /** Longest wait between two reconnect attempts of a lost socket (backoff with jitter up to it). */
+      maxReconnectDelayMs: z.number().int().positive().default(30_000),
       /** Ownership lease of each subscription across processes; renewed at a third of it. */
       leaseTtlMs: z.number().int().min(300).default(15_000),
     })
@@ -228,6 +230,7 @@ export function createChatwootIntegration(input: ChatwootIntegrationOptions): Ch
     logger: options.logger,
     pingIntervalMs: options.realtime.pingIntervalMs,
     subscribeTimeoutMs: options.realtime.subscribeTimeoutMs,
+    maxReconnectDelayMs: options.realtime.maxReconnectDelayMs,
     onEvent: (id, event, data) => {
       // Most events are not for us (typing, presence, our own messages' echoes): drop them before any read.
       if (router.isRelevantEvent(event, data)) {

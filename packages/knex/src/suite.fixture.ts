@@ -88,6 +88,31 @@ export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> 
       expect(await db.schema.hasTable("cw2_integrations")).toBe(true);
     });
 
+    it("claims lock chat keys with FOR UPDATE SKIP LOCKED (PostgreSQL, MySQL) or take SQLite's write lock first", async () => {
+      const statements: string[] = [];
+      const onQuery = (query: { sql: string }) => statements.push(query.sql.toLowerCase());
+      const store = createKnexStore(db);
+      const now = new Date(1_900_000_000_000);
+      await store.outbox.enqueue(
+        { integrationId: "int_lock", direction: "inbound", chatKey: "c", dedupeKey: "d", payload: 1 },
+        now,
+      );
+      db.on("query", onQuery);
+      try {
+        await store.outbox.claim({ owner: "w", limit: 5, claimTtlMs: 1_000, now });
+      } finally {
+        db.removeListener("query", onQuery);
+      }
+      if (db.client.dialect === "sqlite3") {
+        const writeLock = "delete from `chatwoot_leases` where 1 = 0";
+        expect(statements.some((sql) => sql.startsWith(writeLock))).toBe(true);
+        expect(statements.some((sql) => sql.includes("skip locked"))).toBe(false);
+      } else {
+        const chatLocks = statements.filter((sql) => sql.includes("chatwoot_outbox_chats"));
+        expect(chatLocks.some((sql) => sql.includes("for update skip locked"))).toBe(true);
+      }
+    });
+
     it("refuses an unusable table prefix", () => {
       expect(() => createKnexStore(db, { tablePrefix: "bad-prefix" })).toThrow(/tablePrefix/);
       expect(() => chatwootMigrations({ tablePrefix: "x".repeat(40) })).toThrow(/tablePrefix/);

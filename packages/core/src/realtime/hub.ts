@@ -1,4 +1,4 @@
-import { type Cable, type Channel, createCable, NoopLogger } from "@anycable/core";
+import { backoffWithJitter, type Cable, type Channel, createCable, NoopLogger } from "@anycable/core";
 import WebSocket from "ws";
 import { type ChatwootApi, ChatwootRequestError } from "../chatwoot/index.js";
 import { errorMessage } from "../errors/index.js";
@@ -25,6 +25,18 @@ export interface RealtimeHubOptions {
   pingIntervalMs?: number;
   /** A subscription not confirmed within this is a failure. Default 10 000 ms. */
   subscribeTimeoutMs?: number;
+  /** Longest wait between two reconnect attempts. Default 30 000 ms. */
+  maxReconnectDelayMs?: number;
+}
+
+/**
+ * Reconnect delays: anycable's exponential backoff with jitter from the ping interval, capped at `maxMs`; at the
+ * cap the delay stays jittered (between half of it and all of it), so that many sockets lost together (a Chatwoot
+ * restart) do not all come back in the same instant.
+ */
+export function reconnectDelays(intervalMs: number, maxMs: number): (attempts: number) => number {
+  const backoff = backoffWithJitter(intervalMs);
+  return (attempts) => Math.min(backoff(attempts), maxMs * (0.5 + Math.random() / 2));
 }
 
 interface Subscription {
@@ -90,6 +102,7 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       pingInterval,
       maxMissingPings: 2,
       protocolOptions: { subscribeRetryInterval: subscribeTimeout / 2 },
+      reconnectStrategy: reconnectDelays(pingInterval, options.maxReconnectDelayMs ?? 30_000),
       // Its logs carry subscription identifiers, which contain the pubsub token: keep them out.
       logger: new NoopLogger(),
     });

@@ -1,3 +1,4 @@
+import { type ChatwootApi, ChatwootRequestError, createChatwootApi } from "@ryze/chatwoot-core";
 import { afterEach, describe, expect, it } from "vitest";
 import { eventually, type RoutingHarness, startRoutingHarness, textEvent } from "./harness.js";
 import {
@@ -64,7 +65,8 @@ describe("WhatsApp → Chatwoot", () => {
     h.sim.clearRequests();
     for (let i = 0; i < 10; i++) await h.ingest(textEvent({ phone: "5511988887777", text: `warm ${i}` }));
     await eventually(() => totalMessages(h!) === 11);
-    const warm = h.sim.requests.filter((request) => request.path.startsWith("/api/v1/accounts/"));
+    // Every HTTP request the simulator saw (the realtime socket's upgrade aside), profile reads included.
+    const warm = h.sim.requests.filter((request) => request.path !== "/cable");
     expect(warm).toHaveLength(10);
     expect(warm.every((request) => request.method === "POST" && /\/messages$/.test(request.path))).toBe(true);
   });
@@ -116,6 +118,71 @@ describe("WhatsApp → Chatwoot", () => {
     );
     expect(byText).toContainEqual(["before", ...Array.from({ length: 10 }, (_, i) => `down A${i}`)]);
     expect(byText).toContainEqual(Array.from({ length: 10 }, (_, i) => `down B${i}`));
+  });
+
+  it("reconciles a create whose outcome is unknown (a timeout) through its source_id instead of creating it twice", async () => {
+    const api = createChatwootApi();
+    let lose = 0;
+    // Chatwoot stores the message, but the answer is lost: the caller only sees a timeout.
+    const chatwootApi: ChatwootApi = {
+      ...api,
+      async createMessage(target, conversationId, input, options) {
+        const created = await api.createMessage(target, conversationId, input, options);
+        if (lose > 0) {
+          lose--;
+          throw new ChatwootRequestError({
+            kind: "transport",
+            method: "POST",
+            url: `${target.baseUrl}/api/v1/accounts/${target.accountId}/conversations/${conversationId}/messages`,
+            cause: "timed out after 15000ms",
+            code: "TIMEOUT",
+          });
+        }
+        return created;
+      },
+    };
+    try {
+      h = await startRoutingHarness({ integration: { chatwootApi } });
+      await h.ingest(textEvent({ phone: "5511955551111", text: "warm" }));
+      await eventually(() => totalMessages(h!) === 1);
+      lose = 1;
+      h.sim.clearRequests();
+      await h.ingest(textEvent({ phone: "5511955551111", text: "answer lost" }));
+      const integrationId = (await h.store.integrations.get("suporte"))!.id;
+      await eventually(async () => (await h!.store.outbox.count(integrationId)).done === 2, {
+        what: "the retried item done",
+      });
+      expect(lose).toBe(0);
+      expect(h.integration.counters().reconciled).toBe(1);
+      // One create (whose answer was lost), then a look-up by source_id instead of a second create.
+      expect(h.sim.countRequests({ method: "POST", path: /\/messages$/ })).toBe(1);
+      expect(h.sim.countRequests({ method: "GET", path: /\/messages$/ })).toBe(1);
+      const [conversation] = conversationsOf(h);
+      expect(chatMessages(h, conversation!.id).map((m) => m.content)).toEqual(["warm", "answer lost"]);
+    } finally {
+      await h?.close();
+      h = undefined;
+      await api.close();
+    }
+  });
+
+  it("stop() lets a delivery under way finish and records it as done", async () => {
+    h = await startRoutingHarness();
+    await h.ingest(textEvent({ phone: "5511955550000", text: "warm" }));
+    await eventually(() => totalMessages(h!) === 1);
+    h.sim.clearRequests();
+    h.sim.faults.inject({ method: "POST", path: /\/messages$/, delayMs: 500, times: 1 });
+    await h.ingest(textEvent({ phone: "5511955550000", text: "in flight at shutdown" }));
+    await h.sim.waitForRequests({ method: "POST", path: /\/messages$/ });
+    await h.integration.stop();
+    expect(chatMessages(h, conversationsOf(h)[0]!.id).map((m) => m.content)).toEqual([
+      "warm",
+      "in flight at shutdown",
+    ]);
+    const integrationId = (await h.store.integrations.get("suporte"))!.id;
+    expect(await h.store.outbox.count(integrationId)).toEqual({ pending: 0, claimed: 0, done: 2, dead: 0 });
+    await h.sim.close();
+    h = undefined;
   });
 
   it("reports a message Chatwoot refuses for good (a dead letter) in the integration's last_error", async () => {

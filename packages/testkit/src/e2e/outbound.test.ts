@@ -33,8 +33,13 @@ describe("Chatwoot → WhatsApp", () => {
   it("forwards an agent reply once, even when Chatwoot sends the event twice", async () => {
     const conversationId = await withConversation();
     h!.sim.cable.duplicateNext(1);
-    reply(conversationId, "How can I help?");
+    const first = reply(conversationId, "How can I help?");
     await eventually(() => h!.gateway.sent("suporte").length === 1);
+    // The duplicate really went out: the reply's message.created reached our socket as two frames.
+    const broadcast = h!.sim.broadcasts.find(
+      (b) => b.event === "message.created" && b.data["id"] === first.id,
+    );
+    expect(broadcast).toMatchObject({ sent: true, frames: 2 });
     // A second reply proves the first event's duplicate was processed (events are handled in order).
     reply(conversationId, "Still there?");
     await eventually(() => h!.gateway.sent("suporte").length === 2);

@@ -61,3 +61,47 @@ describe("the realtime link during activation", () => {
     expect(sim.cable.connections()).toBe(1);
   });
 });
+
+describe("the realtime link after activation", () => {
+  it("list reports the link's state: error with last_error while the socket is down, active once it is back", async () => {
+    sim = await startChatwootSimulator({ cablePingIntervalMs: 200 });
+    const accountId = sim.createAccount({ name: "Acme" }).id;
+    const admin = sim.createUser({ name: "Jane", accounts: [{ accountId, role: "administrator" }] });
+    integration = createChatwootIntegration({
+      store: createMemoryStore(),
+      directory: createStaticDirectory({
+        accounts: [{ id: "a", token: "t", instances: [{ name: "suporte", token: "i" }] }],
+      }),
+      encryption: { current: { id: "k1", key: randomBytes(32).toString("base64") } },
+      realtime: { pingIntervalMs: 200, subscribeTimeoutMs: 1_000 },
+    });
+    await integration.start();
+    const result = await integration.activate("suporte", {
+      chatwootBaseUrl: sim.url,
+      chatwootAccountId: accountId,
+      chatwootApiToken: admin.accessToken,
+    });
+    expect(result.status).toBe("active");
+    expect(await list(integration)).toMatchObject({ status: "active", last_error: "" });
+
+    // The socket drops and Chatwoot's cable refuses upgrades for a while; its REST API keeps working.
+    const cable = sim.faults.inject({ path: "/cable", status: 503, body: "cable down" });
+    sim.cable.dropAll();
+    const down = await eventually(
+      async () => {
+        const answer = await list(integration!);
+        return answer.status === "error" ? answer : null;
+      },
+      { what: "list to report the link down" },
+    );
+    expect(down.last_error).toMatch(/realtime/);
+
+    cable.remove();
+    await eventually(async () => (await list(integration!)).status === "active", {
+      timeoutMs: 15_000,
+      what: "list to report the link back",
+    });
+    expect(await list(integration)).toMatchObject({ status: "active", last_error: "" });
+    expect(sim.cable.connections()).toBe(1);
+  });
+});
