@@ -178,7 +178,58 @@ async function directRun(sim: Sim, config: RoutingConfig, count: number): Promis
   }
 }
 
+/**
+ * Diagnosis only (BENCH_COUNT_QUERIES=1): counts the SQL statements the store sends while `body` runs, by
+ * statement shape (values stripped), so the log shows statements and transactions per routed message.
+ */
+async function countingQueries<T>(session: Session, count: number, body: () => Promise<T>): Promise<T> {
+  if (!process.env.BENCH_COUNT_QUERIES) return body();
+  const shapes = new Map<string, number>();
+  const spent = new Map<string, number>();
+  const started = new Map<string, { shape: string; at: number }>();
+  const listener = (query: { sql?: string; __knexQueryUid?: string }) => {
+    const shape = String(query.sql ?? "")
+      .replace(/\$\d+|\?/g, "?")
+      .replace(/(\?, )+\?/g, "?…")
+      .slice(0, 150);
+    shapes.set(shape, (shapes.get(shape) ?? 0) + 1);
+    if (query.__knexQueryUid) started.set(query.__knexQueryUid, { shape, at: now() });
+  };
+  const answered = (_response: unknown, query: { __knexQueryUid?: string }) => {
+    const start = query.__knexQueryUid ? started.get(query.__knexQueryUid) : undefined;
+    if (!start) return;
+    started.delete(query.__knexQueryUid!);
+    spent.set(start.shape, (spent.get(start.shape) ?? 0) + now() - start.at);
+  };
+  session.opened.knex.on("query", listener);
+  session.opened.knex.on("query-response", answered);
+  session.opened.knex.on("query-error", answered);
+  try {
+    return await body();
+  } finally {
+    session.opened.knex.off("query", listener);
+    session.opened.knex.off("query-response", answered);
+    session.opened.knex.off("query-error", answered);
+    const total = [...shapes.values()].reduce((a, b) => a + b, 0);
+    const begins = [...shapes.entries()]
+      .filter(([shape]) => /^begin/i.test(shape))
+      .reduce((a, [, n]) => a + n, 0);
+    console.log(
+      `  [queries] ${session.opened.backend}: ${(total / count).toFixed(2)} statements/msg, ` +
+        `${(begins / count).toFixed(2)} transactions/msg`,
+    );
+    for (const [shape, n] of [...shapes.entries()].sort((a, b) => b[1] - a[1]))
+      console.log(
+        `    ${(n / count).toFixed(3)}/msg ${(((spent.get(shape) ?? 0) / n) * 1000).toFixed(0).padStart(5)} µs  ${shape}`,
+      );
+  }
+}
+
 async function routingBatch(session: Session, count: number) {
+  return countingQueries(session, count, () => routingBatchBody(session, count));
+}
+
+async function routingBatchBody(session: Session, count: number) {
   const { sim, handle, integration, config } = session;
   await sim.call("clearRequests", handle);
   await sim.call("resetStored");
@@ -413,7 +464,11 @@ export async function warmUpRouting(
 ): Promise<void> {
   const started = now();
   await directRun(sim, config, count);
-  const session = await openSession(sim, "sqlite-wal", config);
+  // On SQLite WAL, or on the only store selected (so that a profile of one store shows that store alone).
+  const backend = config.backends.includes("sqlite-wal")
+    ? "sqlite-wal"
+    : (config.backends[0] ?? "sqlite-wal");
+  const session = await openSession(sim, backend, config);
   if ("unreachable" in session) return;
   try {
     await routingBatch(session, count);

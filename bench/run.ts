@@ -6,6 +6,11 @@
  *   npm run bench -- --quick           a smoke run: 2 runs, small sizes; writes bench/results/quick.tmp.json only
  *   npm run bench -- --only=routing,cold   some suites (routing, cold, adapters, realtime, secrets, outbox);
  *                                      writes bench/results/partial.tmp.json only
+ *   npm run bench -- --only=routing --quick --backends=sqlite-wal,postgres
+ *                                      routing on some stores only (sqlite, sqlite-wal, postgres); with
+ *                                      BENCH_COUNT_QUERIES=1 it also counts the store's SQL statements and
+ *                                      transactions per routed message. Profile the integration (this process)
+ *                                      with `node --cpu-prof --conditions=@ryze/source --import tsx bench/run.ts ...`
  *   npm run bench -- --render          re-renders docs/benchmarks.md from bench/results/latest.json (after a
  *                                      change to the template in report.ts), without measuring anything
  */
@@ -15,6 +20,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type AdaptersConfig, benchAdapters } from "./adapters.js";
 import { benchCold, type ColdConfig } from "./cold.js";
+import type { Backend } from "./fixtures.js";
 import { benchOutbox, type OutboxConfig } from "./outbox.js";
 import { benchRealtime, type RealtimeConfig } from "./realtime.js";
 import { type BenchResults, renderConsole, renderMarkdown } from "./report.js";
@@ -43,6 +49,12 @@ const only = onlyArg ? (onlyArg.slice("--only=".length).split(",") as Suite[]) :
 for (const suite of only ?? [])
   if (!SUITES.includes(suite)) throw new Error(`unknown suite ${suite}; known: ${SUITES.join(", ")}`);
 const selected = (suite: Suite) => !only || only.includes(suite);
+const BACKENDS: Backend[] = ["sqlite", "sqlite-wal", "postgres"];
+const backendsArg = args.find((arg) => arg.startsWith("--backends="));
+const backends = backendsArg ? (backendsArg.slice("--backends=".length).split(",") as Backend[]) : BACKENDS;
+for (const backend of backends)
+  if (!BACKENDS.includes(backend))
+    throw new Error(`unknown backend ${backend}; known: ${BACKENDS.join(", ")}`);
 
 const RUNS = quick ? 2 : 5;
 
@@ -51,7 +63,7 @@ const RUNS = quick ? 2 : 5;
 const routingConfig: RoutingConfig = {
   runs: RUNS,
   chats: 100,
-  backends: ["sqlite", "sqlite-wal", "postgres"],
+  backends,
   messages: quick
     ? { sqlite: 100, "sqlite-wal": 300, postgres: 200 }
     : { sqlite: 300, "sqlite-wal": 2_000, postgres: 1_000 },
@@ -178,7 +190,7 @@ results.durationSeconds = (Date.now() - started) / 1000;
 log(renderConsole(results));
 
 mkdirSync(resultsDir, { recursive: true });
-const full = !quick && !only;
+const full = !quick && !only && !backendsArg;
 const jsonFile = join(resultsDir, full ? "latest.json" : quick ? "quick.tmp.json" : "partial.tmp.json");
 writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
 log(`wrote ${jsonFile}`);

@@ -21,12 +21,15 @@ import type { ChatwootTableNames } from "./tables.js";
  *   3. for the locked chat keys only, re-read the head and "is anything claimed with a live deadline?" with
  *      fresh statements (the previous holder of the lock has committed by now), then claim each head with an
  *      UPDATE guarded by the same due/expired condition (a concurrent complete/fail/markDead by the previous
- *      owner then makes it a no-op instead of being overwritten).
+ *      owner then makes it a no-op instead of being overwritten). On PostgreSQL the re-read and the claims are
+ *      one `UPDATE ... WHERE seq IN (heads of the locked chats) RETURNING *`; MySQL/MariaDB (no UPDATE
+ *      RETURNING) read and claim head by head.
  * enqueue takes the same chat lock (blocking) before inserting, so items of one chat key get their `seq`
- * in commit order and a late commit can never slip in ahead of a head that is already claimed.
+ * in commit order and a late commit can never slip in ahead of a head that is already claimed. On PostgreSQL
+ * an enqueue into a chat whose row exists is one autocommit statement (`WITH chat AS (... FOR UPDATE) INSERT`).
  *
- * SQLite has no row locks: the transaction runner takes the database write lock first, so the same steps run
- * one claimer at a time.
+ * SQLite has no row locks and one writer at a time: a claim is a single `UPDATE ... WHERE seq IN (the oldest
+ * due heads) RETURNING *`, an enqueue a single INSERT, each atomic on its own; no chat rows are needed.
  */
 
 const UNFINISHED: OutboxStatus[] = ["pending", "claimed"];
@@ -114,27 +117,78 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
       const payload = JSON.stringify(input.payload);
       if (payload === undefined) throw new TypeError("outbox payload must be JSON-serialisable");
       const dedupe = { integration_id: input.integrationId, dedupe_key: input.dedupeKey };
+      const id = randomUUID();
+      const row = {
+        id,
+        integration_id: input.integrationId,
+        direction: input.direction,
+        chat_key: input.chatKey,
+        dedupe_key: input.dedupeKey,
+        payload,
+        status: "pending",
+        attempts: 0,
+        available_at: (input.availableAt ?? now).getTime(),
+        claimed_by: null,
+        claim_until: null,
+        last_error: "",
+        created_at: now.getTime(),
+      };
+
+      if (dialect === "sqlite") {
+        // One autocommit statement: SQLite has one writer at a time, so the insert gets its `seq` in commit order
+        // without a chat lock (claims on SQLite never read the chat rows).
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const inserted: Row[] = await knex(t.outbox)
+            .insert(row)
+            .onConflict(["integration_id", "dedupe_key"])
+            .ignore()
+            .returning(["id"]);
+          if (inserted.length > 0) return { id, duplicate: false };
+          const existing: Row | undefined = await knex(t.outbox).select("id").where(dedupe).first();
+          if (existing) return { id: String(existing.id), duplicate: true };
+          // The duplicate was cancelled in between: its dedupe key is free again.
+        }
+        throw new Error("outbox dedupe conflict without a stored item");
+      }
+
+      if (dialect === "postgresql") {
+        // The usual case in one round trip: lock the (existing) chat row and insert in one autocommit statement.
+        // The lock is taken before `seq` is drawn and held until commit, as in the transaction below. No row
+        // comes back when the chat row does not exist yet or the dedupe key is taken: the transaction decides.
+        const columns = Object.keys(row) as (keyof typeof row)[];
+        const cast = (column: string) =>
+          ["attempts", "available_at", "claim_until", "created_at"].includes(column)
+            ? column === "attempts"
+              ? "::integer"
+              : "::bigint"
+            : "";
+        const result = (await knex.raw(
+          `with chat as (select 1 from ?? where ?? = ? and ?? = ? for update) ` +
+            `insert into ?? (${columns.map(() => "??").join(", ")}) ` +
+            `select ${columns.map((column) => `?${cast(column)}`).join(", ")} from chat ` +
+            `on conflict (??, ??) do nothing returning ??`,
+          [
+            t.outboxChats,
+            "integration_id",
+            input.integrationId,
+            "chat_key",
+            input.chatKey,
+            t.outbox,
+            ...columns,
+            ...columns.map((column) => row[column]),
+            "integration_id",
+            "dedupe_key",
+            "id",
+          ],
+        )) as { rows: Row[] };
+        if (result.rows.length > 0) return { id, duplicate: false };
+      }
+
       const known: Row | undefined = await knex(t.outbox).select("id").where(dedupe).first();
       if (known) return { id: String(known.id), duplicate: true };
 
       return inTransaction(async (trx) => {
         await lockChat(trx, { integration_id: input.integrationId, chat_key: input.chatKey });
-        const id = randomUUID();
-        const row = {
-          id,
-          integration_id: input.integrationId,
-          direction: input.direction,
-          chat_key: input.chatKey,
-          dedupe_key: input.dedupeKey,
-          payload,
-          status: "pending",
-          attempts: 0,
-          available_at: (input.availableAt ?? now).getTime(),
-          claimed_by: null,
-          claim_until: null,
-          last_error: "",
-          created_at: now.getTime(),
-        };
         if (await insertUnlessDuplicate(trx, dialect, t.outbox, row, ["integration_id", "dedupe_key"])) {
           return { id, duplicate: false };
         }
@@ -149,41 +203,81 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
       checkKey("owner", owner);
       const at = now.getTime();
       const claimUntil = at + claimTtlMs;
+      // Taking over an expired claim counts as an attempt: the previous one ended without an outcome (a crash).
+      // (SET expressions see the row as it was, on SQLite and PostgreSQL, the two that use this.)
+      const claimColumns = (db: Knex) => ({
+        attempts: db.raw("?? + (case when ?? = ? then 1 else 0 end)", ["attempts", "status", "claimed"]),
+        status: "claimed",
+        claimed_by: owner,
+        claim_until: claimUntil,
+      });
+      // Candidates: due pending heads and heads whose claim expired, read separately, each along its own index in
+      // due order, so that a claim never walks the finished items that accumulate in the table.
+      const wanted = limit * 2 + 8;
+      const dueHeads = (db: Knex, status: OutboxStatus, deadline: "available_at" | "claim_until") =>
+        headsOnly(
+          db(`${t.outbox} as o`)
+            .select("o.integration_id", "o.chat_key", "o.seq")
+            .where("o.status", status)
+            .andWhere(`o.${deadline}`, "<=", at),
+          t.outbox,
+        )
+          .orderBy(`o.${deadline}`, "asc")
+          .limit(wanted);
+      const byEnqueueOrder = (rows: Row[]) => rows.sort((a, b) => Number(a.seq) - Number(b.seq));
+
+      if (dialect === "sqlite") {
+        // One statement, atomic on its own (SQLite has one writer at a time): every candidate is the head of its
+        // chat key and due, so the oldest `limit` of them are claimed at once.
+        const candidates = knex
+          .select("seq")
+          .from(dueHeads(knex, "pending", "available_at").as("d"))
+          .unionAll(knex.select("seq").from(dueHeads(knex, "claimed", "claim_until").as("e")));
+        const picked = knex.select("seq").from(candidates.as("c")).orderBy("seq", "asc").limit(limit);
+        const rows: Row[] = await claimable(knex(t.outbox).whereIn("seq", picked), at)
+          .update(claimColumns(knex))
+          .returning("*");
+        return byEnqueueOrder(rows).map(outboxFromRow);
+      }
+
       return inTransaction(async (trx) => {
-        // 1. Candidates (plain read): more than `limit`, as some may be locked by other claimers. Due pending
-        //    heads and heads whose claim expired are read separately, each along its own index in due order,
-        //    so that a claim never walks the finished items that accumulate in the table.
-        const wanted = limit * 2 + 8;
-        const dueHeads = (status: OutboxStatus, deadline: "available_at" | "claim_until"): Promise<Row[]> =>
-          headsOnly(
-            trx(`${t.outbox} as o`)
-              .select("o.integration_id", "o.chat_key", "o.seq")
-              .where("o.status", status)
-              .andWhere(`o.${deadline}`, "<=", at),
-            t.outbox,
-          )
-            .orderBy(`o.${deadline}`, "asc")
-            .limit(wanted);
-        const due = await dueHeads("pending", "available_at");
-        const expired = await dueHeads("claimed", "claim_until");
-        const candidates: ChatKey[] = [...due, ...expired]
-          .sort((a, b) => Number(a.seq) - Number(b.seq))
+        // 1. Candidates (plain read): more than `limit`, as some may be locked by other claimers.
+        const due = await dueHeads(trx, "pending", "available_at");
+        const expired = await dueHeads(trx, "claimed", "claim_until");
+        const candidates: ChatKey[] = byEnqueueOrder([...due, ...expired])
           .slice(0, wanted)
           .map((row) => ({ integration_id: String(row.integration_id), chat_key: String(row.chat_key) }));
         if (candidates.length === 0) return [];
 
         // 2. Lock the candidates' chat keys, skipping those another claimer holds.
-        const chats: ChatKey[] =
-          dialect === "sqlite"
-            ? candidates
-            : await inChats(trx(t.outboxChats).select("integration_id", "chat_key"), candidates)
-                .forUpdate()
-                .skipLocked();
+        const chats: ChatKey[] = await inChats(
+          trx(t.outboxChats).select("integration_id", "chat_key"),
+          candidates,
+        )
+          .forUpdate()
+          .skipLocked();
         if (chats.length === 0) return [];
-
-        // 3. Fresh reads for the locked chat keys, oldest candidate first: each chat's head (its oldest unfinished
-        //    item). Only heads are ever claimed, so a head claimed with a live deadline means the chat is busy.
         const locked = new Set(chats.map(chatId));
+
+        // 3. Fresh reads for the locked chat keys (the previous holder of a lock has committed by now): each
+        //    chat's head, its oldest unfinished item. Only heads are ever claimed, so a head claimed with a live
+        //    deadline means the chat is busy. The claims are guarded by the same due/expired condition, so a
+        //    concurrent complete/fail/markDead by the previous owner makes them a no-op instead of being
+        //    overwritten.
+        if (dialect === "postgresql") {
+          // The oldest `limit` locked chats, their heads read and claimed in one statement.
+          const chosen = candidates.filter((chat) => locked.has(chatId(chat))).slice(0, limit);
+          const heads = headsOnly(
+            inChats(trx(`${t.outbox} as o`).select("o.seq"), chosen, "o.").whereIn("o.status", UNFINISHED),
+            t.outbox,
+          );
+          const rows: Row[] = await claimable(trx(t.outbox).whereIn("seq", heads), at)
+            .update(claimColumns(knex))
+            .returning("*");
+          return byEnqueueOrder(rows).map(outboxFromRow);
+        }
+
+        // MySQL/MariaDB (no UPDATE ... RETURNING): oldest candidate first, one head at a time.
         const heads: Row[] = [];
         for (const chat of candidates) {
           if (heads.length >= limit) break;
@@ -201,9 +295,7 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
 
         const claimed: OutboxItem[] = [];
         for (const head of heads) {
-          // Taking over an expired claim: the previous attempt ended without an outcome (a crash).
-          const expired = head.status === "claimed";
-          const attempts = Number(head.attempts) + (expired ? 1 : 0);
+          const attempts = Number(head.attempts) + (head.status === "claimed" ? 1 : 0);
           const changed = await claimable(trx(t.outbox).where({ seq: head.seq }), at).update({
             status: "claimed",
             claimed_by: owner,

@@ -14,6 +14,8 @@ export type IntegrationUpdate = Partial<
 >;
 
 const TABLE = "chatwoot_integrations";
+/** Opened secrets kept (oldest dropped first): two per integration, for ~1,000 busy integrations. */
+const OPENED_CACHE_SIZE = 2_048;
 
 /** A new `bridge_integration_id`: `int_` + 16 URL-safe random characters. */
 export function newIntegrationId(): string {
@@ -45,11 +47,26 @@ export function createIntegrationRepository(
 ): IntegrationRepository {
   const aad = (id: string, column: string) => secretAad(TABLE, column, id);
 
+  // Routing reads the row for every message (the store stays the source of truth); what is memoised is only
+  // the decryption, keyed by the exact sealed value and its AAD. A sealed value (random IV) always opens to the
+  // same plaintext, so a hit can never be stale: a rotated or re-activated token is a different sealed value.
+  const opened = new Map<string, string>();
+  const openSecret = (sealed: string, id: string, column: string): string => {
+    const additional = aad(id, column);
+    const key = `${additional}\u0000${sealed}`;
+    const hit = opened.get(key);
+    if (hit !== undefined) return hit;
+    const plaintext = cipher.open(sealed, additional);
+    if (opened.size >= OPENED_CACHE_SIZE) opened.delete(opened.keys().next().value!);
+    opened.set(key, plaintext);
+    return plaintext;
+  };
+
   const open = (row: IntegrationRow): Integration => ({
     ...row,
-    apiToken: cipher.open(row.apiToken, aad(row.id, "api_token")),
+    apiToken: openSecret(row.apiToken, row.id, "api_token"),
     webhookSecret:
-      row.webhookSecret === null ? null : cipher.open(row.webhookSecret, aad(row.id, "webhook_secret")),
+      row.webhookSecret === null ? null : openSecret(row.webhookSecret, row.id, "webhook_secret"),
   });
 
   const sealPatch = (id: string, patch: IntegrationUpdate): IntegrationPatch => {

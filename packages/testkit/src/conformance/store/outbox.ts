@@ -169,6 +169,31 @@ export const outboxChecks: StoreCheckGroup = {
       expect(ids(await claim(store, "w", at(10), 2))).toEqual(heads.slice(4));
     },
 
+    "one claim takes over expired claims (attempts + 1) and claims fresh heads (attempts kept), oldest first":
+      async ({ store }) => {
+        const integrationId = newIntegration();
+        const crashed = await put(store, { integrationId, chatKey: "A" }, at(0));
+        await put(store, { integrationId, chatKey: "A" }, at(1));
+        expect(ids(await claim(store, "w1", at(10), 10, 1_000))).toEqual([crashed]);
+        const failed = await put(store, { integrationId, chatKey: "B" }, at(20));
+        expect(ids(await claim(store, "w1", at(30), 10, 1_000))).toEqual([failed]);
+        expect(await store.outbox.fail(failed, "w1", { retryAt: at(40), error: "later" })).toBe(true);
+        const fresh = await put(store, { integrationId, chatKey: "C" }, at(50));
+        // At 2 000: A's claim (until 1 010) expired, B is due again, C was never claimed.
+        const taken = await claim(store, "w2", at(2_000), 10, 1_000);
+        expect(taken.map(({ id, attempts, claimedBy }) => ({ id, attempts, claimedBy }))).toEqual([
+          { id: crashed, attempts: 1, claimedBy: "w2" },
+          { id: failed, attempts: 1, claimedBy: "w2" },
+          { id: fresh, attempts: 0, claimedBy: "w2" },
+        ]);
+        expect(
+          taken.every(
+            (item) => item.status === "claimed" && item.claimUntil?.getTime() === at(3_000).getTime(),
+          ),
+        ).toBe(true);
+        expect(await claim(store, "w1", at(2_001), 10, 1_000)).toEqual([]);
+      },
+
     "complete, fail and markDead need the current owner of a live claim": async ({ store }) => {
       const integrationId = newIntegration();
       const id = await put(store, { integrationId }, at(0));
