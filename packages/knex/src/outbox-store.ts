@@ -326,10 +326,10 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
       return (await held(id, owner).update({ claim_until: claimUntil.getTime() })) === 1;
     },
 
-    async fail(id, owner, { retryAt, error }) {
+    async fail(id, owner, { retryAt, error, attempted = true }) {
       const changed = await held(id, owner).update({
         status: "pending",
-        attempts: knex.raw("?? + 1", ["attempts"]),
+        ...(attempted ? { attempts: knex.raw("?? + 1", ["attempts"]) } : {}),
         available_at: retryAt.getTime(),
         last_error: error,
         claimed_by: null,

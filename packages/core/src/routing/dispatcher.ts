@@ -9,7 +9,12 @@ export type Outcome =
   /** Try again later; `afterMs` overrides the backoff (e.g. a paused integration). */
   | { kind: "retry"; error: string; afterMs?: number }
   /** Will never succeed; `error` explains why. */
-  | { kind: "permanent"; error: string };
+  | { kind: "permanent"; error: string }
+  /**
+   * Not tried (its integration is paused, or the item must wait for something): back to the outbox for `afterMs`,
+   * without counting an attempt, and never given up for it. Work is kept, not dropped, while it waits.
+   */
+  | { kind: "defer"; reason: string; afterMs: number };
 
 export interface RetryPolicy {
   /** Give up after this many attempts (outbound: 3). */
@@ -164,9 +169,17 @@ export class OutboxDispatcher {
         return;
       }
       if (this.abort.signal.aborted) return; // shutting down: the claim expires and another process takes it
+      const now = this.options.clock.now();
+      if (outcome.kind === "defer") {
+        await outbox.fail(item.id, this.owner, {
+          retryAt: new Date(now.getTime() + outcome.afterMs),
+          error: outcome.reason,
+          attempted: false,
+        });
+        return;
+      }
       const policy = this.options.retry[item.direction];
       const attempts = item.attempts + 1;
-      const now = this.options.clock.now();
       const exhausted =
         outcome.kind === "permanent" ||
         (policy.maxAttempts !== undefined && attempts >= policy.maxAttempts) ||

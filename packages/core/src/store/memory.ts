@@ -289,11 +289,11 @@ export function createMemoryStore(): MemoryStore {
         return true;
       },
 
-      async fail(id, owner, { retryAt, error }) {
+      async fail(id, owner, { retryAt, error, attempted = true }) {
         const record = heldBy(id, owner);
         if (!record) return false;
         record.status = "pending";
-        record.attempts += 1;
+        if (attempted) record.attempts += 1;
         record.availableAt = copyDate(retryAt);
         record.lastError = error;
         record.claimedBy = null;

@@ -157,8 +157,15 @@ export interface OutboxStore {
   extend(id: string, owner: string, claimUntil: Date): Promise<boolean>;
   /** Marks a claimed item done. Returns false when `owner` no longer holds the claim. */
   complete(id: string, owner: string): Promise<boolean>;
-  /** Returns a claimed item to `pending` with `attempts + 1` and a retry time. */
-  fail(id: string, owner: string, options: { retryAt: Date; error: string }): Promise<boolean>;
+  /**
+   * Returns a claimed item to `pending` with a retry time and `attempts + 1`; with `attempted: false` (an item put
+   * back untried, e.g. while its integration is paused) `attempts` stays as it is.
+   */
+  fail(
+    id: string,
+    owner: string,
+    options: { retryAt: Date; error: string; attempted?: boolean },
+  ): Promise<boolean>;
   /** Gives up on a claimed item (dead letter); it no longer blocks its chat key. */
   markDead(id: string, owner: string, error: string): Promise<boolean>;
   /** Removes every unfinished item of an integration; returns how many were removed. */

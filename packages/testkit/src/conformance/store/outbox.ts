@@ -240,6 +240,32 @@ export const outboxChecks: StoreCheckGroup = {
       expect(ids(await claim(store, "w3", at(6_001)))).toEqual([second]);
     },
 
+    "fail with attempted: false puts an item back untried: attempts kept, chat held until retryAt": async ({
+      store,
+    }) => {
+      const integrationId = newIntegration();
+      const first = await put(store, { integrationId, chatKey: "A" }, at(0));
+      const second = await put(store, { integrationId, chatKey: "A" }, at(1));
+      await claim(store, "w1", at(10));
+      await store.outbox.fail(first, "w1", { retryAt: at(100), error: "HTTP 503 from Chatwoot" });
+      for (let round = 0; round < 3; round++) {
+        const [again] = await claim(store, "w1", at(1_000 * (round + 1)));
+        expect(again).toMatchObject({ id: first, attempts: 1 });
+        expect(
+          await store.outbox.fail(first, "w1", {
+            retryAt: at(1_000 * (round + 1) + 500),
+            error: "integration is paused",
+            attempted: false,
+          }),
+        ).toBe(true);
+        expect(await claim(store, "w2", at(1_000 * (round + 1) + 499))).toEqual([]);
+      }
+      const [last] = await claim(store, "w2", at(9_000));
+      expect(last).toMatchObject({ id: first, attempts: 1, lastError: "integration is paused" });
+      await store.outbox.complete(first, "w2");
+      expect(ids(await claim(store, "w2", at(9_001)))).toEqual([second]);
+    },
+
     "extend keeps a claim alive past its first deadline, for its holder only": async ({ store }) => {
       const integrationId = newIntegration();
       const first = await put(store, { integrationId, chatKey: "A" }, at(0));
