@@ -352,6 +352,13 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
       });
     },
 
+    async find(integrationId, dedupeKey) {
+      const row: Row | undefined = await knex(t.outbox)
+        .where({ integration_id: integrationId, dedupe_key: dedupeKey })
+        .first();
+      return row ? outboxFromRow(row) : null;
+    },
+
     async count(integrationId) {
       const rows: Row[] = await knex(t.outbox)
         .select("status")

@@ -181,7 +181,9 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
     ).length;
     const held = new Map((await leases.list(LEASE)).map((lease) => [lease.name.slice(LEASE.length), lease]));
     const wanted: Integration[] = [];
+    const stored = new Set<string>();
     for await (const integration of options.integrations.all()) {
+      stored.add(integration.id);
       if (
         integration.deliveryMode === "realtime" &&
         (integration.status === "active" || integration.status === "error")
@@ -191,13 +193,16 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
     }
     const byId = new Map(wanted.map((integration) => [integration.id, integration]));
 
-    // 2. Leave what is gone (deactivated elsewhere); re-subscribe what was re-activated (maybe elsewhere).
+    // 2. Leave what is gone (deactivated elsewhere) or paused; re-subscribe what was re-activated (maybe elsewhere).
     for (const [integrationId, mine] of owned) {
       if (busy(integrationId)) continue;
       const integration = byId.get(integrationId);
       if (!integration) {
-        // An activation may have taken one after the list was read.
-        if (ownedAtStart.has(integrationId)) await release(integrationId);
+        // An activation may have taken one after the list was read. A paused integration's lease is expired, not
+        // freed, so that its re-activation fetches the agent replies posted meanwhile.
+        if (!ownedAtStart.has(integrationId)) continue;
+        if (stored.has(integrationId)) await handOver(integrationId);
+        else await release(integrationId);
       } else if (integration.version !== mine.version) {
         void exclusive(integrationId, () => subscribe(integration, mine.epoch)).catch((error) =>
           logger.warn({ integrationId, err: errorMessage(error) }, "chatwoot: re-attach failed"),

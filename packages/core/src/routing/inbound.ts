@@ -15,6 +15,8 @@ export interface InboundDeps {
   logger: Logger;
   /** Counts what was skipped and why (observability). */
   count(event: string): void;
+  /** Whether the delivery of this agent reply (a Chatwoot message id) was given up on and is still failed. */
+  givenUp(integrationId: string, chatwootMessageId: number): Promise<boolean>;
 }
 
 export interface InboundContext {
@@ -28,14 +30,13 @@ export interface InboundContext {
   signal: AbortSignal;
 }
 
-/** Thrown to try an item again shortly, without it counting as a failure. */
+/** Thrown to try an item again shortly, without it counting as an attempt. */
 export class DeferDelivery extends Error {
   constructor(readonly afterMs: number) {
-    super(`${DEFERRED} ${afterMs}ms`);
+    super(`deferred: ${afterMs}ms`);
     this.name = "DeferDelivery";
   }
 }
-export const DEFERRED = "deferred:";
 
 const isHttp = (error: unknown, status: number) =>
   isChatwootRequestError(error) && error.failure.kind === "http" && error.failure.status === status;
@@ -263,6 +264,10 @@ export function createInboundDelivery(deps: InboundDeps) {
       (entry) => entry.direction === "outbound",
     );
     if (!status || !mapped) return deps.count("receipt_ignored");
+    // A part of a reply we gave up on: the agent must keep seeing `failed` (a receipt would hide it, and its update
+    // would look like the agent's retry).
+    if (await deps.givenUp(ctx.integration.id, mapped.chatwootMessageId))
+      return deps.count("receipt_ignored");
     await chatwoot.updateMessageStatus(
       ctx.target,
       mapped.conversationId,

@@ -14,7 +14,7 @@ import type { OutboxItem, StoragePort } from "../store/ports.js";
 import { type DispatcherOptions, OutboxDispatcher, type Outcome, type RetryPolicy } from "./dispatcher.js";
 import { envelopeSchema, messageExchangeSchema, messageStatusSchema } from "./events.js";
 import type { WhatsAppGateway } from "./gateway.js";
-import { createInboundDelivery, DEFERRED, DeferDelivery } from "./inbound.js";
+import { createInboundDelivery, DeferDelivery } from "./inbound.js";
 import { createMediaFetcher, type MediaFetcherOptions } from "./media.js";
 import {
   agentMessageOf,
@@ -61,7 +61,29 @@ export function createRouter(options: RouterOptions) {
   const counters = new Map<string, number>();
   const count = (event: string) => counters.set(event, (counters.get(event) ?? 0) + 1);
   const media = createMediaFetcher(options.media);
-  const inbound = createInboundDelivery({ chatwoot, media, mappings: store.mappings, clock, logger, count });
+  const replyKey = (messageId: number, generation: number) =>
+    generation === 0 ? `cw:${messageId}` : `cw:${messageId}:retry:${generation}`;
+  /**
+   * The generation of an agent reply's delivery that was given up on last (0: the first delivery, n: the n-th
+   * retry), or null when none was, or a later one is queued or went through. The outbox keeps every item, so it
+   * is the record on every process and across restarts, in both delivery modes.
+   */
+  async function lastGivenUp(integrationId: string, messageId: number): Promise<number | null> {
+    for (let generation = 0; ; generation++) {
+      const item = await store.outbox.find(integrationId, replyKey(messageId, generation));
+      if (item === null) return generation === 0 ? null : generation - 1;
+      if (item.status !== "dead") return null;
+    }
+  }
+  const inbound = createInboundDelivery({
+    chatwoot,
+    media,
+    mappings: store.mappings,
+    clock,
+    logger,
+    count,
+    givenUp: async (integrationId, messageId) => (await lastGivenUp(integrationId, messageId)) !== null,
+  });
   const outbound = options.gateway
     ? createOutboundDelivery({
         chatwoot,
@@ -88,7 +110,7 @@ export function createRouter(options: RouterOptions) {
 
   function outcomeOf(error: unknown): Outcome {
     if (error instanceof DeferDelivery)
-      return { kind: "retry", error: error.message, afterMs: error.afterMs };
+      return { kind: "defer", reason: error.message, afterMs: error.afterMs };
     if (error instanceof PermanentDeliveryError) return { kind: "permanent", error: error.message };
     if (isChatwootRequestError(error)) {
       if (isTransientFailure(error.failure)) return { kind: "retry", error: error.message };
@@ -105,14 +127,14 @@ export function createRouter(options: RouterOptions) {
       integration.status === "provisioning" ||
       integration.inboxId === null
     ) {
-      return { kind: "retry", error: `integration is ${integration.status}`, afterMs: PAUSED_RETRY_MS };
+      return { kind: "defer", reason: `integration is ${integration.status}`, afterMs: PAUSED_RETRY_MS };
     }
     const work = item.payload as Work;
     const target = targetOf(integration);
     try {
       if (work.kind === "agent-message" || work.kind === "revoke") {
         if (!outbound)
-          return { kind: "retry", error: "no WhatsApp gateway configured", afterMs: PAUSED_RETRY_MS };
+          return { kind: "defer", reason: "no WhatsApp gateway configured", afterMs: PAUSED_RETRY_MS };
         if (work.kind === "revoke") await outbound.revoke({ integration, target, signal }, work);
         else await outbound.deliver({ integration, target, signal }, work);
       } else {
@@ -122,7 +144,7 @@ export function createRouter(options: RouterOptions) {
             integration,
             target,
             inboxId: integration.inboxId,
-            retrying: item.attempts > 0 && !item.lastError.startsWith(DEFERRED),
+            retrying: item.attempts > 0,
             echoWaitMs: Math.max(0, echoWaitMs - age),
             signal,
           },
@@ -136,7 +158,8 @@ export function createRouter(options: RouterOptions) {
           integration,
           `Chatwoot rejected the stored API token - re-activate the integration. Detail: ${error.message}`,
         );
-        return { kind: "retry", error: error.message, afterMs: PAUSED_RETRY_MS };
+        // Nothing was created (Chatwoot refused): the work waits for a re-activation, however long it takes.
+        return { kind: "defer", reason: error.message, afterMs: PAUSED_RETRY_MS };
       }
       return outcomeOf(error);
     }
@@ -258,7 +281,7 @@ export function createRouter(options: RouterOptions) {
     if (name === "message.created" || name === "message.updated") {
       const work = agentMessageOf(data, integration.inboxId);
       if (!work) return;
-      let dedupeKey = `cw:${work.messageId}`;
+      let dedupeKey = replyKey(work.messageId, 0);
       const attributes = (data as { content_attributes?: { deleted?: unknown } }).content_attributes;
       if (name === "message.updated" && attributes?.deleted === true) {
         if (!options.gateway?.supportsRevoke) return;
@@ -272,12 +295,15 @@ export function createRouter(options: RouterOptions) {
         return;
       }
       if (name === "message.updated") {
-        // Chatwoot's "retry" on a failed message: send it again, once per retry.
-        const changes = (data as { previous_changes?: { status?: unknown } }).previous_changes?.status;
-        const wasFailed = Array.isArray(changes) && changes[0] === "failed";
-        if (!wasFailed) return;
-        dedupeKey = `cw:${work.messageId}:retry:${String((data as { updated_at?: unknown }).updated_at ?? clock.now().getTime())}`;
-        work.retry = 1;
+        // Chatwoot's "retry" on a reply we gave up on: send it again, once per retry. Webhook payloads carry no
+        // status nor previous_changes, so the outbox decides (the last delivery of the reply is dead); the
+        // generation in the key absorbs redeliveries and the second update a retry makes, and only a new give-up
+        // opens the next one.
+        if (!looksRetried(data)) return;
+        const gaveUp = await lastGivenUp(integration.id, work.messageId);
+        if (gaveUp === null) return;
+        work.retry = gaveUp + 1;
+        dedupeKey = replyKey(work.messageId, work.retry);
       }
       await enqueue(integration, `out:${work.conversationId}`, dedupeKey, work, "outbound");
       return;
@@ -365,6 +391,17 @@ export type Router = ReturnType<typeof createRouter>;
 /** Realtime names are dotted (`message.created`); webhook names use an underscore (`message_created`). */
 function eventName(event: string): string {
   return event.includes(".") ? event : event.replace(/^(message|conversation)_/, "$1.");
+}
+
+/**
+ * Whether an updated message may be one Chatwoot's "retry" put back: not still failed (our own `failed` marking comes
+ * back as an update too) and, where the payload has a status (realtime), back to `sent` rather than a receipt's.
+ */
+function looksRetried(data: unknown): boolean {
+  const message = data as { status?: unknown; content_attributes?: { external_error?: unknown } | null };
+  if (message.status !== undefined && message.status !== "sent") return false;
+  const externalError = message.content_attributes?.external_error;
+  return typeof externalError !== "string" || externalError === "";
 }
 
 function invalidEvent(error: z.ZodError): IntegrationError {

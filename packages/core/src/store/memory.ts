@@ -274,6 +274,12 @@ export function createMemoryStore(): MemoryStore {
         return claimed;
       },
 
+      async find(integrationId, dedupeKey) {
+        const id = idByDedupeKey.get(key(integrationId, dedupeKey));
+        const record = id === undefined ? undefined : outbox.get(id);
+        return record ? toItem(record) : null;
+      },
+
       async extend(id, owner, claimUntil) {
         const record = heldBy(id, owner);
         if (!record) return false;

@@ -170,6 +170,8 @@ export interface OutboxStore {
   markDead(id: string, owner: string, error: string): Promise<boolean>;
   /** Removes every unfinished item of an integration; returns how many were removed. */
   cancelAll(integrationId: string, direction?: OutboxDirection): Promise<number>;
+  /** The item stored under a dedupe key, whatever its status (done and dead items are kept), or null. */
+  find(integrationId: string, dedupeKey: string): Promise<OutboxItem | null>;
   /** Counts items by status for an integration (observability, tests). */
   count(integrationId: string): Promise<Record<OutboxStatus, number>>;
 }

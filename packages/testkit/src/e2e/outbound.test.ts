@@ -1,3 +1,4 @@
+import { createMemoryStore } from "@ryze/chatwoot-core";
 import { afterEach, describe, expect, it } from "vitest";
 import { eventually, type RoutingHarness, startRoutingHarness, textEvent } from "./harness.js";
 import { chatMessages, conversationsOf, totalMessages } from "./inspect.js";
@@ -146,16 +147,70 @@ describe("Chatwoot → WhatsApp", () => {
     expect(h!.gateway.sent("suporte")[0]!.text).toBe("are you there?");
   });
 
-  it("pauses the integration when Chatwoot rejects the stored token, keeping its work", async () => {
-    await withConversation();
-    h!.sim.revokeAccessToken(h!.agent.id);
-    await h!.ingest(textEvent({ phone: PHONE, text: "anyone?" }));
+  it("pauses the integration when Chatwoot rejects the stored token, keeping its work however long it waits", async () => {
+    // The dispatcher's clock, moved forward by hand: a paused integration's work is looked at again every minute.
+    let offsetMs = 0;
+    const clock = { now: () => new Date(Date.now() + offsetMs) };
+    const store = createMemoryStore();
+    const unfinished = (integrationId: string) =>
+      [...store.raw.outbox.values()].filter(
+        (item) =>
+          item.integrationId === integrationId && (item.status === "pending" || item.status === "claimed"),
+      );
+    h = await startRoutingHarness({
+      store,
+      integration: { clock, realtime: { pingIntervalMs: 200, subscribeTimeoutMs: 2_000, leaseTtlMs: 900 } },
+    });
+    await h.ingest(textEvent({ phone: PHONE, text: "hello, I need help" }));
+    await eventually(() => totalMessages(h!) === 1);
+    const conversationId = conversationsOf(h)[0]!.id;
+    const newToken = h.sim.revokeAccessToken(h.agent.id);
+    await h.ingest(textEvent({ phone: PHONE, text: "anyone?" }));
     const integration = await eventually(async () => {
       const row = await h!.store.integrations.get("suporte");
       return row?.status === "paused" ? row : null;
     });
     expect(integration.lastError).toMatch(/^Chatwoot rejected the stored API token/);
-    expect((await h!.store.outbox.count(integration.id)).pending).toBe(1);
+    // A paused integration leaves its realtime subscription; an agent answers after that, while nobody listens.
+    await eventually(() => h!.sim.cable.subscriptions().length === 0, { what: "the subscription left" });
+    reply(conversationId, "sorry for the wait");
+
+    // Far more minutes than the 3 attempts an agent reply gets: nothing is given up, nothing is sent.
+    for (let minute = 1; minute <= 6; minute++) {
+      offsetMs = minute * 61_000;
+      // Each item was looked at again and put back for another minute.
+      await eventually(() =>
+        unfinished(integration.id).every((item) => item.availableAt.getTime() > clock.now().getTime()),
+      );
+    }
+    const waiting = unfinished(integration.id);
+    expect(waiting.map((item) => item.direction)).toEqual(["inbound"]);
+    expect(waiting.every((item) => item.attempts === 0 && item.lastError === "integration is paused")).toBe(
+      true,
+    );
+    expect((await h.store.outbox.count(integration.id)).dead).toBe(0);
+    expect(h.gateway.sent("suporte")).toEqual([]);
+
+    // Re-activated with the new token: the customer's message arrives once, the reply posted meanwhile is fetched
+    // and sent once.
+    const again = await h.integration.activate("suporte", {
+      chatwootBaseUrl: h.sim.url,
+      chatwootAccountId: h.accountId,
+      chatwootApiToken: newToken,
+    });
+    expect(again.status).toBe("active");
+    offsetMs += 61_000;
+    await eventually(() => h!.gateway.sent("suporte").length === 1 && totalMessages(h!) === 3, {
+      timeoutMs: 10_000,
+      what: "the paused work delivered",
+    });
+    expect(h.gateway.sent("suporte").map((sent) => sent.text)).toEqual(["sorry for the wait"]);
+    expect(
+      chatMessages(h, conversationId)
+        .filter((m) => m.message_type === 0)
+        .map((m) => m.content),
+    ).toEqual(["hello, I need help", "anyone?"]);
+    expect(await h.store.outbox.count(integration.id)).toMatchObject({ pending: 0, claimed: 0, dead: 0 });
   });
 
   it("stops everything for the instance on deactivation", async () => {

@@ -2,10 +2,11 @@ import { createHmac } from "node:crypto";
 import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { HttpHandler } from "@ryze/chatwoot-core";
+import type { HttpHandler, WhatsAppGateway, WhatsAppSend } from "@ryze/chatwoot-core";
 import { afterEach, describe, expect, it } from "vitest";
+import { createSimulatedWhatsAppGateway } from "../whatsapp/index.js";
 import { eventually, type RoutingHarness, startRoutingHarness, textEvent } from "./harness.js";
-import { conversationsOf, totalMessages } from "./inspect.js";
+import { chatMessages, conversationsOf, totalMessages } from "./inspect.js";
 
 // A bare node:http host for the integration's handler (the framework adapters have their own suite).
 async function host(): Promise<{ server: Server; url: string; mount(handler: HttpHandler): void }> {
@@ -44,10 +45,67 @@ afterEach(async () => {
 
 const PHONE = "5511900001111";
 
-async function webhookHarness(signing: "off" | "secret") {
+/** An agent reply in the dashboard; returns its id. */
+function reply(conversationId: number, content: string): number {
+  const message = h!.sim.postAgentMessage({
+    accountId: h!.accountId,
+    conversationId,
+    userId: h!.agent.id,
+    content,
+  });
+  return message["id"] as number;
+}
+
+const sentTexts = () => h!.gateway.sent("suporte").map((sent) => sent.text);
+
+const statusOf = (conversationId: number, id: number) =>
+  chatMessages(h!, conversationId).find((m) => m.id === id)?.status;
+const notesIn = (conversationId: number) => chatMessages(h!, conversationId).filter((m) => m.private).length;
+const receipt = (waMessageId: string, status: string) => ({
+  event: "message.status",
+  data: { id: waMessageId, chat: { jid: `${PHONE}@s.whatsapp.net` }, status },
+});
+
+/**
+ * A WhatsApp gateway double whose matching sends wait until `release()` (WhatsApp being slow), and then fail
+ * while `failWith` has set an error.
+ */
+function heldGateway(holds: (message: WhatsAppSend) => boolean = () => true) {
+  const inner = createSimulatedWhatsAppGateway();
+  let release = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let waiting = 0;
+  let failure: string | null = null;
+  const gateway: WhatsAppGateway = {
+    supportsRevoke: true,
+    async send(message, options) {
+      if (holds(message)) {
+        waiting++;
+        await gate;
+        if (failure !== null) throw new Error(failure);
+      }
+      return inner.send(message, options);
+    },
+  };
+  return {
+    gateway,
+    inner,
+    release: () => release(),
+    waiting: () => waiting,
+    failWith(error: string | null) {
+      failure = error;
+    },
+  };
+}
+
+async function webhookHarness(signing: "off" | "secret", gateway?: WhatsAppGateway) {
   const bridge = await host();
   server = bridge.server;
-  h = await startRoutingHarness({ integration: { delivery: "webhook", publicUrl: bridge.url } });
+  h = await startRoutingHarness({
+    integration: { delivery: "webhook", publicUrl: bridge.url, ...(gateway ? { gateway } : {}) },
+  });
   bridge.mount(h.integration.http);
   h.sim.setWebhookSigning(h.inboxId, signing);
   await h.ingest(textEvent({ phone: PHONE, text: "hello" }));
@@ -99,22 +157,18 @@ describe("webhook delivery mode", () => {
 
   it("refuses a wrong secret and an unknown integration, and absorbs a duplicate delivery", async () => {
     const { bridge, conversationId } = await webhookHarness("off");
-    h!.sim.postAgentMessage({
-      accountId: h!.accountId,
-      conversationId,
-      userId: h!.agent.id,
-      content: "once",
-    });
-    const [delivery] = await h!.sim
-      .waitForWebhookDeliveries({ event: "message_created" }, { count: 2 })
-      .then((all) => all.filter((entry) => entry.payload.content === "once"));
+    h!.sim.webhooks.duplicateNext(1);
+    const messageId = reply(conversationId, "once");
+    const [delivery, duplicate] = await h!.sim.waitForWebhookDeliveries(
+      { event: "message_created", messageId },
+      { count: 2 },
+    );
+    expect(duplicate).toMatchObject({ attempt: 2, id: delivery!.id, body: delivery!.body, status: 200 });
+    expect(delivery!.status).toBe(200);
     await eventually(() => h!.gateway.sent("suporte").length === 1);
 
     const post = (url: string, body = delivery!.body, headers: Record<string, string> = {}) =>
       fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
-    const duplicate = await post(delivery!.url);
-    expect(duplicate.status).toBe(200);
-    expect(await duplicate.json()).toEqual({ received: true });
     const wrong = await post(delivery!.url.replace(/secret=[^&]+/, "secret=not-it"));
     expect(wrong.status).toBe(401);
     expect(await wrong.json()).toEqual({ success: false, error: { message: "invalid webhook secret" } });
@@ -123,10 +177,122 @@ describe("webhook delivery mode", () => {
     const unknown = await post(`${bridge.url}/api/chatwoot/webhook/int_doesnotexist000?secret=x`);
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toEqual({ success: false, error: { message: "unknown integration" } });
-    // Nothing of the above sent anything again.
-    await h!.ingest(textEvent({ phone: PHONE, text: "barrier" }));
-    await eventually(() => totalMessages(h!) === 3);
-    expect(h!.gateway.sent("suporte")).toHaveLength(1);
+    // Nothing of the above sent anything again: replies of a conversation go out in order.
+    reply(conversationId, "barrier");
+    await eventually(() => h!.gateway.sent("suporte").length === 2);
+    expect(sentTexts()).toEqual(["once", "barrier"]);
+  });
+
+  it("answers a late delivery and its redelivery at once, while WhatsApp is slow, and sends the reply once", async () => {
+    const slow = heldGateway();
+    const { conversationId } = await webhookHarness("secret", slow.gateway);
+    h!.sim.webhooks.delayNext(1, 1_000);
+    h!.sim.webhooks.duplicateNext(1);
+    const messageId = reply(conversationId, "late");
+    // Both attempts are answered while the send to WhatsApp is still held: the work was only queued.
+    const deliveries = await h!.sim.waitForWebhookDeliveries(
+      { event: "message_created", messageId },
+      { count: 2, timeoutMs: 10_000 },
+    );
+    await eventually(() => slow.waiting() === 1, { what: "the send under way" });
+    expect(slow.inner.sent("suporte")).toEqual([]);
+    expect(deliveries.map((delivery) => [delivery.attempt, delivery.delayMs, delivery.status])).toEqual([
+      [1, 1_000, 200],
+      [2, 0, 200],
+    ]);
+    expect(deliveries.every((delivery) => delivery.durationMs! < 5_000)).toBe(true);
+    expect(deliveries[1]!.headers["x-chatwoot-delivery"]).toBe(deliveries[0]!.headers["x-chatwoot-delivery"]);
+    expect(chatMessages(h!, conversationId).find((m) => m.id === messageId)?.status).toBe("sent");
+
+    slow.release();
+    reply(conversationId, "after");
+    await eventually(() => slow.inner.sent("suporte").length === 2);
+    expect(slow.inner.sent("suporte").map((sent) => sent.text)).toEqual(["late", "after"]);
+  });
+
+  it("re-sends a reply it gave up on once per retry by the agent, never for redeliveries or other updates", async () => {
+    const { conversationId } = await webhookHarness("off");
+    const status = (id: number) => statusOf(conversationId, id);
+    const notes = () => notesIn(conversationId);
+    h!.gateway.failNext("suporte", 3, "phone offline");
+    const messageId = reply(conversationId, "are you there?");
+    await eventually(() => status(messageId) === "failed" && notes() === 1, { what: "failed with a note" });
+    expect(
+      chatMessages(h!, conversationId).find((m) => m.id === messageId)?.content_attributes,
+    ).toMatchObject({
+      external_error: "Not delivered to WhatsApp: phone offline",
+    });
+    // Marking it failed came back as a message_updated webhook (no status in it); it sent nothing.
+    const [marked] = await h!.sim.waitForWebhookDeliveries({ event: "message_updated", messageId });
+    expect(marked!.payload).not.toHaveProperty("status");
+    expect(marked!.payload).not.toHaveProperty("previous_changes");
+    reply(conversationId, "meanwhile");
+    await eventually(() => h!.gateway.sent("suporte").length === 1);
+    expect(sentTexts()).toEqual(["meanwhile"]);
+
+    // A retry that fails again is given up on again, and the next retry still counts.
+    h!.gateway.failNext("suporte", 3, "still offline");
+    h!.sim.retryMessage({ accountId: h!.accountId, conversationId, messageId });
+    await eventually(() => status(messageId) === "failed" && notes() === 2, { what: "failed again" });
+    expect(sentTexts()).toEqual(["meanwhile"]);
+
+    // Both updates of this retry are delivered twice.
+    h!.sim.webhooks.duplicateNext(2);
+    h!.sim.retryMessage({ accountId: h!.accountId, conversationId, messageId });
+    await eventually(() => h!.gateway.sent("suporte").length === 2);
+    const updates = await h!.sim.waitForWebhookDeliveries(
+      { event: "message_updated", messageId },
+      { count: 8 },
+    );
+    expect(updates.filter((update) => update.attempt === 2 && update.status === 200)).toHaveLength(2);
+    await eventually(() => status(messageId) === "sent");
+
+    // Updates of a reply that never failed look the same in a webhook (a receipt, even a retry), and send nothing.
+    const afterId = reply(conversationId, "after");
+    await eventually(() => h!.gateway.sent("suporte").length === 3);
+    await h!.ingest(receipt(h!.gateway.sent("suporte")[2]!.id, "delivered"));
+    await eventually(() => status(afterId) === "delivered");
+    h!.sim.retryMessage({ accountId: h!.accountId, conversationId, messageId: afterId });
+    await h!.sim.waitForWebhookDeliveries({ event: "message_updated", messageId: afterId }, { count: 2 });
+    reply(conversationId, "barrier");
+    await eventually(() => h!.gateway.sent("suporte").length === 4);
+    expect(sentTexts()).toEqual(["meanwhile", "are you there?", "after", "barrier"]);
+  });
+
+  it("takes no update during a failing delivery for a retry; the agent's retry sends only the missing part", async () => {
+    const wa = heldGateway((message) => message.kind !== "text");
+    wa.failWith("media rejected");
+    const { conversationId } = await webhookHarness("off", wa.gateway);
+    const sent = () => wa.inner.sent("suporte");
+    const messageId = h!.sim.postAgentMessage({
+      accountId: h!.accountId,
+      conversationId,
+      userId: h!.agent.id,
+      content: "see attached",
+      attachments: [{ data: "PNG bytes", mimetype: "image/png", fileName: "shot.png" }],
+    })["id"] as number;
+    await eventually(() => sent().length === 1 && wa.waiting() === 1, { what: "text sent, image held" });
+    // WhatsApp confirms the text while the image is still being tried: a message_updated like a retry's.
+    await h!.ingest(receipt(sent()[0]!.id, "delivered"));
+    await eventually(() => statusOf(conversationId, messageId) === "delivered");
+    await h!.sim.waitForWebhookDeliveries({ event: "message_updated", messageId });
+    wa.release();
+    await eventually(
+      () => statusOf(conversationId, messageId) === "failed" && notesIn(conversationId) === 1,
+      {
+        what: "failed with a note",
+      },
+    );
+    reply(conversationId, "barrier");
+    await eventually(() => sent().length === 2);
+    expect(sent().map((entry) => entry.text ?? entry.type)).toEqual(["see attached", "barrier"]);
+    expect(notesIn(conversationId)).toBe(1);
+
+    wa.failWith(null);
+    h!.sim.retryMessage({ accountId: h!.accountId, conversationId, messageId });
+    await eventually(() => sent().length === 3);
+    await eventually(() => statusOf(conversationId, messageId) === "sent");
+    expect(sent().map((entry) => entry.text ?? entry.type)).toEqual(["see attached", "barrier", "image"]);
   });
 
   it("verifies Chatwoot's signature and its timestamp when the inbox signs deliveries", async () => {

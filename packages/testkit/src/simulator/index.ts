@@ -36,4 +36,4 @@ export type {
   MessageStatus,
   WebhookSigning,
 } from "./store.js";
-export { type WebhookDelivery, webhookSignature } from "./webhooks.js";
+export { type SimulatorWebhooks, type WebhookDelivery, webhookSignature } from "./webhooks.js";

@@ -43,7 +43,7 @@ import {
 } from "./store.js";
 import { renderInbox } from "./views.js";
 import { createWaiters } from "./waiters.js";
-import { createWebhookSender } from "./webhooks.js";
+import { createWebhookSender, type SimulatorWebhooks } from "./webhooks.js";
 
 /** Options of `startChatwootSimulator`. */
 export interface ChatwootSimulatorOptions {
@@ -182,6 +182,8 @@ export interface ChatwootSimulator extends ChatwootMessagingApi {
   revokeAccessToken(userId: number): string;
   /** Fault injection. */
   readonly faults: SimulatorFaults;
+  /** Webhook delivery faults: duplicate and late deliveries. */
+  readonly webhooks: SimulatorWebhooks;
   /**
    * Stops listening and drops open connections, cable sockets included (clients get
    * ECONNREFUSED); all state is kept.
@@ -496,6 +498,7 @@ export async function startChatwootSimulator(
     url,
     port,
     faults,
+    webhooks: webhooks.controls,
     get requests() {
       return log;
     },

@@ -207,3 +207,112 @@ describe("signed deliveries (4.13)", () => {
     expect(sim.getInbox(s.accountId, s.inboxId)).toMatchObject({ secret: next });
   });
 });
+
+describe("message_updated webhooks", () => {
+  it("carry Message#webhook_data: no status and no previous_changes; a retry sends two", async () => {
+    await start();
+    const { conversationId } = await openConversation(sim, s);
+    const message = sim.postAgentMessage({
+      accountId: s.accountId,
+      conversationId,
+      userId: s.admin.id,
+      content: "x",
+    });
+    const messageId = message["id"] as number;
+    await call(sim, "PATCH", s.path(`/conversations/${conversationId}/messages/${messageId}`), {
+      token: s.admin.accessToken,
+      body: { status: "failed", external_error: "offline" },
+    });
+    sim.retryMessage({ accountId: s.accountId, conversationId, messageId });
+    const updates = await sim.waitForWebhookDeliveries({ event: "message_updated", messageId }, { count: 3 });
+    for (const update of updates) {
+      expect(update.payload).not.toHaveProperty("status");
+      expect(update.payload).not.toHaveProperty("previous_changes");
+      expect(update.payload).not.toHaveProperty("updated_at");
+      expect(update.payload).toMatchObject({ id: messageId, message_type: "outgoing", content: "x" });
+    }
+    // The failure shows only in content_attributes; the retry's two saves are dispatched once both committed.
+    expect(updates.map((update) => JSON.parse(update.body).content_attributes)).toEqual([
+      { external_error: "offline" },
+      {},
+      {},
+    ]);
+  });
+});
+
+describe("delivery faults (sim.webhooks)", () => {
+  /** Starts with a receiver that notes when each message webhook arrived and may hold its answer. */
+  async function startTiming(options: ChatwootSimulatorOptions = {}, holdMs = 0) {
+    const arrivals: Array<{ content: unknown; at: number }> = [];
+    await start(options, (hook) => {
+      if (hook.json.event !== "message_created") return {};
+      arrivals.push({ content: hook.json.content, at: Date.now() });
+      return { delayMs: holdMs };
+    });
+    const { conversationId } = await openConversation(sim, s);
+    await sim.waitForWebhookDeliveries({ event: "conversation_created" });
+    const post = (content: string) =>
+      sim.postAgentMessage({ accountId: s.accountId, conversationId, userId: s.admin.id, content })[
+        "id"
+      ] as number;
+    return { arrivals, conversationId, post };
+  }
+
+  it("duplicateNext(n) POSTs the next n deliveries twice, the copy after the first attempt, same id", async () => {
+    const { arrivals, post } = await startTiming({ webhookSigning: "secret" }, 150);
+    sim.webhooks.duplicateNext(1);
+    const twice = post("twice");
+    const once = post("once");
+    const [first, copy] = await sim.waitForWebhookDeliveries(
+      { event: "message_created", messageId: twice },
+      { count: 2 },
+    );
+    await sim.waitForWebhookDeliveries({ event: "message_created", messageId: once });
+    expect(arrivals.map((arrival) => arrival.content).sort()).toEqual(["once", "twice", "twice"]);
+    expect(first).toMatchObject({ attempt: 1, status: 200 });
+    expect(copy).toMatchObject({ attempt: 2, status: 200, id: first!.id, body: first!.body });
+    expect(copy!.headers).toEqual(first!.headers);
+    expect(copy!.headers["x-chatwoot-delivery"]).toBe(first!.id);
+    const [firstArrival, copyArrival] = arrivals.filter((arrival) => arrival.content === "twice");
+    // The receiver held its answer 150 ms: the copy came only after that.
+    expect(copyArrival!.at - firstArrival!.at).toBeGreaterThanOrEqual(140);
+    const hooks = receiver.received.filter((hook) => hook.json.content === "twice");
+    expect(hooks[1]!.headers["x-chatwoot-delivery"]).toBe(hooks[0]!.headers["x-chatwoot-delivery"]);
+    expect(hooks[1]!.body).toBe(hooks[0]!.body);
+    expect(
+      sim.webhookDeliveries.filter((delivery) => delivery.payload["id"] === once).map((d) => d.attempt),
+    ).toEqual([1]);
+  });
+
+  it("delayNext(n, ms) holds the next n deliveries, without holding later ones or shortening the timeout", async () => {
+    const { arrivals, conversationId, post } = await startTiming({ webhookTimeoutMs: 200 });
+    sim.webhooks.delayNext(1, 400);
+    const late = post("late");
+    post("on time");
+    const [held] = await sim.waitForWebhookDeliveries(
+      { event: "message_created", messageId: late },
+      { timeoutMs: 2_000 },
+    );
+    expect(arrivals.map((arrival) => arrival.content)).toEqual(["on time", "late"]);
+    expect(held).toMatchObject({ delayMs: 400, status: 200, error: null });
+    expect(arrivals[1]!.at - held!.at.getTime()).toBeGreaterThanOrEqual(390);
+    // The 200 ms timeout counts from the POST, not from the queueing.
+    expect(held!.durationMs).toBeLessThan(200);
+    expect(sim.messages(s.accountId, conversationId).find((m) => m["id"] === late)).toMatchObject({
+      status: "sent",
+    });
+    expect(sim.webhookDeliveries.filter((d) => d.event === "message_created").map((d) => d.delayMs)).toEqual([
+      400, 0,
+    ]);
+  });
+
+  it("refuses invalid counts and delays", async () => {
+    await start();
+    expect(() => sim.webhooks.duplicateNext(-1)).toThrow(TypeError);
+    expect(() => sim.webhooks.duplicateNext(1.5)).toThrow(TypeError);
+    expect(() => sim.webhooks.delayNext(-1, 10)).toThrow(TypeError);
+    expect(() => sim.webhooks.delayNext(1, -10)).toThrow(TypeError);
+    expect(() => sim.webhooks.delayNext(1, Number.POSITIVE_INFINITY)).toThrow(TypeError);
+    expect(() => sim.webhooks.delayNext(Number.POSITIVE_INFINITY, 10)).not.toThrow();
+  });
+});

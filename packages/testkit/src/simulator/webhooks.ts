@@ -3,7 +3,8 @@
  * RestClient): one POST of `payload.to_json`, a timeout (5 s), no retry, redirects not followed.
  * For `message_created`/`message_updated`, any failure (non-2xx, timeout, connection error) marks
  * the message `failed` with RestClient's error text as `external_error`. Optional signing follows
- * Chatwoot 4.13 (`X-Chatwoot-Signature`, `X-Chatwoot-Timestamp`, `X-Chatwoot-Delivery`).
+ * Chatwoot 4.13 (`X-Chatwoot-Signature`, `X-Chatwoot-Timestamp`, `X-Chatwoot-Delivery`). Tests can
+ * make deliveries arrive twice (a Sidekiq retry of the job) or late (a busy queue): `sim.webhooks`.
  */
 import { createHmac, randomUUID } from "node:crypto";
 import { request as httpRequest, STATUS_CODES } from "node:http";
@@ -29,12 +30,17 @@ export interface WebhookDelivery {
   headers: Record<string, string>;
   /** How this delivery was signed (`"off"`: no signature headers). */
   signing: WebhookSigning;
+  /** 1 for a delivery, 2 for its duplicate (`sim.webhooks.duplicateNext`): same id, body and headers. */
+  attempt: number;
+  /** When it was queued: the event's time, or for a duplicate the end of the first attempt. */
   at: Date;
+  /** How long it was held before its POST (`sim.webhooks.delayNext`); 0 normally. */
+  delayMs: number;
   /** The receiver's HTTP status; `null` while in flight or when no response came. */
   status: number | null;
   /** What Chatwoot would record as the failure (RestClient's message); `null` on 2xx or in flight. */
   error: string | null;
-  /** Milliseconds until the response or failure; `null` while in flight. */
+  /** Milliseconds from the POST to the response or failure; `null` while held or in flight. */
   durationMs: number | null;
   /** Whether the delivery has finished (answered, failed or timed out). */
   done: boolean;
@@ -62,12 +68,31 @@ function failureText(error: NodeJS.ErrnoException, url: URL): string {
   return error.message;
 }
 
+/** Webhook delivery faults (`sim.webhooks`), each for the next deliveries queued, in queue order. */
+export interface SimulatorWebhooks {
+  /**
+   * POSTs each of the next `count` deliveries twice, as a Sidekiq retry of `WebhookJob` would: the second
+   * attempt once the first has finished, with the same body and headers (`X-Chatwoot-Delivery` included).
+   */
+  duplicateNext(count: number): void;
+  /**
+   * Holds each of the next `count` deliveries `delayMs` before its POST, as a busy queue would (later
+   * deliveries are not held back by it); the timeout counts from the POST. Replaces an earlier
+   * `delayNext`; `count` may be Infinity, and `delayNext(0, 0)` ends a delay.
+   */
+  delayNext(count: number, delayMs: number): void;
+}
+
 export interface WebhookSender {
   /** Queues a POST of `payload` to the inbox's webhook URL. */
   deliver(inbox: InboxRecord, url: string, payload: Record<string, unknown>): void;
   /** Aborts deliveries in flight and sends no more (used when the simulator closes). */
   abortAll(): void;
+  readonly controls: SimulatorWebhooks;
 }
+
+const isCount = (count: number) =>
+  count === Number.POSITIVE_INFINITY || (Number.isInteger(count) && count >= 0);
 
 export function createWebhookSender(options: {
   rt: SimulatorRuntime;
@@ -77,6 +102,9 @@ export function createWebhookSender(options: {
 }): WebhookSender {
   const { rt } = options;
   const inFlight = new Set<() => void>();
+  const held = new Set<NodeJS.Timeout>();
+  let duplicates = 0;
+  let delay = { count: 0, ms: 0 };
   let stopped = false;
 
   function finish(delivery: WebhookDelivery, started: number, status: number | null, error: string | null) {
@@ -90,7 +118,24 @@ export function createWebhookSender(options: {
     options.changed();
   }
 
-  function post(delivery: WebhookDelivery) {
+  /** Records the delivery and POSTs it from a background job: on the next turn, or after its delay. */
+  function queue(delivery: WebhookDelivery, onFinished?: () => void) {
+    options.record(delivery);
+    const run = () => {
+      if (!stopped) post(delivery, onFinished);
+    };
+    if (delivery.delayMs === 0) {
+      setImmediate(run);
+      return;
+    }
+    const timer = setTimeout(() => {
+      held.delete(timer);
+      run();
+    }, delivery.delayMs);
+    held.add(timer);
+  }
+
+  function post(delivery: WebhookDelivery, onFinished?: () => void) {
     const started = Date.now();
     let url: URL;
     try {
@@ -99,6 +144,7 @@ export function createWebhookSender(options: {
         throw new Error(`bad URI(is not URI?): ${delivery.url}`);
     } catch (error) {
       finish(delivery, started, null, (error as Error).message);
+      onFinished?.();
       return;
     }
     const request = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, {
@@ -109,12 +155,15 @@ export function createWebhookSender(options: {
     inFlight.add(abort);
     const timer = setTimeout(() => {
       finish(delivery, started, null, "Timed out reading data from server");
+      onFinished?.();
       request.destroy();
     }, options.timeoutMs());
     const done = (status: number | null, error: string | null) => {
       clearTimeout(timer);
       inFlight.delete(abort);
+      const first = !delivery.done;
       finish(delivery, started, status, error);
+      if (first) onFinished?.();
     };
     request.on("response", (response) => {
       response.resume();
@@ -148,6 +197,10 @@ export function createWebhookSender(options: {
         headers["x-chatwoot-timestamp"] = timestamp;
         headers["x-chatwoot-delivery"] = id;
       }
+      const delayMs = delay.count > 0 ? delay.ms : 0;
+      if (delay.count > 0) delay.count -= 1;
+      const duplicate = duplicates > 0;
+      if (duplicate) duplicates -= 1;
       const delivery: WebhookDelivery = {
         id,
         event: String(payload["event"]),
@@ -157,22 +210,48 @@ export function createWebhookSender(options: {
         body,
         headers,
         signing,
+        attempt: 1,
         at: new Date(),
+        delayMs,
         status: null,
         error: null,
         durationMs: null,
         done: false,
       };
-      options.record(delivery);
-      // A background job: the request that caused the event has been answered by then.
-      setImmediate(() => {
-        if (!stopped) post(delivery);
+      // The request that caused the event has been answered by the time the job runs.
+      queue(delivery, () => {
+        if (!duplicate || stopped) return;
+        queue({
+          ...delivery,
+          attempt: 2,
+          at: new Date(),
+          delayMs: 0,
+          status: null,
+          error: null,
+          durationMs: null,
+          done: false,
+        });
       });
     },
     abortAll() {
       stopped = true;
+      for (const timer of held) clearTimeout(timer);
+      held.clear();
       for (const abort of [...inFlight]) abort();
       inFlight.clear();
+    },
+    controls: {
+      duplicateNext(count) {
+        if (!Number.isInteger(count) || count < 0)
+          throw new TypeError(`duplicateNext needs a count >= 0, got ${count}`);
+        duplicates += count;
+      },
+      delayNext(count, delayMs) {
+        if (!isCount(count)) throw new TypeError(`delayNext needs a count >= 0, got ${count}`);
+        if (!(Number.isFinite(delayMs) && delayMs >= 0))
+          throw new TypeError(`delayNext needs a delayMs >= 0, got ${delayMs}`);
+        delay = { count, ms: delayMs };
+      },
     },
   };
 }

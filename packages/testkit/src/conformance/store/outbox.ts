@@ -308,6 +308,30 @@ export const outboxChecks: StoreCheckGroup = {
         expect(await store.outbox.complete(first, "w2")).toBe(true);
       },
 
+    "find returns the item stored under a dedupe key in every status, per integration": async ({ store }) => {
+      const integrationId = newIntegration();
+      const other = newIntegration();
+      expect(await store.outbox.find(integrationId, "cw:1")).toBeNull();
+      const id = await put(store, { integrationId, chatKey: "A", dedupeKey: "cw:1" }, at(0));
+      await put(store, { integrationId: other, chatKey: "A", dedupeKey: "cw:2" }, at(0));
+      expect(await store.outbox.find(integrationId, "cw:1")).toMatchObject({
+        id,
+        integrationId,
+        dedupeKey: "cw:1",
+        status: "pending",
+        attempts: 0,
+      });
+      expect(await store.outbox.find(integrationId, "cw:2")).toBeNull();
+      expect(await store.outbox.find(other, "cw:1")).toBeNull();
+      await claim(store, "w", at(10));
+      await store.outbox.markDead(id, "w", "gave up");
+      expect(await store.outbox.find(integrationId, "cw:1")).toMatchObject({
+        id,
+        status: "dead",
+        lastError: "gave up",
+      });
+    },
+
     "cancelAll removes the unfinished items of one integration (optionally one direction)": async ({
       store,
     }) => {
