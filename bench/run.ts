@@ -79,7 +79,7 @@ const routingConfig: RoutingConfig = {
 const coldConfig: ColdConfig = {
   runs: RUNS,
   backend: "sqlite-wal",
-  contacts: quick ? 100 : 300,
+  contacts: quick ? 100 : 1_000,
   concurrency: 16,
   pollIntervalMs: 250,
   ingestConcurrency: 64,
@@ -87,7 +87,7 @@ const coldConfig: ColdConfig = {
 const adaptersConfig: AdaptersConfig = {
   runs: RUNS,
   frameworks: ["express", "koa", "fastify"],
-  durationSeconds: quick ? 1 : 5,
+  durationSeconds: quick ? 1 : 10,
   connections: 16,
 };
 const realtimeConfig: RealtimeConfig = {
