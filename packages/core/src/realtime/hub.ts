@@ -77,6 +77,17 @@ function cableUrl(baseUrl: string): string {
   return `${baseUrl.replace(/^http/, "ws")}/cable`;
 }
 
+/** Why a subscription attempt failed: a failed profile read as it is, anything else "not confirmed". */
+function subscribeFailure(baseUrl: string, timeoutMs: number, cause: unknown): ChatwootRequestError {
+  if (cause instanceof ChatwootRequestError) return cause;
+  return new ChatwootRequestError({
+    kind: "transport",
+    method: "SUBSCRIBE",
+    url: cableUrl(baseUrl),
+    cause: CONFIRM_TIMEOUT(timeoutMs),
+  });
+}
+
 /**
  * Chatwoot's realtime link: one ActionCable connection per Chatwoot user (base URL + token user), shared by
  * every integration of that user, with one `RoomChannel` subscription per account. @anycable/core does the
@@ -144,11 +155,7 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
     token: string,
     members: Map<number, string>,
   ): Subscription {
-    const channel = connection.cable.subscribeTo("RoomChannel", {
-      pubsub_token: token,
-      account_id: accountId,
-      user_id: connection.userId,
-    });
+    const channel = roomChannel(connection, accountId, token);
     const subscription: Subscription = {
       accountId,
       channel,
@@ -187,6 +194,15 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
     for (const [inboxId, integrationId] of members)
       byIntegration.set(integrationId, { connection, subscription, inboxId });
     return subscription;
+  }
+
+  /** Chatwoot's RoomChannel of one account for the connection's user (channels with one identifier share one subscription). */
+  function roomChannel(connection: Connection, accountId: number, token: string): Channel {
+    return connection.cable.subscribeTo("RoomChannel", {
+      pubsub_token: token,
+      account_id: accountId,
+      user_id: connection.userId,
+    });
   }
 
   function closeIfUnused(connection: Connection): void {
@@ -312,13 +328,7 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
         }
       }
       if (byIntegration.get(integration.id)?.subscription === subscription) this.detach(integration.id);
-      if (cause instanceof ChatwootRequestError) throw cause;
-      throw new ChatwootRequestError({
-        kind: "transport",
-        method: "SUBSCRIBE",
-        url: cableUrl(integration.baseUrl),
-        cause: CONFIRM_TIMEOUT(subscribeTimeout),
-      });
+      throw subscribeFailure(integration.baseUrl, subscribeTimeout, cause);
     },
 
     /**
@@ -329,12 +339,7 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       if (integration.inboxId === null || integration.chatwootUserId === null) return;
       const connection = connectionFor(integration);
       connection.probes++;
-      const open = (token: string) =>
-        connection.cable.subscribeTo("RoomChannel", {
-          pubsub_token: token,
-          account_id: integration.accountId,
-          user_id: connection.userId,
-        });
+      const open = (token: string) => roomChannel(connection, integration.accountId, token);
       let channel: Channel | null = null;
       try {
         channel = open(await pubsubToken(connection, false));
@@ -348,13 +353,7 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
         channel = open(await pubsubToken(connection, true));
         await confirm(channel, signal);
       } catch (error) {
-        if (error instanceof ChatwootRequestError) throw error;
-        throw new ChatwootRequestError({
-          kind: "transport",
-          method: "SUBSCRIBE",
-          url: cableUrl(integration.baseUrl),
-          cause: CONFIRM_TIMEOUT(subscribeTimeout),
-        });
+        throw subscribeFailure(integration.baseUrl, subscribeTimeout, error);
       } finally {
         channel?.disconnect();
         connection.probes--;

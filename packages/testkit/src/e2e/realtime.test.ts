@@ -21,20 +21,28 @@ const list = (target: ChatwootIntegration) =>
     .handle({ method: "GET", path: "/api/chatwoot/list/suporte", headers: { token: "t" } })
     .then((answer) => JSON.parse(answer!.body!) as { status: string; last_error: string });
 
+/** A simulator with one administrator and a started integration whose realtime link uses short timings. */
+async function start(realtime: { leaseTtlMs?: number } = {}) {
+  const started = await startChatwootSimulator({ cablePingIntervalMs: 200 });
+  sim = started;
+  const accountId = started.createAccount({ name: "Acme" }).id;
+  const admin = started.createUser({ name: "Jane", accounts: [{ accountId, role: "administrator" }] });
+  const created = createChatwootIntegration({
+    store: createMemoryStore(),
+    directory: createStaticDirectory({
+      accounts: [{ id: "a", token: "t", instances: [{ name: "suporte", token: "i" }] }],
+    }),
+    encryption: { current: { id: "k1", key: randomBytes(32).toString("base64") } },
+    realtime: { pingIntervalMs: 200, subscribeTimeoutMs: 1_000, ...realtime },
+  });
+  integration = created;
+  await created.start();
+  return { sim: started, integration: created, accountId, admin };
+}
+
 describe("the realtime link during activation", () => {
   it("answers 502 when the subscription is not confirmed, then recovers by itself once Chatwoot's cable works", async () => {
-    sim = await startChatwootSimulator({ cablePingIntervalMs: 200 });
-    const accountId = sim.createAccount({ name: "Acme" }).id;
-    const admin = sim.createUser({ name: "Jane", accounts: [{ accountId, role: "administrator" }] });
-    integration = createChatwootIntegration({
-      store: createMemoryStore(),
-      directory: createStaticDirectory({
-        accounts: [{ id: "a", token: "t", instances: [{ name: "suporte", token: "i" }] }],
-      }),
-      encryption: { current: { id: "k1", key: randomBytes(32).toString("base64") } },
-      realtime: { pingIntervalMs: 200, subscribeTimeoutMs: 1_000, leaseTtlMs: 900 },
-    });
-    await integration.start();
+    const { sim, integration, accountId, admin } = await start({ leaseTtlMs: 900 });
     const cable = sim.faults.inject({ path: "/cable", status: 503, body: "cable down" });
     const result = await integration.activate("suporte", {
       chatwootBaseUrl: sim.url,
@@ -53,7 +61,7 @@ describe("the realtime link during activation", () => {
     });
 
     cable.remove();
-    await eventually(async () => (await list(integration!)).status === "active", {
+    await eventually(async () => (await list(integration)).status === "active", {
       timeoutMs: 15_000,
       what: "recovery",
     });
@@ -64,18 +72,7 @@ describe("the realtime link during activation", () => {
 
 describe("the realtime link after activation", () => {
   it("list reports the link's state: error with last_error while the socket is down, active once it is back", async () => {
-    sim = await startChatwootSimulator({ cablePingIntervalMs: 200 });
-    const accountId = sim.createAccount({ name: "Acme" }).id;
-    const admin = sim.createUser({ name: "Jane", accounts: [{ accountId, role: "administrator" }] });
-    integration = createChatwootIntegration({
-      store: createMemoryStore(),
-      directory: createStaticDirectory({
-        accounts: [{ id: "a", token: "t", instances: [{ name: "suporte", token: "i" }] }],
-      }),
-      encryption: { current: { id: "k1", key: randomBytes(32).toString("base64") } },
-      realtime: { pingIntervalMs: 200, subscribeTimeoutMs: 1_000 },
-    });
-    await integration.start();
+    const { sim, integration, accountId, admin } = await start();
     const result = await integration.activate("suporte", {
       chatwootBaseUrl: sim.url,
       chatwootAccountId: accountId,
@@ -89,7 +86,7 @@ describe("the realtime link after activation", () => {
     sim.cable.dropAll();
     const down = await eventually(
       async () => {
-        const answer = await list(integration!);
+        const answer = await list(integration);
         return answer.status === "error" ? answer : null;
       },
       { what: "list to report the link down" },
@@ -97,7 +94,7 @@ describe("the realtime link after activation", () => {
     expect(down.last_error).toMatch(/realtime/);
 
     cable.remove();
-    await eventually(async () => (await list(integration!)).status === "active", {
+    await eventually(async () => (await list(integration)).status === "active", {
       timeoutMs: 15_000,
       what: "list to report the link back",
     });
