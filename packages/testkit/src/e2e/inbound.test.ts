@@ -185,6 +185,34 @@ describe("WhatsApp → Chatwoot", () => {
     h = undefined;
   });
 
+  it("retries a create that Chatwoot answered with 5xx or 429 until it goes through, and stores the message once", async () => {
+    h = await startRoutingHarness();
+    await h.ingest(textEvent({ phone: "5511955551111", text: "first" }));
+    await eventually(() => totalMessages(h!) === 1);
+    const creates = () =>
+      h!.sim.requests.filter((request) => request.method === "POST" && /\/messages$/.test(request.path))
+        .length;
+    const before = creates();
+    for (const [status, body] of [
+      [503, "Service Unavailable"],
+      [500, { error: "boom" }],
+      [429, "Retry later\n"],
+    ] as const) {
+      h.sim.faults.inject({ method: "POST", path: /\/messages$/, times: 1, status, body });
+    }
+    await h.ingest(textEvent({ phone: "5511955551111", text: "second", id: "3EB0RETRIED000001" }));
+    await eventually(() => totalMessages(h!) === 2, { what: "the message after three transient failures" });
+    // Three refused attempts, then the one that stored it; nothing is given up.
+    expect(creates() - before).toBe(4);
+    const [conversation] = conversationsOf(h);
+    expect(chatMessages(h, conversation!.id).map((m) => [m.content, m.source_id])).toEqual([
+      ["first", expect.stringMatching(/^WAID:/)],
+      ["second", "WAID:3EB0RETRIED000001"],
+    ]);
+    const integrationId = (await h.store.integrations.get("suporte"))!.id;
+    expect(await h.store.outbox.count(integrationId)).toMatchObject({ done: 2, dead: 0, pending: 0 });
+  });
+
   it("reports a message Chatwoot refuses for good (a dead letter) in the integration's last_error", async () => {
     h = await startRoutingHarness();
     await h.ingest(textEvent({ phone: "5511955552222", text: "first" }));
