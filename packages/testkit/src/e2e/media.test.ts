@@ -230,3 +230,37 @@ describe("media from Chatwoot to WhatsApp", () => {
     expect(sent.slice(1).map((entry) => entry.media!.sha256)).toEqual(attachments.map((a) => sha(a.data)));
   });
 });
+
+describe("media from Chatwoot to WhatsApp, over the cap", () => {
+  it("sends what fits, and marks the reply failed with a note naming the attachment over the cap", async () => {
+    h = await startRoutingHarness({ integration: { media: { maxBytes: 10_000 } } });
+    await h.ingest(textEvent({ phone: PHONE, text: "send me the files" }));
+    await eventually(() => totalMessages(h!) === 1);
+    const conversationId = conversationsOf(h)[0]!.id;
+    const small = randomBytes(2_000);
+    const reply = h.sim.postAgentMessage({
+      accountId: h.accountId,
+      conversationId,
+      userId: h.agent.id,
+      content: "two files",
+      attachments: [
+        { data: small, mimetype: "image/png", fileName: "small.png" },
+        { data: randomBytes(20_000), mimetype: "video/mp4", fileName: "big.mp4" },
+      ],
+    }) as { id: number };
+    const failed = await eventually(() => {
+      const message = chatMessages(h!, conversationId).find((m) => m.id === reply.id);
+      return message?.status === "failed" ? message : null;
+    });
+    expect(failed.content_attributes).toMatchObject({
+      external_error: expect.stringMatching(/attachment 2: file larger than the 9\.8 KiB limit/),
+    });
+    // Not retried (nothing to gain): the text and the image that fit went out once, the video never.
+    await eventually(() =>
+      chatMessages(h!, conversationId).some((m) => m.private && m.content?.includes("attachment 2")),
+    );
+    const sent = h.gateway.sent("suporte");
+    expect(sent.map((entry) => entry.type)).toEqual(["text", "image"]);
+    expect(sent[1]!.media!.sha256).toBe(sha(small));
+  });
+});
