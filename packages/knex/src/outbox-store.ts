@@ -33,6 +33,12 @@ import type { ChatwootTableNames } from "./tables.js";
  */
 
 const UNFINISHED: OutboxStatus[] = ["pending", "claimed"];
+const NUMERIC_CASTS: Record<string, string> = {
+  attempts: "::integer",
+  available_at: "::bigint",
+  claim_until: "::bigint",
+  created_at: "::bigint",
+};
 
 interface ChatKey {
   integration_id: string;
@@ -156,12 +162,8 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
         // The lock is taken before `seq` is drawn and held until commit, as in the transaction below. No row
         // comes back when the chat row does not exist yet or the dedupe key is taken: the transaction decides.
         const columns = Object.keys(row) as (keyof typeof row)[];
-        const cast = (column: string) =>
-          ["attempts", "available_at", "claim_until", "created_at"].includes(column)
-            ? column === "attempts"
-              ? "::integer"
-              : "::bigint"
-            : "";
+        // Parameters of INSERT ... SELECT arrive as text: the numeric columns need their type said.
+        const cast = (column: string) => NUMERIC_CASTS[column] ?? "";
         const result = (await knex.raw(
           `with chat as (select 1 from ?? where ?? = ? and ?? = ? for update) ` +
             `insert into ?? (${columns.map(() => "??").join(", ")}) ` +

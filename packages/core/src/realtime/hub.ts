@@ -285,6 +285,24 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
     }
   }
 
+  /**
+   * Waits for the confirmation of `first`. When none comes (a rotated pubsub token, or Chatwoot refusing silently),
+   * tries once more with what `renew` opens after re-reading the profile; not after the caller gave up.
+   */
+  async function confirmOrRenew<T>(
+    first: T,
+    channelOf: (item: T) => Channel,
+    renew: (item: T) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    try {
+      return await confirm(channelOf(first), signal);
+    } catch (error) {
+      if (signal?.aborted) throw error;
+    }
+    await confirm(channelOf(await renew(first)), signal);
+  }
+
   return {
     /**
      * Joins (or opens) the realtime subscription of the integration; resolves once Chatwoot confirmed it. Attaching
@@ -310,25 +328,18 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
         byIntegration.set(integration.id, { connection, subscription, inboxId });
         return subscription;
       };
-      let subscription = join(await subscriptionFor(connection, accountId));
       try {
-        await confirm(subscription.channel, signal);
-        return;
-      } catch {
-        // Not confirmed: once more with a fresh profile (the pubsub token rotates with the user's password).
+        await confirmOrRenew(
+          join(await subscriptionFor(connection, accountId)),
+          (subscription) => subscription.channel,
+          async (subscription) => join(await replace(connection, subscription)),
+          signal,
+        );
+      } catch (error) {
+        // Subscription work for one integration runs one task at a time (ownership), so this is our own attempt.
+        this.detach(integration.id);
+        throw subscribeFailure(integration.baseUrl, subscribeTimeout, error);
       }
-      let cause: unknown = null;
-      if (!signal?.aborted) {
-        try {
-          subscription = join(await replace(connection, subscription));
-          await confirm(subscription.channel, signal);
-          return;
-        } catch (error) {
-          cause = error;
-        }
-      }
-      if (byIntegration.get(integration.id)?.subscription === subscription) this.detach(integration.id);
-      throw subscribeFailure(integration.baseUrl, subscribeTimeout, cause);
     },
 
     /**
@@ -339,19 +350,21 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       if (integration.inboxId === null || integration.chatwootUserId === null) return;
       const connection = connectionFor(integration);
       connection.probes++;
-      const open = (token: string) => roomChannel(connection, integration.accountId, token);
+      const open = async (refresh: boolean) =>
+        roomChannel(connection, integration.accountId, await pubsubToken(connection, refresh));
       let channel: Channel | null = null;
       try {
-        channel = open(await pubsubToken(connection, false));
-        try {
-          await confirm(channel, signal);
-          return;
-        } catch {
-          if (signal?.aborted) throw new Error(CONFIRM_TIMEOUT(subscribeTimeout));
-        }
-        channel.disconnect();
-        channel = open(await pubsubToken(connection, true));
-        await confirm(channel, signal);
+        channel = await open(false);
+        await confirmOrRenew(
+          channel,
+          (opened) => opened,
+          async (unconfirmed) => {
+            unconfirmed.disconnect();
+            channel = await open(true);
+            return channel;
+          },
+          signal,
+        );
       } catch (error) {
         throw subscribeFailure(integration.baseUrl, subscribeTimeout, error);
       } finally {

@@ -287,6 +287,14 @@ describe("webhook delivery mode", () => {
     await eventually(() => sent().length === 2);
     expect(sent().map((entry) => entry.text ?? entry.type)).toEqual(["see attached", "barrier"]);
     expect(notesIn(conversationId)).toBe(1);
+    // A late receipt for the text that went out leaves the reply failed for the agent, and sends nothing again.
+    const ignored = h!.integration.counters().receipt_ignored ?? 0;
+    await h!.ingest(receipt(sent()[0]!.id, "read"));
+    await eventually(() => h!.integration.counters().receipt_ignored === ignored + 1, {
+      what: "the receipt ignored",
+    });
+    expect(statusOf(conversationId, messageId)).toBe("failed");
+    expect(sent()).toHaveLength(2);
 
     wa.failWith(null);
     h!.sim.retryMessage({ accountId: h!.accountId, conversationId, messageId });
