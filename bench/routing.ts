@@ -17,22 +17,27 @@ import {
 } from "./fixtures.js";
 import type { Child } from "./rpc.js";
 import type { SimHostMethods } from "./sim-host.js";
-import { cpuMs, type Figure, figure, now, percentile, pool, sleep, waitUntil } from "./stats.js";
+import {
+  cpuMs,
+  type Figure,
+  figure,
+  machineCpuMs,
+  now,
+  percentile,
+  pool,
+  sleep,
+  waitUntil,
+} from "./stats.js";
 
 export interface RoutingConfig {
   runs: number;
   /** Known chats the messages are spread over (pre-warmed). */
   chats: number;
   backends: Backend[];
-  /** Messages per run, per backend (the issue's full size is 10,000). */
-  messages: Record<Backend, number>;
-  /**
-   * Backends whose runs each get a fresh simulator, store and pre-warm (the simulator slows down as it fills,
-   * see the report); the others share one session across their runs.
-   */
-  freshPerRun: Record<Backend, boolean>;
-  /** Paced run: messages per run, per backend, at `pacedRate`. */
-  pacedMessages: Record<Backend, number>;
+  /** Messages per burst run, routed and direct alike (the issue's size: 10,000). */
+  messages: number;
+  /** Paced run: messages per run at `pacedRate`. */
+  pacedMessages: number;
   pacedRate: number;
   /** Dispatcher tuning (the direct baseline uses the same concurrency). */
   concurrency: number;
@@ -61,8 +66,6 @@ export interface RoutingResult {
   chats: number;
   /** Time to pre-warm the chats (100 cold messages). */
   warmup?: Figure;
-  /** Whether each run had a fresh simulator, store and pre-warm. */
-  freshPerRun?: boolean;
   routing?: Figure;
   direct?: Figure;
   ratio?: Figure;
@@ -75,6 +78,9 @@ export interface RoutingResult {
   /** CPU time per routed message of the benchmark process (integration and store) and of the simulator. */
   hostCpuPerMessage?: Figure;
   simCpuPerMessage?: Figure;
+  /** CPU time per message of the whole machine (every process: integration, simulator, database), routed and direct. */
+  machineCpuPerMessage?: Figure;
+  directMachineCpuPerMessage?: Figure;
   breakdown?: Record<string, number>;
   paced?: PacedResult;
 }
@@ -98,6 +104,9 @@ interface Session {
 }
 
 const INSTANCE = "bench";
+
+const perMessage = (start: number | null, end: number | null, count: number) =>
+  start === null || end === null ? null : (end - start) / count;
 
 async function waitStored(sim: Sim, count: number, what: string, timeoutMs = 300_000): Promise<void> {
   await waitUntil(async () => (await sim.call("storedCount")) >= count, what, timeoutMs, 20);
@@ -133,7 +142,11 @@ function latencies(sim: Sim, ids: string[], ingestAt: Float64Array, stored: Map<
  * The direct baseline on a fresh simulator seeded like a pre-warmed one (the chats' conversations, one message
  * each): `count` message creates from a plain undici loop, `concurrency` at a time.
  */
-async function directRun(sim: Sim, config: RoutingConfig, count: number): Promise<number> {
+async function directRun(
+  sim: Sim,
+  config: RoutingConfig,
+  count: number,
+): Promise<{ rate: number; machineCpu: number | null }> {
   const { handle, url } = await sim.call("start", {});
   const agent = new Agent({ connections: config.concurrency, keepAliveTimeout: 30_000 });
   try {
@@ -167,11 +180,13 @@ async function directRun(sim: Sim, config: RoutingConfig, count: number): Promis
     // The same state as after a routing pre-warm: one message in each conversation.
     await pool(seeded.conversations.length, 8, (i) => post(seeded.conversations[i]!, body("hello")));
     const bodies = Array.from({ length: count }, (_, i) => body(`direct message ${i}`));
+    const machineStart = machineCpuMs();
     const started = now();
     await pool(count, config.concurrency, (i) =>
       post(seeded.conversations[i % seeded.conversations.length]!, bodies[i]!),
     );
-    return count / ((now() - started) / 1000);
+    const rate = count / ((now() - started) / 1000);
+    return { rate, machineCpu: perMessage(machineStart, machineCpuMs(), count) };
   } finally {
     await agent.close();
     await sim.call("stop", handle);
@@ -237,6 +252,7 @@ async function routingBatchBody(session: Session, count: number) {
   const events = ids.map((id, i) => textEvent(id, i % config.chats, `routed message ${i}`));
   const ingestAt = new Float64Array(count);
   const cpuStart = [cpuMs(), await sim.call("cpuMs")] as const;
+  const machineStart = machineCpuMs();
   const started = now();
   await pool(count, config.ingestConcurrency, async (i) => {
     ingestAt[i] = now();
@@ -244,6 +260,7 @@ async function routingBatchBody(session: Session, count: number) {
   });
   const ingested = now();
   await waitStored(sim, count, `${count} routed messages`);
+  const machineCpu = perMessage(machineStart, machineCpuMs(), count);
   const stored = await sim.call("storedTimes");
   const { values, last } = latencies(sim, ids, ingestAt, stored);
   await waitOutboxIdle(session);
@@ -259,6 +276,7 @@ async function routingBatchBody(session: Session, count: number) {
     requestsPerMessage: requests / count,
     hostCpu,
     simCpu,
+    machineCpu,
     breakdown,
   };
 }
@@ -349,110 +367,116 @@ async function openSession(
   }
 }
 
-async function runBackend(
-  sim: Sim,
-  backend: Backend,
-  config: RoutingConfig,
-  log: (line: string) => void,
-): Promise<RoutingResult> {
-  const label = BACKEND_LABEL[backend];
-  const count = config.messages[backend];
-  const base = {
-    backend,
-    label,
-    messages: count,
-    chats: config.chats,
-    freshPerRun: config.freshPerRun[backend],
-  };
-  const routing: number[] = [];
-  const direct: number[] = [];
-  const ratio: number[] = [];
-  const burstP50: number[] = [];
-  const burstP99: number[] = [];
-  const ingestRate: number[] = [];
-  const requestsPerMessage: number[] = [];
-  const hostCpu: number[] = [];
-  const simCpu: number[] = [];
-  const warmups: number[] = [];
-  const paced = {
-    offered: [] as number[],
-    delivered: [] as number[],
-    p50: [] as number[],
-    p99: [] as number[],
-  };
-  const pacedRequests: number[] = [];
-  let breakdown: Record<string, number> = {};
-  let shared: Session | null = null;
-  try {
-    for (let run = 1; run <= config.runs; run++) {
-      const directRate = await directRun(sim, config, count);
-      let session: Session | null = shared;
-      if (!session) {
-        const opened = await openSession(sim, backend, config);
-        if ("unreachable" in opened) {
-          log(`  SKIPPED ${label}: ${opened.unreachable}`);
-          return { ...base, skipped: opened.unreachable };
-        }
-        session = opened;
-        warmups.push(session.warmupMs);
-        if (!config.freshPerRun[backend]) shared = session;
-      }
-      try {
-        const burst = await routingBatch(session, count);
-        direct.push(directRate);
-        routing.push(burst.rate);
-        ratio.push(burst.rate / directRate);
-        burstP50.push(burst.p50);
-        burstP99.push(burst.p99);
-        ingestRate.push(burst.ingestRate);
-        requestsPerMessage.push(burst.requestsPerMessage);
-        hostCpu.push(burst.hostCpu);
-        simCpu.push(burst.simCpu);
-        breakdown = burst.breakdown;
-        const pace = await pacedBatch(session, config.pacedMessages[backend], config.pacedRate);
-        paced.offered.push(pace.offered);
-        paced.delivered.push(pace.delivered);
-        paced.p50.push(pace.p50);
-        paced.p99.push(pace.p99);
-        pacedRequests.push(pace.requestsPerMessage);
-        log(
-          `  ${label} run ${run}/${config.runs}: routing ${burst.rate.toFixed(0)} msg/s, ` +
-            `direct ${directRate.toFixed(0)} msg/s, ratio ${(burst.rate / directRate).toFixed(3)}, ` +
-            `${burst.requestsPerMessage.toFixed(3)} req/msg, burst p50/p99 ${burst.p50.toFixed(0)}/${burst.p99.toFixed(0)} ms; ` +
-            `CPU/msg ${burst.hostCpu.toFixed(2)} ms (integration) ${burst.simCpu.toFixed(2)} ms (simulator); ` +
-            `paced ${config.pacedRate}/s: delivered ${pace.delivered.toFixed(0)} msg/s, ` +
-            `p50 ${pace.p50.toFixed(1)} ms, p99 ${pace.p99.toFixed(1)} ms`,
-        );
-      } finally {
-        if (session !== shared) await session.close();
-      }
-    }
-  } finally {
-    await shared?.close();
+/** What one store's runs collected, figure by figure. */
+class BackendRuns {
+  readonly values = new Map<string, number[]>();
+  breakdown: Record<string, number> = {};
+  skipped: string | undefined;
+
+  constructor(
+    readonly backend: Backend,
+    readonly config: RoutingConfig,
+  ) {}
+
+  push(name: string, value: number | null): void {
+    if (value === null) return;
+    this.values.set(name, [...(this.values.get(name) ?? []), value]);
   }
-  return {
-    ...base,
-    warmup: figure(warmups, "ms"),
-    routing: figure(routing, "msg/s"),
-    direct: figure(direct, "msg/s"),
-    ratio: figure(ratio, "×"),
-    burstP50: figure(burstP50, "ms"),
-    burstP99: figure(burstP99, "ms"),
-    ingestRate: figure(ingestRate, "msg/s"),
-    requestsPerMessage: figure(requestsPerMessage, "req/msg"),
-    hostCpuPerMessage: figure(hostCpu, "ms"),
-    simCpuPerMessage: figure(simCpu, "ms"),
-    breakdown,
-    paced: {
-      rate: config.pacedRate,
-      messages: config.pacedMessages[backend],
-      offered: figure(paced.offered, "msg/s"),
-      delivered: figure(paced.delivered, "msg/s"),
-      p50: figure(paced.p50, "ms"),
-      p99: figure(paced.p99, "ms"),
-      requestsPerMessage: figure(pacedRequests, "req/msg"),
-    },
-  };
+
+  figure(name: string, unit: string): Figure | undefined {
+    const values = this.values.get(name);
+    return values && values.length > 0 ? figure(values, unit) : undefined;
+  }
+
+  result(): RoutingResult {
+    const base = {
+      backend: this.backend,
+      label: BACKEND_LABEL[this.backend],
+      messages: this.config.messages,
+      chats: this.config.chats,
+    };
+    if (this.skipped !== undefined) return { ...base, skipped: this.skipped };
+    const f = (name: string, unit: string) => this.figure(name, unit)!;
+    return {
+      ...base,
+      warmup: f("warmup", "ms"),
+      routing: f("routing", "msg/s"),
+      direct: f("direct", "msg/s"),
+      ratio: f("ratio", "×"),
+      burstP50: f("burstP50", "ms"),
+      burstP99: f("burstP99", "ms"),
+      ingestRate: f("ingestRate", "msg/s"),
+      requestsPerMessage: f("requestsPerMessage", "req/msg"),
+      hostCpuPerMessage: f("hostCpu", "ms"),
+      simCpuPerMessage: f("simCpu", "ms"),
+      machineCpuPerMessage: this.figure("machineCpu", "ms"),
+      directMachineCpuPerMessage: this.figure("directMachineCpu", "ms"),
+      breakdown: this.breakdown,
+      paced: {
+        rate: this.config.pacedRate,
+        messages: this.config.pacedMessages,
+        offered: f("pacedOffered", "msg/s"),
+        delivered: f("pacedDelivered", "msg/s"),
+        p50: f("pacedP50", "ms"),
+        p99: f("pacedP99", "ms"),
+        requestsPerMessage: f("pacedRequests", "req/msg"),
+      },
+    };
+  }
+}
+
+/** One run of one store: a fresh simulator, store and pre-warm, the burst, then the paced run. */
+async function runOnce(
+  sim: Sim,
+  runs: BackendRuns,
+  run: number,
+  direct: { rate: number; machineCpu: number | null },
+  log: (line: string) => void,
+): Promise<void> {
+  const { config, backend } = runs;
+  const label = BACKEND_LABEL[backend];
+  const session = await openSession(sim, backend, config);
+  if ("unreachable" in session) {
+    log(`  SKIPPED ${label}: ${session.unreachable}`);
+    runs.skipped = session.unreachable;
+    return;
+  }
+  try {
+    runs.push("warmup", session.warmupMs);
+    const burst = await routingBatch(session, config.messages);
+    runs.push("direct", direct.rate);
+    runs.push("directMachineCpu", direct.machineCpu);
+    runs.push("routing", burst.rate);
+    runs.push("ratio", burst.rate / direct.rate);
+    runs.push("burstP50", burst.p50);
+    runs.push("burstP99", burst.p99);
+    runs.push("ingestRate", burst.ingestRate);
+    runs.push("requestsPerMessage", burst.requestsPerMessage);
+    runs.push("hostCpu", burst.hostCpu);
+    runs.push("simCpu", burst.simCpu);
+    runs.push("machineCpu", burst.machineCpu);
+    runs.breakdown = burst.breakdown;
+    const pace = await pacedBatch(session, config.pacedMessages, config.pacedRate);
+    runs.push("pacedOffered", pace.offered);
+    runs.push("pacedDelivered", pace.delivered);
+    runs.push("pacedP50", pace.p50);
+    runs.push("pacedP99", pace.p99);
+    runs.push("pacedRequests", pace.requestsPerMessage);
+    const machine =
+      burst.machineCpu !== null && direct.machineCpu !== null
+        ? `; machine CPU/msg ${burst.machineCpu.toFixed(2)} ms routed, ${direct.machineCpu.toFixed(2)} ms direct`
+        : "";
+    log(
+      `  ${label} run ${run}/${config.runs}: routing ${burst.rate.toFixed(0)} msg/s, ` +
+        `direct ${direct.rate.toFixed(0)} msg/s, ratio ${(burst.rate / direct.rate).toFixed(3)}, ` +
+        `${burst.requestsPerMessage.toFixed(3)} req/msg, burst p50/p99 ${burst.p50.toFixed(0)}/${burst.p99.toFixed(0)} ms; ` +
+        `CPU/msg ${burst.hostCpu.toFixed(2)} ms (integration) ${burst.simCpu.toFixed(2)} ms (simulator)${machine}; ` +
+        `paced ${config.pacedRate}/s: delivered ${pace.delivered.toFixed(0)} msg/s, ` +
+        `p50 ${pace.p50.toFixed(1)} ms, p99 ${pace.p99.toFixed(1)} ms`,
+    );
+  } finally {
+    await session.close();
+  }
 }
 
 /** JIT warm-up of both processes and every code path (one direct run, one routed batch); nothing is recorded. */
@@ -480,12 +504,19 @@ export async function warmUpRouting(
   );
 }
 
+/**
+ * Each run measures the direct baseline once, then routes the same number of messages through every store, each
+ * on a fresh simulator, store and pre-warm: every store's ratio of a run is to that run's baseline.
+ */
 export async function benchRouting(
   sim: Sim,
   config: RoutingConfig,
   log: (line: string) => void,
 ): Promise<RoutingResult[]> {
-  const results: RoutingResult[] = [];
-  for (const backend of config.backends) results.push(await runBackend(sim, backend, config, log));
-  return results;
+  const all = config.backends.map((backend) => new BackendRuns(backend, config));
+  for (let run = 1; run <= config.runs; run++) {
+    const direct = await directRun(sim, config, config.messages);
+    for (const runs of all) if (runs.skipped === undefined) await runOnce(sim, runs, run, direct, log);
+  }
+  return all.map((runs) => runs.result());
 }

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+
 /** Small statistics helpers shared by the benchmarks. */
 
 /** A figure measured over several runs: the median with the range it came from. */
@@ -95,4 +97,26 @@ export async function pool(
 export function cpuMs(): number {
   const usage = process.cpuUsage();
   return (usage.user + usage.system) / 1000;
+}
+
+/**
+ * CPU time used by the whole machine so far (ms over all cores, every process: the integration, the simulator and
+ * the database), from /proc/stat; null where there is no /proc/stat. Resolution: one clock tick (10 ms).
+ */
+export function machineCpuMs(): number | null {
+  let line: string;
+  try {
+    line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!;
+  } catch {
+    return null;
+  }
+  // cpu user nice system idle iowait irq softirq steal guest guest_nice: user, nice, system, irq and softirq are
+  // work done here (guest time is already in user and nice; steal is another machine's).
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = line
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  const busy = user + nice + system + irq + softirq;
+  return busy * 10;
 }

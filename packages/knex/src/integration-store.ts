@@ -1,4 +1,5 @@
 import type { IntegrationRow, IntegrationStore } from "@ryze/chatwoot-core";
+import { batched } from "./batch.js";
 import { integrationColumns, integrationFromRow, integrationInsertColumns, type Row } from "./codec.js";
 import type { StoreContext } from "./context.js";
 import { isUniqueViolation } from "./dialect.js";
@@ -10,10 +11,18 @@ export function createIntegrationStore({
   tables: t,
   inTransaction,
 }: StoreContext): IntegrationStore {
-  const read = async (where: Row): Promise<IntegrationRow | null> => {
-    const row: Row | undefined = await knex(t.integrations).where(where).first();
-    return row ? integrationFromRow(row) : null;
-  };
+  /** Reads by a unique column; concurrent reads (every routed message reads its integration) share a statement. */
+  const readBy = (column: "id" | "instance") =>
+    batched(async (keys: string[]): Promise<(IntegrationRow | null)[]> => {
+      const rows: Row[] = await knex(t.integrations).whereIn(column, [...new Set(keys)]);
+      const byKey = new Map(rows.map((row) => [String(row[column]), row]));
+      return keys.map((key) => {
+        const row = byKey.get(key);
+        return row ? integrationFromRow(row) : null;
+      });
+    });
+  const byInstance = readBy("instance");
+  const byId = readBy("id");
 
   return {
     async insert(row) {
@@ -29,8 +38,8 @@ export function createIntegrationStore({
       return integrationFromRow(columns);
     },
 
-    get: (instance) => read({ instance }),
-    getById: (id) => read({ id }),
+    get: (instance) => byInstance(instance),
+    getById: (id) => byId(id),
 
     async list(options = {}) {
       const query = knex(t.integrations).select("*").orderBy("id", "asc");

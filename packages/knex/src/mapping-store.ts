@@ -1,7 +1,17 @@
 import type { ChatMapping, MappingStore } from "@ryze/chatwoot-core";
+import { batched, groupBy } from "./batch.js";
 import { chatColumns, chatFromRow, checkKey, messageColumns, messageFromRow, type Row } from "./codec.js";
 import type { StoreContext } from "./context.js";
 import { insertUnlessDuplicate } from "./dialect.js";
+
+interface Keyed {
+  integrationId: string;
+  key: string;
+}
+
+const MESSAGE_KEY = ["integration_id", "wa_message_id", "part"];
+const messageKey = (row: Row) =>
+  `${String(row.integration_id)}\u0000${String(row.wa_message_id)}\u0000${String(row.part)}`;
 
 export function createMappingStore({ knex, dialect, tables: t }: StoreContext): MappingStore {
   const readChat = async (where: Row): Promise<ChatMapping | null> => {
@@ -12,8 +22,59 @@ export function createMappingStore({ knex, dialect, tables: t }: StoreContext): 
     return row ? chatFromRow(row) : null;
   };
 
+  /**
+   * Rows of `table` whose `column` is one of the keys, one statement per integration for concurrent callers (every
+   * routed message reads its chat and its message mappings), answered per key in `order`.
+   */
+  const readByKey = (table: string, column: string, order: string) =>
+    batched(async (wanted: Keyed[]): Promise<Row[][]> => {
+      const answers: Row[][] = wanted.map(() => []);
+      for (const [integrationId, group] of groupBy(wanted, (entry) => entry.integrationId)) {
+        const keys = [...new Set(group.map(({ item }) => item.key))];
+        const rows: Row[] = await knex(table)
+          .where({ integration_id: integrationId })
+          .whereIn(column, keys)
+          .orderBy(order, order === "updated_at" ? "desc" : "asc");
+        const byKey = groupBy(rows, (row) => String(row[column]));
+        for (const { item, index } of group)
+          answers[index] = (byKey.get(item.key) ?? []).map((entry) => entry.item);
+      }
+      return answers;
+    });
+  const chatRows = readByKey(t.chatMappings, "chat_jid", "updated_at");
+  const messageRows = readByKey(t.messageMappings, "wa_message_id", "part");
+
+  /**
+   * Inserts message mappings in one statement where the database says which rows it inserted (`ON CONFLICT DO
+   * NOTHING RETURNING`); MySQL/MariaDB insert one at a time.
+   */
+  const insertMessages = batched(async (rows: Row[]): Promise<boolean[]> => {
+    if (dialect === "mysql" || rows.length === 1) {
+      const inserted: boolean[] = [];
+      for (const row of rows)
+        inserted.push(await insertUnlessDuplicate(knex, dialect, t.messageMappings, row, MESSAGE_KEY));
+      return inserted;
+    }
+    // A key twice in one batch: the first call inserts it, the later ones find it taken.
+    const first = new Map<string, number>();
+    rows.forEach((row, index) => {
+      if (!first.has(messageKey(row))) first.set(messageKey(row), index);
+    });
+    const unique = [...first.values()].map((index) => rows[index]!);
+    const inserted: Row[] = await knex(t.messageMappings)
+      .insert(unique)
+      .onConflict(MESSAGE_KEY)
+      .ignore()
+      .returning(MESSAGE_KEY);
+    const stored = new Set(inserted.map(messageKey));
+    return rows.map((row, index) => first.get(messageKey(row)) === index && stored.has(messageKey(row)));
+  });
+
   return {
-    getChat: (integrationId, chatJid) => readChat({ integration_id: integrationId, chat_jid: chatJid }),
+    async getChat(integrationId, chatJid) {
+      const [row] = await chatRows({ integrationId, key: chatJid });
+      return row ? chatFromRow(row) : null;
+    },
 
     // Several chats on one conversation should not happen; if it does, the latest mapping wins.
     getChatByConversation: (integrationId, conversationId) =>
@@ -42,18 +103,11 @@ export function createMappingStore({ knex, dialect, tables: t }: StoreContext): 
       return changed > 0;
     },
 
-    putMessage: (mapping) =>
-      insertUnlessDuplicate(knex, dialect, t.messageMappings, messageColumns(mapping), [
-        "integration_id",
-        "wa_message_id",
-        "part",
-      ]),
+    // Validated per call (`messageColumns` throws), so a bad mapping fails alone before it joins a batch.
+    putMessage: async (mapping) => insertMessages(messageColumns(mapping)),
 
     async getMessagesByWa(integrationId, waMessageId) {
-      const rows: Row[] = await knex(t.messageMappings)
-        .where({ integration_id: integrationId, wa_message_id: waMessageId })
-        .orderBy("part", "asc");
-      return rows.map(messageFromRow);
+      return (await messageRows({ integrationId, key: waMessageId })).map(messageFromRow);
     },
 
     async getMessagesByChatwoot(integrationId, chatwootMessageId) {

@@ -153,6 +153,23 @@ const migrations: ChatwootMigration[] = [
       }
     },
   },
+  {
+    name: "0002_outbox_open_items_index",
+    // The unfinished items alone, by chat: a claim finds every chat's head (its oldest unfinished item) by reading
+    // this small index, however many finished items the table holds and whether or not the database has gathered
+    // statistics yet. MySQL/MariaDB have no partial indexes; their claims walk the due index.
+    async up(knex, t) {
+      if (dialectOf(knex) === "mysql") return;
+      await knex.raw(
+        "create index ?? on ?? (integration_id, chat_key, seq, status) where status in ('pending', 'claimed')",
+        [`${t.outbox}_open_idx`, t.outbox],
+      );
+    },
+    async down(knex, t) {
+      if (dialectOf(knex) === "mysql") return;
+      await knex.raw("drop index if exists ??", [`${t.outbox}_open_idx`]);
+    },
+  },
 ];
 
 /** A knex migration source that also names the bookkeeping table it should be run with. */

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { OutboxItem, OutboxStatus, OutboxStore } from "@ryze/chatwoot-core";
 import type { Knex } from "knex";
+import { batched, groupBy } from "./batch.js";
 import { checkKey, outboxFromRow, type Row } from "./codec.js";
 import type { StoreContext } from "./context.js";
 import { type Dialect, insertUnlessDuplicate } from "./dialect.js";
@@ -15,21 +16,25 @@ import type { ChatwootTableNames } from "./tables.js";
  * (integration, chat key) has a row in `<prefix>outbox_chats`, and both a claim and an enqueue of a chat key
  * hold that row's lock.
  *
- * claim, in one transaction (READ COMMITTED):
- *   1. pick candidate chat keys whose head (oldest pending/claimed item) is due or whose claim expired;
- *   2. lock their chat rows with `FOR UPDATE SKIP LOCKED`: chat keys another claimer is working on are skipped;
- *   3. for the locked chat keys only, re-read the head and "is anything claimed with a live deadline?" with
- *      fresh statements (the previous holder of the lock has committed by now), then claim each head with an
- *      UPDATE guarded by the same due/expired condition (a concurrent complete/fail/markDead by the previous
- *      owner then makes it a no-op instead of being overwritten). On PostgreSQL the re-read and the claims are
- *      one `UPDATE ... WHERE seq IN (heads of the locked chats) RETURNING *`; MySQL/MariaDB (no UPDATE
- *      RETURNING) read and claim head by head.
+ * claim on PostgreSQL, one autocommit statement (READ COMMITTED):
+ *   1. the heads (oldest unfinished item of each chat key) that are due or whose claim expired, from a partial
+ *      index of the unfinished items;
+ *   2. their chat rows locked with `FOR UPDATE SKIP LOCKED`: chat keys another claimer is working on are skipped;
+ *   3. the heads of the oldest `limit` locked chats claimed by an UPDATE guarded by the same due/expired
+ *      condition, which PostgreSQL re-checks on the latest row version: a complete/fail/markDead or claim that
+ *      the previous holder of a lock committed after the statement's snapshot makes it a no-op for that row.
+ * claim on MySQL/MariaDB (no partial index, no UPDATE RETURNING), one transaction: the candidates along the due
+ *   indexes, the chat locks, then fresh reads (the previous holder of a lock has committed by now) and claims,
+ *   head by head.
  * enqueue takes the same chat lock (blocking) before inserting, so items of one chat key get their `seq`
  * in commit order and a late commit can never slip in ahead of a head that is already claimed. On PostgreSQL
  * an enqueue into a chat whose row exists is one autocommit statement (`WITH chat AS (... FOR UPDATE) INSERT`).
  *
  * SQLite has no row locks and one writer at a time: a claim is a single `UPDATE ... WHERE seq IN (the oldest
  * due heads) RETURNING *`, an enqueue a single INSERT, each atomic on its own; no chat rows are needed.
+ *
+ * Concurrent enqueues and completes (SQLite, PostgreSQL) share one statement each (`batched`): every ingested
+ * event is an enqueue, every delivered one a complete.
  */
 
 const UNFINISHED: OutboxStatus[] = ["pending", "claimed"];
@@ -45,6 +50,9 @@ interface ChatKey {
   chat_key: string;
 }
 
+type Enqueued = { id: string; duplicate: boolean };
+
+const dedupeId = (row: Row) => `${String(row.integration_id)}\u0000${String(row.dedupe_key)}`;
 const chatId = (row: ChatKey | Row) => `${String(row.integration_id)}\u0000${String(row.chat_key)}`;
 
 /** Restricts a query to the given chat keys (column names qualified with `alias.` when given). */
@@ -116,16 +124,175 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
   const held = (id: string, owner: string) =>
     knex(t.outbox).where({ id, status: "claimed", claimed_by: owner });
 
+  /** Looks up which dedupe keys are already stored, per integration: key → stored item id. */
+  async function storedIds(rows: Row[]): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    for (const [integrationId, group] of groupBy(rows, (row) => String(row.integration_id))) {
+      const stored: Row[] = await knex(t.outbox)
+        .select("id", "dedupe_key")
+        .where({ integration_id: integrationId })
+        .whereIn(
+          "dedupe_key",
+          group.map(({ item }) => String(item.dedupe_key)),
+        );
+      for (const row of stored) found.set(dedupeId(row), String(row.id));
+    }
+    return found;
+  }
+
+  /** One item, in as few statements as its case allows (a known chat: one). */
+  async function enqueueOne(row: Row): Promise<Enqueued> {
+    const id = String(row.id);
+    const dedupe = { integration_id: row.integration_id, dedupe_key: row.dedupe_key };
+    if (dialect === "sqlite") {
+      // One autocommit statement: SQLite has one writer at a time, so the insert gets its `seq` in commit order
+      // without a chat lock (claims on SQLite never read the chat rows).
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const inserted: Row[] = await knex(t.outbox)
+          .insert(row)
+          .onConflict(["integration_id", "dedupe_key"])
+          .ignore()
+          .returning(["id"]);
+        if (inserted.length > 0) return { id, duplicate: false };
+        const existing: Row | undefined = await knex(t.outbox).select("id").where(dedupe).first();
+        if (existing) return { id: String(existing.id), duplicate: true };
+        // The duplicate was cancelled in between: its dedupe key is free again.
+      }
+      throw new Error("outbox dedupe conflict without a stored item");
+    }
+
+    if (dialect === "postgresql") {
+      // The usual case in one round trip: the statement locks the (existing) chat row and inserts.
+      const inserted = await insertIntoKnownChats([row]);
+      if (inserted.has(id)) return { id, duplicate: false };
+    }
+
+    const known: Row | undefined = await knex(t.outbox).select("id").where(dedupe).first();
+    if (known) return { id: String(known.id), duplicate: true };
+
+    return inTransaction(async (trx) => {
+      await lockChat(trx, { integration_id: String(row.integration_id), chat_key: String(row.chat_key) });
+      if (await insertUnlessDuplicate(trx, dialect, t.outbox, row, ["integration_id", "dedupe_key"])) {
+        return { id, duplicate: false };
+      }
+      const existing: Row | undefined = await trx(t.outbox).select("id").where(dedupe).first();
+      if (!existing) throw new Error("outbox dedupe conflict without a stored item");
+      return { id: String(existing.id), duplicate: true };
+    });
+  }
+
+  /**
+   * PostgreSQL: inserts the rows whose chat row exists, in one autocommit statement that locks those chat rows
+   * (in key order, as every locker does) before any `seq` is drawn and holds them until commit, as the
+   * transaction of a first enqueue does; `seq` follows the rows' order. Rows of unknown chats and rows whose
+   * dedupe key is taken are left out. Answers the ids inserted.
+   */
+  async function insertIntoKnownChats(rows: Row[]): Promise<Set<string>> {
+    const columns = Object.keys(rows[0]!);
+    // Parameters in VALUES arrive as text: the numeric columns need their type said.
+    const tuple = `(${columns.map((column) => `?${NUMERIC_CASTS[column] ?? ""}`).join(", ")}, ?::integer)`;
+    const names = columns.map(() => "??").join(", ");
+    const result = (await knex.raw(
+      `with v (${names}, ord) as (values ${rows.map(() => tuple).join(", ")}), ` +
+        "chat as (select c.integration_id, c.chat_key from ?? as c where exists " +
+        "(select 1 from v where v.integration_id = c.integration_id and v.chat_key = c.chat_key) " +
+        "order by c.integration_id, c.chat_key for update) " +
+        `insert into ?? (${names}) select ${columns.map(() => "v.??").join(", ")} from v join chat ` +
+        "on chat.integration_id = v.integration_id and chat.chat_key = v.chat_key order by v.ord " +
+        "on conflict (??, ??) do nothing returning ??",
+      [
+        ...columns,
+        ...rows.flatMap((row, ord) => [...columns.map((column) => row[column] as Knex.Value), ord]),
+        t.outboxChats,
+        t.outbox,
+        ...columns,
+        ...columns,
+        "integration_id",
+        "dedupe_key",
+        "id",
+      ],
+    )) as { rows: Row[] };
+    return new Set(result.rows.map((row) => String(row.id)));
+  }
+
+  /**
+   * Concurrent enqueues (every ingested event is one) share one statement on SQLite and PostgreSQL. Items of one
+   * chat key keep their call order. What the shared statement could not place (a first item of a chat, a taken
+   * dedupe key) takes the single path, in call order.
+   */
+  const enqueueRows = batched(async (rows: Row[]): Promise<Enqueued[]> => {
+    if (dialect === "mysql" || rows.length === 1) {
+      const answers: Enqueued[] = [];
+      for (const row of rows) answers.push(await enqueueOne(row));
+      return answers;
+    }
+    // A dedupe key twice in one batch: the first call stores it, the later ones are its duplicates.
+    const first = new Map<string, number>();
+    rows.forEach((row, index) => {
+      if (!first.has(dedupeId(row))) first.set(dedupeId(row), index);
+    });
+    const unique = [...first.values()].map((index) => rows[index]!);
+    let inserted: Set<string>;
+    if (dialect === "sqlite") {
+      const stored: Row[] = await knex(t.outbox)
+        .insert(unique)
+        .onConflict(["integration_id", "dedupe_key"])
+        .ignore()
+        .returning(["id"]);
+      inserted = new Set(stored.map((row) => String(row.id)));
+    } else {
+      inserted = await insertIntoKnownChats(unique);
+    }
+    const left = unique.filter((row) => !inserted.has(String(row.id)));
+    const known = left.length > 0 ? await storedIds(left) : new Map<string, string>();
+    const answers = new Map<string, Enqueued>();
+    for (const row of unique) {
+      const key = dedupeId(row);
+      if (inserted.has(String(row.id))) answers.set(key, { id: String(row.id), duplicate: false });
+      else if (known.has(key)) answers.set(key, { id: known.get(key)!, duplicate: true });
+      else answers.set(key, await enqueueOne(row));
+    }
+    return rows.map((row, index) => {
+      const answer = answers.get(dedupeId(row))!;
+      return first.get(dedupeId(row)) === index ? answer : { id: answer.id, duplicate: true };
+    });
+  });
+
+  /** Completes claimed items, one statement per owner for concurrent callers (MySQL/MariaDB: one each). */
+  const completeItems = batched(async (calls: { id: string; owner: string }[]): Promise<boolean[]> => {
+    const finish = { status: "done", claim_until: null };
+    if (dialect === "mysql" || calls.length === 1) {
+      const answers: boolean[] = [];
+      for (const { id, owner } of calls) answers.push((await held(id, owner).update(finish)) === 1);
+      return answers;
+    }
+    const done = new Set<string>();
+    for (const [owner, group] of groupBy(calls, (call) => call.owner)) {
+      const rows: Row[] = await knex(t.outbox)
+        .where({ status: "claimed", claimed_by: owner })
+        .whereIn("id", [...new Set(group.map(({ item }) => item.id))])
+        .update(finish)
+        .returning(["id"]);
+      for (const row of rows) done.add(`${owner}\u0000${String(row.id)}`);
+    }
+    // The same item twice: the first call completes it; for the later ones it is no longer claimed.
+    const seen = new Set<string>();
+    return calls.map(({ id, owner }) => {
+      const key = `${owner}\u0000${id}`;
+      const first = !seen.has(key);
+      seen.add(key);
+      return first && done.has(key);
+    });
+  });
+
   return {
     async enqueue(input, now) {
       checkKey("chatKey", input.chatKey);
       checkKey("dedupeKey", input.dedupeKey);
       const payload = JSON.stringify(input.payload);
       if (payload === undefined) throw new TypeError("outbox payload must be JSON-serialisable");
-      const dedupe = { integration_id: input.integrationId, dedupe_key: input.dedupeKey };
-      const id = randomUUID();
-      const row = {
-        id,
+      return enqueueRows({
+        id: randomUUID(),
         integration_id: input.integrationId,
         direction: input.direction,
         chat_key: input.chatKey,
@@ -138,65 +305,6 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
         claim_until: null,
         last_error: "",
         created_at: now.getTime(),
-      };
-
-      if (dialect === "sqlite") {
-        // One autocommit statement: SQLite has one writer at a time, so the insert gets its `seq` in commit order
-        // without a chat lock (claims on SQLite never read the chat rows).
-        for (let attempt = 0; attempt < 3; attempt++) {
-          const inserted: Row[] = await knex(t.outbox)
-            .insert(row)
-            .onConflict(["integration_id", "dedupe_key"])
-            .ignore()
-            .returning(["id"]);
-          if (inserted.length > 0) return { id, duplicate: false };
-          const existing: Row | undefined = await knex(t.outbox).select("id").where(dedupe).first();
-          if (existing) return { id: String(existing.id), duplicate: true };
-          // The duplicate was cancelled in between: its dedupe key is free again.
-        }
-        throw new Error("outbox dedupe conflict without a stored item");
-      }
-
-      if (dialect === "postgresql") {
-        // The usual case in one round trip: lock the (existing) chat row and insert in one autocommit statement.
-        // The lock is taken before `seq` is drawn and held until commit, as in the transaction below. No row
-        // comes back when the chat row does not exist yet or the dedupe key is taken: the transaction decides.
-        const columns = Object.keys(row) as (keyof typeof row)[];
-        // Parameters of INSERT ... SELECT arrive as text: the numeric columns need their type said.
-        const cast = (column: string) => NUMERIC_CASTS[column] ?? "";
-        const result = (await knex.raw(
-          `with chat as (select 1 from ?? where ?? = ? and ?? = ? for update) ` +
-            `insert into ?? (${columns.map(() => "??").join(", ")}) ` +
-            `select ${columns.map((column) => `?${cast(column)}`).join(", ")} from chat ` +
-            `on conflict (??, ??) do nothing returning ??`,
-          [
-            t.outboxChats,
-            "integration_id",
-            input.integrationId,
-            "chat_key",
-            input.chatKey,
-            t.outbox,
-            ...columns,
-            ...columns.map((column) => row[column]),
-            "integration_id",
-            "dedupe_key",
-            "id",
-          ],
-        )) as { rows: Row[] };
-        if (result.rows.length > 0) return { id, duplicate: false };
-      }
-
-      const known: Row | undefined = await knex(t.outbox).select("id").where(dedupe).first();
-      if (known) return { id: String(known.id), duplicate: true };
-
-      return inTransaction(async (trx) => {
-        await lockChat(trx, { integration_id: input.integrationId, chat_key: input.chatKey });
-        if (await insertUnlessDuplicate(trx, dialect, t.outbox, row, ["integration_id", "dedupe_key"])) {
-          return { id, duplicate: false };
-        }
-        const existing: Row | undefined = await trx(t.outbox).select("id").where(dedupe).first();
-        if (!existing) throw new Error("outbox dedupe conflict without a stored item");
-        return { id: String(existing.id), duplicate: true };
       });
     },
 
@@ -206,15 +314,8 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
       const at = now.getTime();
       const claimUntil = at + claimTtlMs;
       // Taking over an expired claim counts as an attempt: the previous one ended without an outcome (a crash).
-      // (SET expressions see the row as it was, on SQLite and PostgreSQL, the two that use this.)
-      const claimColumns = (db: Knex) => ({
-        attempts: db.raw("?? + (case when ?? = ? then 1 else 0 end)", ["attempts", "status", "claimed"]),
-        status: "claimed",
-        claimed_by: owner,
-        claim_until: claimUntil,
-      });
-      // Candidates: due pending heads and heads whose claim expired, read separately, each along its own index in
-      // due order, so that a claim never walks the finished items that accumulate in the table.
+      // MySQL/MariaDB (no partial index): candidates are due pending heads and heads whose claim expired, read
+      // separately, each along its own index in due order, so that a claim never walks the finished items.
       const wanted = limit * 2 + 8;
       const dueHeads = (db: Knex, status: OutboxStatus, deadline: "available_at" | "claim_until") =>
         headsOnly(
@@ -228,25 +329,69 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
           .limit(wanted);
       const byEnqueueOrder = (rows: Row[]) => rows.sort((a, b) => Number(a.seq) - Number(b.seq));
 
+      // Every chat's head (its oldest unfinished item) from the index of unfinished items, which holds those alone
+      // (SQLite, PostgreSQL): the cost follows the backlog, never the history, and needs no planner statistics.
+      // Walking the due index until enough heads turn up instead costs a probe per item passed over: all of them
+      // when most chats are busy. Then the heads that are due (pending) or whose claim expired, oldest first, each
+      // looked up by its seq (CROSS JOIN keeps SQLite from scanning the due items and running the heads per item).
+      // SQLite is told to read the heads along that index (in chat order, so the grouping streams): left to
+      // itself it reads the claim index and sorts.
+      const openItems =
+        dialect === "sqlite" ? `?? indexed by ${knex.client.wrapIdentifier(`${t.outbox}_open_idx`)}` : "??";
+      const dueHeadsSql =
+        `select h.integration_id, h.chat_key, h.seq from (select integration_id, chat_key, min(seq) as seq from ${openItems} ` +
+        "where status in ('pending', 'claimed') group by integration_id, chat_key) as h cross join ?? as d " +
+        "where d.seq = h.seq and ((d.status = 'pending' and d.available_at <= ?) or (d.status = 'claimed' and d.claim_until <= ?)) " +
+        "order by h.seq limit ?";
+      const claimSql =
+        "set attempts = attempts + (case when status = 'claimed' then 1 else 0 end), status = 'claimed', " +
+        // (SET expressions see the row as it was.)
+        "claimed_by = ?, claim_until = ? where seq in (select seq from chosen) " +
+        "and ((status = 'pending' and available_at <= ?) or (status = 'claimed' and claim_until <= ?)) returning *";
+
       if (dialect === "sqlite") {
-        // One statement, atomic on its own (SQLite has one writer at a time): every candidate is the head of its
-        // chat key and due, so the oldest `limit` of them are claimed at once.
-        const candidates = knex
-          .select("seq")
-          .from(dueHeads(knex, "pending", "available_at").as("d"))
-          .unionAll(knex.select("seq").from(dueHeads(knex, "claimed", "claim_until").as("e")));
-        const picked = knex.select("seq").from(candidates.as("c")).orderBy("seq", "asc").limit(limit);
-        const rows: Row[] = await claimable(knex(t.outbox).whereIn("seq", picked), at)
-          .update(claimColumns(knex))
-          .returning("*");
+        // One statement, atomic on its own (SQLite has one writer at a time): the oldest `limit` due heads.
+        const rows: Row[] = await knex.raw(`with chosen as (${dueHeadsSql}) update ?? ${claimSql}`, [
+          t.outbox,
+          t.outbox,
+          at,
+          at,
+          limit,
+          t.outbox,
+          owner,
+          claimUntil,
+          at,
+          at,
+        ]);
         return byEnqueueOrder(rows).map(outboxFromRow);
       }
 
+      if (dialect === "postgresql") {
+        // One autocommit statement: the due heads, their chat rows locked (skipping chats another claimer holds),
+        // and the claim of the oldest `limit` locked chats' heads. It reads one snapshot, taken before its locks:
+        // a chat's previous lock holder may have committed after it. The UPDATE re-checks its claimable condition
+        // on the latest version of each row it would change (READ COMMITTED), so a head that was claimed,
+        // completed or failed meanwhile is left alone; and no item can become older than a head read in that
+        // snapshot, since enqueues into a chat hold its lock and draw ever larger `seq`s.
+        const result = (await knex.raw(
+          `with cand as (${dueHeadsSql}), ` +
+            "locked as (select c.integration_id, c.chat_key from ?? as c where exists (select 1 from cand " +
+            "where cand.integration_id = c.integration_id and cand.chat_key = c.chat_key) for update of c skip locked), " +
+            "chosen as (select cand.seq from cand join locked as l " +
+            "on cand.integration_id = l.integration_id and cand.chat_key = l.chat_key order by cand.seq limit ?) " +
+            `update ?? ${claimSql}`,
+          [t.outbox, t.outbox, at, at, wanted, t.outboxChats, limit, t.outbox, owner, claimUntil, at, at],
+        )) as { rows: Row[] };
+        return byEnqueueOrder(result.rows).map(outboxFromRow);
+      }
+
       return inTransaction(async (trx) => {
-        // 1. Candidates (plain read): more than `limit`, as some may be locked by other claimers.
-        const due = await dueHeads(trx, "pending", "available_at");
-        const expired = await dueHeads(trx, "claimed", "claim_until");
-        const candidates: ChatKey[] = byEnqueueOrder([...due, ...expired])
+        // 1. Candidates (plain read, one statement): more than `limit`, as some may be locked by other claimers.
+        const found: Row[] = await trx
+          .select("*")
+          .from(dueHeads(trx, "pending", "available_at").as("d"))
+          .unionAll(trx.select("*").from(dueHeads(trx, "claimed", "claim_until").as("e")));
+        const candidates: ChatKey[] = byEnqueueOrder(found)
           .slice(0, wanted)
           .map((row) => ({ integration_id: String(row.integration_id), chat_key: String(row.chat_key) }));
         if (candidates.length === 0) return [];
@@ -266,27 +411,6 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
         //    deadline means the chat is busy. The claims are guarded by the same due/expired condition, so a
         //    concurrent complete/fail/markDead by the previous owner makes them a no-op instead of being
         //    overwritten.
-        if (dialect === "postgresql") {
-          // The oldest `limit` locked chats, their heads read and claimed in one statement. Each head is the
-          // smaller of the chat's oldest pending and oldest claimed seq, two look-ups along the chat index (a
-          // NOT EXISTS anti-join here let the planner walk the whole table: seconds with a backlog of 1,000).
-          const chosen = candidates.filter((chat) => locked.has(chatId(chat))).slice(0, limit);
-          const oldest = (status: OutboxStatus) =>
-            `(select min(p.seq) from ?? as p where p.integration_id = c.i and p.chat_key = c.k and p.status = '${status}')`;
-          const heads = trx
-            .select(trx.raw(`least(${oldest("pending")}, ${oldest("claimed")})`, [t.outbox, t.outbox]))
-            .from(
-              trx.raw(
-                `(values ${chosen.map(() => "(?, ?)").join(", ")}) as c(i, k)`,
-                chosen.flatMap((chat) => [chat.integration_id, chat.chat_key]),
-              ),
-            );
-          const rows: Row[] = await claimable(trx(t.outbox).whereIn("seq", heads), at)
-            .update(claimColumns(knex))
-            .returning("*");
-          return byEnqueueOrder(rows).map(outboxFromRow);
-        }
-
         // MySQL/MariaDB (no UPDATE ... RETURNING): oldest candidate first, one head at a time.
         const heads: Row[] = [];
         for (const chat of candidates) {
@@ -328,9 +452,7 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
       });
     },
 
-    async complete(id, owner) {
-      return (await held(id, owner).update({ status: "done", claim_until: null })) === 1;
-    },
+    complete: (id, owner) => completeItems({ id, owner }),
 
     async extend(id, owner, claimUntil) {
       return (await held(id, owner).update({ claim_until: claimUntil.getTime() })) === 1;

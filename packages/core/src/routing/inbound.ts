@@ -101,10 +101,13 @@ export function createInboundDelivery(deps: InboundDeps) {
     }
   }
 
-  async function ensureChat(ctx: InboundContext, message: WhatsAppMessage): Promise<ChatMapping> {
-    const jid = chatJidOf(message);
-    const known = await mappings.getChat(ctx.integration.id, jid);
+  async function ensureChat(
+    ctx: InboundContext,
+    message: WhatsAppMessage,
+    known: ChatMapping | null,
+  ): Promise<ChatMapping> {
     if (known) return known;
+    const jid = chatJidOf(message);
     const contactId = await resolveContact(ctx, message, jid);
     return mappings.putChat({
       integrationId: ctx.integration.id,
@@ -160,16 +163,18 @@ export function createInboundDelivery(deps: InboundDeps) {
 
   async function deliverMessage(ctx: InboundContext, message: WhatsAppMessage): Promise<void> {
     const integrationId = ctx.integration.id;
-    const mapped = await mappings.getMessagesByWa(integrationId, message.id);
+    // Both reads at once: they are independent, and a known chat's message needs both.
+    const [mapped, known] = await Promise.all([
+      mappings.getMessagesByWa(integrationId, message.id),
+      mappings.getChat(integrationId, chatJidOf(message)),
+    ]);
     if (mapped.some((entry) => entry.direction === "outbound")) return deps.count("echo_skipped");
     if (mapped.length > 0) return deps.count("duplicate_skipped");
     // A send of ours is recorded right after the gateway returns its id; its echo may arrive a moment earlier.
     if (message.direction === "outgoing" && ctx.echoWaitMs > 0) throw new DeferDelivery(ctx.echoWaitMs);
 
     const annotation = message.reaction ?? message.edit ?? message.revoke;
-    const chat = annotation
-      ? await mappings.getChat(integrationId, chatJidOf(message))
-      : await ensureChat(ctx, message);
+    const chat = annotation ? known : await ensureChat(ctx, message, known);
     // Edits, revokes and reactions thread to an existing conversation; they never start one.
     if (annotation && (!chat || chat.conversationId === null))
       return deps.count("annotation_without_conversation");

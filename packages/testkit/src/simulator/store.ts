@@ -272,6 +272,46 @@ export interface SimulatorSettings {
   webhookSigning: WebhookSigning;
 }
 
+/**
+ * A table that also keeps its records grouped by one field (a conversation's messages, a message's attachments),
+ * each group in insertion order like the table itself, so that reading one group costs the size of the group,
+ * not of the whole table: the simulator stays as fast with 100,000 messages as with 100.
+ */
+export class GroupedTable<K, V, G> extends Map<K, V> {
+  private readonly groups = new Map<G, Map<K, V>>();
+
+  constructor(private readonly groupOf: (value: V) => G) {
+    super();
+  }
+
+  override set(key: K, value: V): this {
+    const previous = super.get(key);
+    const group = this.groupOf(value);
+    if (previous !== undefined && this.groupOf(previous) !== group)
+      this.groups.get(this.groupOf(previous))?.delete(key);
+    const members = this.groups.get(group);
+    if (members) members.set(key, value);
+    else this.groups.set(group, new Map([[key, value]]));
+    return super.set(key, value);
+  }
+
+  override delete(key: K): boolean {
+    const previous = super.get(key);
+    if (previous !== undefined) this.groups.get(this.groupOf(previous))?.delete(key);
+    return super.delete(key);
+  }
+
+  override clear(): void {
+    this.groups.clear();
+    super.clear();
+  }
+
+  /** The records of one group, in insertion order. */
+  group(group: G): V[] {
+    return [...(this.groups.get(group)?.values() ?? [])];
+  }
+}
+
 export interface SimulatorStore {
   readonly settings: SimulatorSettings;
   readonly accounts: Map<number, AccountRecord>;
@@ -284,8 +324,10 @@ export interface SimulatorStore {
   readonly contacts: Map<number, ContactRecord>;
   readonly contactInboxes: Map<number, ContactInboxRecord>;
   readonly conversations: Map<number, ConversationRecord>;
-  readonly messages: Map<number, MessageRecord>;
-  readonly attachments: Map<number, AttachmentRecord>;
+  /** Grouped by conversation. */
+  readonly messages: GroupedTable<number, MessageRecord, number>;
+  /** Grouped by message. */
+  readonly attachments: GroupedTable<number, AttachmentRecord, number>;
   nextId(table: TableName): number;
 }
 
@@ -303,8 +345,8 @@ export function createSimulatorStore(): SimulatorStore {
     contacts: new Map(),
     contactInboxes: new Map(),
     conversations: new Map(),
-    messages: new Map(),
-    attachments: new Map(),
+    messages: new GroupedTable((message: MessageRecord) => message.conversationId),
+    attachments: new GroupedTable((attachment: AttachmentRecord) => attachment.messageId),
     nextId(table) {
       const id = (sequences.get(table) ?? 0) + 1;
       sequences.set(table, id);
@@ -403,12 +445,12 @@ export function findConversation(
 
 /** The conversation's messages in creation order (`default_scope { order(created_at: :asc) }`). */
 export function messagesOf(store: SimulatorStore, conversationId: number): MessageRecord[] {
-  return [...store.messages.values()].filter((m) => m.conversationId === conversationId);
+  return store.messages.group(conversationId);
 }
 
 /** The message's attachments in creation order. */
 export function attachmentsOf(store: SimulatorStore, messageId: number): AttachmentRecord[] {
-  return [...store.attachments.values()].filter((a) => a.messageId === messageId);
+  return store.attachments.group(messageId);
 }
 
 /** The contact's contact_inboxes in creation order. */

@@ -8,6 +8,7 @@ import { mappingChecks } from "./mappings.js";
 import { outboxChecks } from "./outbox.js";
 import { outboxConcurrencyChecks } from "./outbox-concurrency.js";
 import { secretChecks } from "./secrets.js";
+import { togetherChecks } from "./together.js";
 import type { StoreCheckContext, StoreCheckGroup, StoreConformanceOptions } from "./types.js";
 
 export { cascadeChecks } from "./cascade.js";
@@ -20,6 +21,7 @@ export { memoryStoreRaw } from "./memory-raw.js";
 export { outboxChecks } from "./outbox.js";
 export { outboxConcurrencyChecks } from "./outbox-concurrency.js";
 export { secretChecks } from "./secrets.js";
+export { togetherChecks } from "./together.js";
 export type * from "./types.js";
 
 /** Every check group of the storage conformance suite, in the order they run. */
@@ -30,6 +32,7 @@ export const storeCheckGroups: readonly StoreCheckGroup[] = [
   mappingChecks,
   outboxChecks,
   outboxConcurrencyChecks,
+  togetherChecks,
   leaseChecks,
   cascadeChecks,
 ];

@@ -361,9 +361,7 @@ export function deleteInbox(store: SimulatorStore, inbox: InboxRecord) {
   for (const [id, message] of store.messages) {
     if (message.inboxId !== inbox.id) continue;
     store.messages.delete(id);
-    for (const [attachmentId, attachment] of store.attachments) {
-      if (attachment.messageId === id) store.attachments.delete(attachmentId);
-    }
+    for (const attachment of store.attachments.group(id)) store.attachments.delete(attachment.id);
   }
 }
 
