@@ -68,7 +68,7 @@ const routingConfig: RoutingConfig = {
   chats: 100,
   backends,
   messages: quick ? 300 : 10_000,
-  pacedMessages: quick ? 150 : 1_500,
+  pacedMessages: quick ? 150 : 1_000,
   pacedRate: 500,
   // 64 chats in flight per process (the library's default is 16): see "What the numbers mean" in the report.
   concurrency: 64,

@@ -17,8 +17,8 @@ import type { ChatwootTableNames } from "./tables.js";
  * hold that row's lock.
  *
  * claim on PostgreSQL, one autocommit statement (READ COMMITTED):
- *   1. the heads (oldest unfinished item of each chat key) that are due or whose claim expired, from a partial
- *      index of the unfinished items;
+ *   1. the heads (oldest unfinished item of each chat key) that are due or whose claim expired, found by
+ *      skipping from chat to chat along a partial index of the unfinished items;
  *   2. their chat rows locked with `FOR UPDATE SKIP LOCKED`: chat keys another claimer is working on are skipped;
  *   3. the heads of the oldest `limit` locked chats claimed by an UPDATE guarded by the same due/expired
  *      condition, which PostgreSQL re-checks on the latest row version: a complete/fail/markDead or claim that
@@ -373,8 +373,20 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
         // on the latest version of each row it would change (READ COMMITTED), so a head that was claimed,
         // completed or failed meanwhile is left alone; and no item can become older than a head read in that
         // snapshot, since enqueues into a chat hold its lock and draw ever larger `seq`s.
+        // The heads are found by skipping from chat to chat along the index of unfinished items (a recursive
+        // walk, one index descent per chat with unfinished work), instead of reading every unfinished entry: a
+        // backlog of 10,000 in 100 chats costs 100 descents. Plain index scans also mark the entries of finished
+        // rows dead as they pass them, which bitmap scans do not.
+        const open = "status in ('pending', 'claimed')";
+        const next = (after: string) =>
+          `select integration_id, chat_key, seq, status, available_at, claim_until from ?? where ${open}${after} ` +
+          "order by integration_id, chat_key, seq limit 1";
         const result = (await knex.raw(
-          `with cand as (${dueHeadsSql}), ` +
+          `with recursive heads as ((${next("")}) union all select n.* from heads cross join lateral ` +
+            `(${next(" and (integration_id, chat_key) > (heads.integration_id, heads.chat_key)")}) as n), ` +
+            "cand as (select integration_id, chat_key, seq from heads " +
+            "where (status = 'pending' and available_at <= ?) or (status = 'claimed' and claim_until <= ?) " +
+            "order by seq limit ?), " +
             "locked as (select c.integration_id, c.chat_key from ?? as c where exists (select 1 from cand " +
             "where cand.integration_id = c.integration_id and cand.chat_key = c.chat_key) for update of c skip locked), " +
             "chosen as (select cand.seq from cand join locked as l " +
