@@ -1,7 +1,8 @@
 /**
  * Diagnosis behind the routing figures: what one outbox claim (+ complete) costs on the store as the backlog of
- * pending items grows, items spread over 100 chat keys. A claim reads the due heads along their index and then
- * each locked chat's head, so its cost should stay flat as the backlog (and the finished rows) grow.
+ * pending items grows, items spread over 100 chat keys. A claim finds the chats' heads in the index of unfinished
+ * items (PostgreSQL: one descent per chat; SQLite: one entry per unfinished item), so it never reads the finished
+ * rows: its cost follows the chats with work (PostgreSQL) or the backlog (SQLite), never the history.
  */
 import { BACKEND_LABEL, type Backend, openStore } from "./fixtures.js";
 import { type Figure, figure, now } from "./stats.js";

@@ -66,7 +66,7 @@ async function runOnce(
     const activation = await host.call("activateAll", resolved, config.activationConcurrency);
     if (activation.failed > 0)
       throw new Error(`${activation.failed} activations failed, e.g. ${activation.failures.join("; ")}`);
-    await sleep(500);
+    await sleep(200);
     const after = await host.call("memory");
     const sockets = (await sim.call("cableConnections", handle)) - socketsBefore;
 

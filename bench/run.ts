@@ -68,7 +68,7 @@ const routingConfig: RoutingConfig = {
   chats: 100,
   backends,
   messages: quick ? 300 : 10_000,
-  pacedMessages: quick ? 150 : 1_000,
+  pacedMessages: quick ? 150 : 600,
   pacedRate: 500,
   // 64 chats in flight per process (the library's default is 16): see "What the numbers mean" in the report.
   concurrency: 64,
@@ -93,16 +93,16 @@ const realtimeConfig: RealtimeConfig = {
   runs: RUNS,
   integrations: quick ? 200 : 1_000,
   replies: quick ? 50 : 200,
-  replyIntervalMs: 10,
+  replyIntervalMs: 7,
   activationConcurrency: 16,
   scenarios: ["shared", "distinct"],
 };
-const secretsConfig: SecretsConfig = { runs: RUNS, operations: quick ? 5_000 : 20_000, listCalls: 2_000 };
+const secretsConfig: SecretsConfig = { runs: RUNS, operations: quick ? 5_000 : 10_000, listCalls: 2_000 };
 const outboxConfigs: OutboxConfig[] = [
   {
     runs: RUNS,
     backend: "sqlite-wal",
-    backlogs: quick ? [100, 1_000] : [100, 1_000, 5_000],
+    backlogs: [100, 1_000],
     claimsPerRun: 10,
   },
   { runs: RUNS, backend: "postgres", backlogs: quick ? [100] : [100, 1_000], claimsPerRun: 10 },

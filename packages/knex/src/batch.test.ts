@@ -29,7 +29,7 @@ function recorder(fail: (input: number) => boolean = () => false) {
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe("batched statements", () => {
-  it("calls made in one turn of the event loop share one statement, each getting its own answer", async () => {
+  it("calls made together share one statement, each getting its own answer", async () => {
     const statement = recorder();
     const call = batched(statement.run);
     expect(await Promise.all([1, 2, 3].map(call))).toEqual([2, 4, 6]);

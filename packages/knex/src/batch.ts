@@ -1,6 +1,6 @@
 /**
  * Natural batching, as a database's group commit does it: concurrent calls of one statement are sent as one
- * multi-row statement. A call waits for the end of the current turn of the event loop or, while a batch of the
+ * multi-row statement. A call waits until the code running now has yielded (a microtask) or, while a batch of the
  * same statement is in flight, for that batch to return; then every call waiting so far goes in one statement.
  * Under light load a batch holds one call and costs what a single statement does; under load the fixed cost of a
  * statement (building it, the round trip, parsing and planning) is shared by the whole batch.
@@ -83,7 +83,9 @@ export function batched<I, O>(
   function schedule(): void {
     if (scheduled || queue.length === 0 || inFlight >= concurrency) return;
     scheduled = true;
-    setImmediate(flush);
+    // A microtask, not a later turn of the event loop: calls made together (the items of one claim, resumed by
+    // one answer) are all queued by then, and a lone call is not held up behind other I/O.
+    queueMicrotask(flush);
   }
 
   return (input) =>
