@@ -50,6 +50,23 @@ describe("batched statements", () => {
     expect(statement.batches).toEqual([[1], [2, 3]]);
   });
 
+  it("reads go once the running code yields; writes gather until the next turn of the event loop", async () => {
+    const later = async () => {
+      for (let hop = 0; hop < 10; hop++) await Promise.resolve();
+    };
+    for (const [collect, expected] of [
+      ["microtask", [[1], [2]]],
+      ["turn", [[1, 2]]],
+    ] as const) {
+      const statement = recorder();
+      const call = batched(statement.run, { collect });
+      const first = call(1);
+      await later();
+      expect(await Promise.all([first, call(2)])).toEqual([2, 4]);
+      expect(statement.batches, collect).toEqual(expected);
+    }
+  });
+
   it("a batch never holds more than maxBatch calls", async () => {
     const statement = recorder();
     const call = batched(statement.run, { maxBatch: 2 });

@@ -1,7 +1,8 @@
 /**
  * Natural batching, as a database's group commit does it: concurrent calls of one statement are sent as one
- * multi-row statement. A call waits until the code running now has yielded (a microtask) or, while a batch of the
- * same statement is in flight, for that batch to return; then every call waiting so far goes in one statement.
+ * multi-row statement. A call waits until the code running now has yielded (writes: until the next turn of the
+ * event loop) or, while a batch of the same statement is in flight, for that batch to return; then every call
+ * waiting so far goes in one statement.
  * Under light load a batch holds one call and costs what a single statement does; under load the fixed cost of a
  * statement (building it, the round trip, parsing and planning) is shared by the whole batch.
  *
@@ -15,6 +16,13 @@ export interface BatchOptions {
   maxBatch?: number;
   /** Batches of this statement in flight at once. Default 1. */
   concurrency?: number;
+  /**
+   * How long a call waits for others when no batch is in flight: `"microtask"` (default) until the running code
+   * yields, which gathers calls made together (the items of one claim, resumed by one answer) and holds a lone call
+   * up by nothing; `"turn"` until the next turn of the event loop, which also gathers calls made by other I/O
+   * callbacks meanwhile: a group commit, for writes, whose commit costs more than the wait.
+   */
+  collect?: "microtask" | "turn";
 }
 
 interface Waiting<I, O> {
@@ -33,6 +41,7 @@ export function batched<I, O>(
 ): (input: I) => Promise<O> {
   const maxBatch = options.maxBatch ?? 100;
   const concurrency = options.concurrency ?? 1;
+  const collect = options.collect ?? "microtask";
   let queue: Waiting<I, O>[] = [];
   let inFlight = 0;
   let scheduled = false;
@@ -83,9 +92,8 @@ export function batched<I, O>(
   function schedule(): void {
     if (scheduled || queue.length === 0 || inFlight >= concurrency) return;
     scheduled = true;
-    // A microtask, not a later turn of the event loop: calls made together (the items of one claim, resumed by
-    // one answer) are all queued by then, and a lone call is not held up behind other I/O.
-    queueMicrotask(flush);
+    if (collect === "turn") setImmediate(flush);
+    else queueMicrotask(flush);
   }
 
   return (input) =>
@@ -94,6 +102,9 @@ export function batched<I, O>(
       schedule();
     });
 }
+
+/** Writes gather for a turn of the event loop: a commit costs more than the wait (see `collect`). */
+export const WRITES: BatchOptions = { collect: "turn" };
 
 /** Groups `items` by `key`, keeping each item's position: for statements that take one key per group. */
 export function groupBy<T>(items: T[], key: (item: T) => string): Map<string, { item: T; index: number }[]> {

@@ -1,5 +1,5 @@
 import type { ChatMapping, MappingStore } from "@ryze/chatwoot-core";
-import { batched, groupBy } from "./batch.js";
+import { batched, groupBy, WRITES } from "./batch.js";
 import { chatColumns, chatFromRow, checkKey, messageColumns, messageFromRow, type Row } from "./codec.js";
 import type { StoreContext } from "./context.js";
 import { insertUnlessDuplicate } from "./dialect.js";
@@ -68,7 +68,7 @@ export function createMappingStore({ knex, dialect, tables: t }: StoreContext): 
       .returning(MESSAGE_KEY);
     const stored = new Set(inserted.map(messageKey));
     return rows.map((row, index) => first.get(messageKey(row)) === index && stored.has(messageKey(row)));
-  });
+  }, WRITES);
 
   return {
     async getChat(integrationId, chatJid) {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { OutboxItem, OutboxStatus, OutboxStore } from "@ryze/chatwoot-core";
 import type { Knex } from "knex";
-import { batched, groupBy } from "./batch.js";
+import { batched, groupBy, WRITES } from "./batch.js";
 import { checkKey, outboxFromRow, type Row } from "./codec.js";
 import type { StoreContext } from "./context.js";
 import { type Dialect, insertUnlessDuplicate } from "./dialect.js";
@@ -256,7 +256,7 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
       const answer = answers.get(dedupeId(row))!;
       return first.get(dedupeId(row)) === index ? answer : { id: answer.id, duplicate: true };
     });
-  });
+  }, WRITES);
 
   /** Completes claimed items, one statement per owner for concurrent callers (MySQL/MariaDB: one each). */
   const completeItems = batched(async (calls: { id: string; owner: string }[]): Promise<boolean[]> => {
@@ -283,7 +283,7 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
       seen.add(key);
       return first && done.has(key);
     });
-  });
+  }, WRITES);
 
   return {
     async enqueue(input, now) {
