@@ -117,3 +117,18 @@ export function groupBy<T>(items: T[], key: (item: T) => string): Map<string, { 
   });
   return groups;
 }
+
+/**
+ * For each item, the index of the first item with the same key: a key twice in one batch is written by its first
+ * call, and the later calls get the answer a call gets after it (a duplicate).
+ */
+export function firstIndexes<T>(items: T[], key: (item: T) => string): number[] {
+  const first = new Map<string, number>();
+  return items.map((item, index) => {
+    const name = key(item);
+    const known = first.get(name);
+    if (known !== undefined) return known;
+    first.set(name, index);
+    return index;
+  });
+}

@@ -1,5 +1,5 @@
 import type { ChatMapping, MappingStore } from "@ryze/chatwoot-core";
-import { batched, groupBy, WRITES } from "./batch.js";
+import { batched, firstIndexes, groupBy, WRITES } from "./batch.js";
 import { chatColumns, chatFromRow, checkKey, messageColumns, messageFromRow, type Row } from "./codec.js";
 import type { StoreContext } from "./context.js";
 import { insertUnlessDuplicate } from "./dialect.js";
@@ -26,7 +26,7 @@ export function createMappingStore({ knex, dialect, tables: t }: StoreContext): 
    * Rows of `table` whose `column` is one of the keys, one statement per integration for concurrent callers (every
    * routed message reads its chat and its message mappings), answered per key in `order`.
    */
-  const readByKey = (table: string, column: string, order: string) =>
+  const readByKey = (table: string, column: string, order: { column: string; direction: "asc" | "desc" }) =>
     batched(async (wanted: Keyed[]): Promise<Row[][]> => {
       const answers: Row[][] = wanted.map(() => []);
       for (const [integrationId, group] of groupBy(wanted, (entry) => entry.integrationId)) {
@@ -34,15 +34,16 @@ export function createMappingStore({ knex, dialect, tables: t }: StoreContext): 
         const rows: Row[] = await knex(table)
           .where({ integration_id: integrationId })
           .whereIn(column, keys)
-          .orderBy(order, order === "updated_at" ? "desc" : "asc");
+          .orderBy(order.column, order.direction);
         const byKey = groupBy(rows, (row) => String(row[column]));
         for (const { item, index } of group)
           answers[index] = (byKey.get(item.key) ?? []).map((entry) => entry.item);
       }
       return answers;
     });
-  const chatRows = readByKey(t.chatMappings, "chat_jid", "updated_at");
-  const messageRows = readByKey(t.messageMappings, "wa_message_id", "part");
+  // Several mappings for one chat should not happen; if it does, the latest wins (as in `readChat`).
+  const chatRows = readByKey(t.chatMappings, "chat_jid", { column: "updated_at", direction: "desc" });
+  const messageRows = readByKey(t.messageMappings, "wa_message_id", { column: "part", direction: "asc" });
 
   /**
    * Inserts message mappings in one statement where the database says which rows it inserted (`ON CONFLICT DO
@@ -55,19 +56,14 @@ export function createMappingStore({ knex, dialect, tables: t }: StoreContext): 
         inserted.push(await insertUnlessDuplicate(knex, dialect, t.messageMappings, row, MESSAGE_KEY));
       return inserted;
     }
-    // A key twice in one batch: the first call inserts it, the later ones find it taken.
-    const first = new Map<string, number>();
-    rows.forEach((row, index) => {
-      if (!first.has(messageKey(row))) first.set(messageKey(row), index);
-    });
-    const unique = [...first.values()].map((index) => rows[index]!);
+    const first = firstIndexes(rows, messageKey);
     const inserted: Row[] = await knex(t.messageMappings)
-      .insert(unique)
+      .insert(rows.filter((_, index) => first[index] === index))
       .onConflict(MESSAGE_KEY)
       .ignore()
       .returning(MESSAGE_KEY);
     const stored = new Set(inserted.map(messageKey));
-    return rows.map((row, index) => first.get(messageKey(row)) === index && stored.has(messageKey(row)));
+    return rows.map((row, index) => first[index] === index && stored.has(messageKey(row)));
   }, WRITES);
 
   return {

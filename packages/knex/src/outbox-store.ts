@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import type { OutboxItem, OutboxStatus, OutboxStore } from "@ryze/chatwoot-core";
+import type { OutboxStatus, OutboxStore } from "@ryze/chatwoot-core";
 import type { Knex } from "knex";
-import { batched, groupBy, WRITES } from "./batch.js";
+import { batched, firstIndexes, groupBy, WRITES } from "./batch.js";
 import { checkKey, outboxFromRow, type Row } from "./codec.js";
 import type { StoreContext } from "./context.js";
 import { type Dialect, insertUnlessDuplicate } from "./dialect.js";
@@ -52,6 +52,21 @@ interface ChatKey {
 
 type Enqueued = { id: string; duplicate: boolean };
 
+interface ClaimRequest {
+  owner: string;
+  limit: number;
+  at: number;
+  claimUntil: number;
+}
+
+/**
+ * SQL for "may be claimed at the bound instant" (bound twice): a due pending item or a claim whose deadline passed;
+ * `claimable` below is the same condition for the query builder.
+ */
+const claimableSql = (alias = "") =>
+  `((${alias}status = 'pending' and ${alias}available_at <= ?) or (${alias}status = 'claimed' and ${alias}claim_until <= ?))`;
+
+const claimId = ({ id, owner }: { id: string; owner: string }) => `${owner}\u0000${id}`;
 const dedupeId = (row: Row) => `${String(row.integration_id)}\u0000${String(row.dedupe_key)}`;
 const chatId = (row: ChatKey | Row) => `${String(row.integration_id)}\u0000${String(row.chat_key)}`;
 
@@ -226,12 +241,8 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
       for (const row of rows) answers.push(await enqueueOne(row));
       return answers;
     }
-    // A dedupe key twice in one batch: the first call stores it, the later ones are its duplicates.
-    const first = new Map<string, number>();
-    rows.forEach((row, index) => {
-      if (!first.has(dedupeId(row))) first.set(dedupeId(row), index);
-    });
-    const unique = [...first.values()].map((index) => rows[index]!);
+    const first = firstIndexes(rows, dedupeId);
+    const unique = rows.filter((_, index) => first[index] === index);
     let inserted: Set<string>;
     if (dialect === "sqlite") {
       const stored: Row[] = await knex(t.outbox)
@@ -254,7 +265,7 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
     }
     return rows.map((row, index) => {
       const answer = answers.get(dedupeId(row))!;
-      return first.get(dedupeId(row)) === index ? answer : { id: answer.id, duplicate: true };
+      return first[index] === index ? answer : { id: answer.id, duplicate: true };
     });
   }, WRITES);
 
@@ -273,17 +284,162 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
         .whereIn("id", [...new Set(group.map(({ item }) => item.id))])
         .update(finish)
         .returning(["id"]);
-      for (const row of rows) done.add(`${owner}\u0000${String(row.id)}`);
+      for (const row of rows) done.add(claimId({ id: String(row.id), owner }));
     }
-    // The same item twice: the first call completes it; for the later ones it is no longer claimed.
-    const seen = new Set<string>();
-    return calls.map(({ id, owner }) => {
-      const key = `${owner}\u0000${id}`;
-      const first = !seen.has(key);
-      seen.add(key);
-      return first && done.has(key);
-    });
+    const first = firstIndexes(calls, claimId);
+    return calls.map((call, index) => first[index] === index && done.has(claimId(call)));
   }, WRITES);
+
+  /*
+   * Claims. Every one is guarded by the claimable condition (a due pending item, or a claim whose deadline passed)
+   * and counts taking over an expired claim as an attempt (SET expressions see the row as it was): the previous
+   * one ended without an outcome (a crash).
+   * SQLite and PostgreSQL find every chat's head (its oldest unfinished item) in the partial index of unfinished
+   * items, which holds those alone: the cost never follows the history, and needs no planner statistics. Walking
+   * the due index until enough heads turn up instead costs a probe per item passed over: all of them when most
+   * chats are busy (MySQL/MariaDB, which have no partial index, still do that).
+   */
+  const claimSet =
+    "set attempts = attempts + (case when status = 'claimed' then 1 else 0 end), status = 'claimed', " +
+    "claimed_by = ?, claim_until = ? where seq in (select seq from chosen) and " +
+    `${claimableSql()} returning *`;
+  const claimSetBindings = ({ owner, claimUntil, at }: ClaimRequest) => [owner, claimUntil, at, at];
+  /** More candidates than `limit`, as some may be locked by other claimers. */
+  const wantedFor = (limit: number) => limit * 2 + 8;
+
+  /**
+   * One statement, atomic on its own (SQLite has one writer at a time): the oldest `limit` due heads. The heads
+   * are read along the index of unfinished items in chat order (`INDEXED BY`: left to itself SQLite reads the
+   * claim index and sorts), then each is looked up by its seq (`CROSS JOIN`: else SQLite scans the due items and
+   * runs the heads once per item).
+   */
+  async function claimSqlite(request: ClaimRequest): Promise<Row[]> {
+    const openIndex = knex.client.wrapIdentifier(`${t.outbox}_open_idx`);
+    return knex.raw(
+      "with chosen as (select h.seq from (select integration_id, chat_key, min(seq) as seq " +
+        `from ?? indexed by ${openIndex} where status in ('pending', 'claimed') group by integration_id, chat_key) ` +
+        `as h cross join ?? as d where d.seq = h.seq and ${claimableSql("d.")} order by h.seq limit ?) ` +
+        `update ?? ${claimSet}`,
+      [t.outbox, t.outbox, request.at, request.at, request.limit, t.outbox, ...claimSetBindings(request)],
+    );
+  }
+
+  /**
+   * One autocommit statement: the due heads, their chat rows locked (skipping chats another claimer holds), and the
+   * claim of the oldest `limit` locked chats' heads. It reads one snapshot, taken before its locks: a chat's
+   * previous lock holder may have committed after it. The UPDATE re-checks its claimable condition on the latest
+   * version of each row it would change (READ COMMITTED), so a head that was claimed, completed or failed meanwhile
+   * is left alone; and no item can become older than a head read in that snapshot, since enqueues into a chat hold
+   * its lock and draw ever larger `seq`s. The heads are found by skipping from chat to chat along the index of
+   * unfinished items (a recursive walk, one index descent per chat with unfinished work): a backlog of 10,000 in
+   * 100 chats costs 100 descents. Plain index scans also mark the entries of finished rows dead as they pass them,
+   * which bitmap scans do not.
+   */
+  async function claimPostgres(request: ClaimRequest): Promise<Row[]> {
+    const next = (after: string) =>
+      "select integration_id, chat_key, seq, status, available_at, claim_until from ?? " +
+      `where status in ('pending', 'claimed')${after} order by integration_id, chat_key, seq limit 1`;
+    const result = (await knex.raw(
+      `with recursive heads as ((${next("")}) union all select n.* from heads cross join lateral ` +
+        `(${next(" and (integration_id, chat_key) > (heads.integration_id, heads.chat_key)")}) as n), ` +
+        `cand as (select integration_id, chat_key, seq from heads where ${claimableSql()} order by seq limit ?), ` +
+        "locked as (select c.integration_id, c.chat_key from ?? as c where exists (select 1 from cand " +
+        "where cand.integration_id = c.integration_id and cand.chat_key = c.chat_key) for update of c skip locked), " +
+        "chosen as (select cand.seq from cand join locked as l " +
+        "on cand.integration_id = l.integration_id and cand.chat_key = l.chat_key order by cand.seq limit ?) " +
+        `update ?? ${claimSet}`,
+      [
+        t.outbox,
+        t.outbox,
+        request.at,
+        request.at,
+        wantedFor(request.limit),
+        t.outboxChats,
+        request.limit,
+        t.outbox,
+        ...claimSetBindings(request),
+      ],
+    )) as { rows: Row[] };
+    return result.rows;
+  }
+
+  /**
+   * MySQL/MariaDB (no partial index, no UPDATE ... RETURNING), one transaction: candidates along the due indexes,
+   * their chat locks, then fresh reads and claims, head by head.
+   */
+  function claimMysql({ owner, limit, at, claimUntil }: ClaimRequest): Promise<Row[]> {
+    const wanted = wantedFor(limit);
+    // Due pending heads and heads whose claim expired, read separately, each along its own index in due order, so
+    // that a claim never walks the finished items.
+    const dueHeads = (db: Knex, status: OutboxStatus, deadline: "available_at" | "claim_until") =>
+      headsOnly(
+        db(`${t.outbox} as o`)
+          .select("o.integration_id", "o.chat_key", "o.seq")
+          .where("o.status", status)
+          .andWhere(`o.${deadline}`, "<=", at),
+        t.outbox,
+      )
+        .orderBy(`o.${deadline}`, "asc")
+        .limit(wanted);
+    return inTransaction(async (trx) => {
+      // 1. Candidates (plain read, one statement): more than `limit`, as some may be locked by other claimers.
+      const found: Row[] = await trx
+        .select("*")
+        .from(dueHeads(trx, "pending", "available_at").as("d"))
+        .unionAll(trx.select("*").from(dueHeads(trx, "claimed", "claim_until").as("e")));
+      const candidates: ChatKey[] = found
+        .sort((a, b) => Number(a.seq) - Number(b.seq))
+        .slice(0, wanted)
+        .map((row) => ({ integration_id: String(row.integration_id), chat_key: String(row.chat_key) }));
+      if (candidates.length === 0) return [];
+
+      // 2. Lock the candidates' chat keys, skipping those another claimer holds.
+      const chats: ChatKey[] = await inChats(
+        trx(t.outboxChats).select("integration_id", "chat_key"),
+        candidates,
+      )
+        .forUpdate()
+        .skipLocked();
+      if (chats.length === 0) return [];
+      const locked = new Set(chats.map(chatId));
+
+      // 3. Fresh reads for the locked chat keys (the previous holder of a lock has committed by now): each
+      //    chat's head, its oldest unfinished item. Only heads are ever claimed, so a head claimed with a live
+      //    deadline means the chat is busy. The claims are guarded by the same due/expired condition, so a
+      //    concurrent complete/fail/markDead by the previous owner makes them a no-op instead of being
+      //    overwritten.
+      //    Oldest candidate first, one head at a time.
+      const heads: Row[] = [];
+      for (const chat of candidates) {
+        if (heads.length >= limit) break;
+        if (!locked.has(chatId(chat))) continue;
+        const head: Row | undefined = await trx(t.outbox)
+          .where({ integration_id: chat.integration_id, chat_key: chat.chat_key })
+          .whereIn("status", UNFINISHED)
+          .orderBy("seq", "asc")
+          .first();
+        if (!head) continue;
+        const due =
+          head.status === "pending" ? Number(head.available_at) <= at : Number(head.claim_until) <= at;
+        if (due) heads.push(head);
+      }
+
+      const claimed: Row[] = [];
+      for (const head of heads) {
+        const attempts = Number(head.attempts) + (head.status === "claimed" ? 1 : 0);
+        const changed = await claimable(trx(t.outbox).where({ seq: head.seq }), at).update({
+          status: "claimed",
+          claimed_by: owner,
+          claim_until: claimUntil,
+          attempts,
+        });
+        if (changed === 1) {
+          claimed.push({ ...head, status: "claimed", claimed_by: owner, claim_until: claimUntil, attempts });
+        }
+      }
+      return claimed;
+    });
+  }
 
   return {
     async enqueue(input, now) {
@@ -311,157 +467,19 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
     async claim({ owner, limit, claimTtlMs, now }) {
       if (limit <= 0) return [];
       checkKey("owner", owner);
-      const at = now.getTime();
-      const claimUntil = at + claimTtlMs;
-      // Taking over an expired claim counts as an attempt: the previous one ended without an outcome (a crash).
-      // MySQL/MariaDB (no partial index): candidates are due pending heads and heads whose claim expired, read
-      // separately, each along its own index in due order, so that a claim never walks the finished items.
-      const wanted = limit * 2 + 8;
-      const dueHeads = (db: Knex, status: OutboxStatus, deadline: "available_at" | "claim_until") =>
-        headsOnly(
-          db(`${t.outbox} as o`)
-            .select("o.integration_id", "o.chat_key", "o.seq")
-            .where("o.status", status)
-            .andWhere(`o.${deadline}`, "<=", at),
-          t.outbox,
-        )
-          .orderBy(`o.${deadline}`, "asc")
-          .limit(wanted);
-      const byEnqueueOrder = (rows: Row[]) => rows.sort((a, b) => Number(a.seq) - Number(b.seq));
-
-      // Every chat's head (its oldest unfinished item) from the index of unfinished items, which holds those alone
-      // (SQLite, PostgreSQL): the cost follows the backlog, never the history, and needs no planner statistics.
-      // Walking the due index until enough heads turn up instead costs a probe per item passed over: all of them
-      // when most chats are busy. Then the heads that are due (pending) or whose claim expired, oldest first, each
-      // looked up by its seq (CROSS JOIN keeps SQLite from scanning the due items and running the heads per item).
-      // SQLite is told to read the heads along that index (in chat order, so the grouping streams): left to
-      // itself it reads the claim index and sorts.
-      const openItems =
-        dialect === "sqlite" ? `?? indexed by ${knex.client.wrapIdentifier(`${t.outbox}_open_idx`)}` : "??";
-      const dueHeadsSql =
-        `select h.integration_id, h.chat_key, h.seq from (select integration_id, chat_key, min(seq) as seq from ${openItems} ` +
-        "where status in ('pending', 'claimed') group by integration_id, chat_key) as h cross join ?? as d " +
-        "where d.seq = h.seq and ((d.status = 'pending' and d.available_at <= ?) or (d.status = 'claimed' and d.claim_until <= ?)) " +
-        "order by h.seq limit ?";
-      const claimSql =
-        "set attempts = attempts + (case when status = 'claimed' then 1 else 0 end), status = 'claimed', " +
-        // (SET expressions see the row as it was.)
-        "claimed_by = ?, claim_until = ? where seq in (select seq from chosen) " +
-        "and ((status = 'pending' and available_at <= ?) or (status = 'claimed' and claim_until <= ?)) returning *";
-
-      if (dialect === "sqlite") {
-        // One statement, atomic on its own (SQLite has one writer at a time): the oldest `limit` due heads.
-        const rows: Row[] = await knex.raw(`with chosen as (${dueHeadsSql}) update ?? ${claimSql}`, [
-          t.outbox,
-          t.outbox,
-          at,
-          at,
-          limit,
-          t.outbox,
-          owner,
-          claimUntil,
-          at,
-          at,
-        ]);
-        return byEnqueueOrder(rows).map(outboxFromRow);
-      }
-
-      if (dialect === "postgresql") {
-        // One autocommit statement: the due heads, their chat rows locked (skipping chats another claimer holds),
-        // and the claim of the oldest `limit` locked chats' heads. It reads one snapshot, taken before its locks:
-        // a chat's previous lock holder may have committed after it. The UPDATE re-checks its claimable condition
-        // on the latest version of each row it would change (READ COMMITTED), so a head that was claimed,
-        // completed or failed meanwhile is left alone; and no item can become older than a head read in that
-        // snapshot, since enqueues into a chat hold its lock and draw ever larger `seq`s.
-        // The heads are found by skipping from chat to chat along the index of unfinished items (a recursive
-        // walk, one index descent per chat with unfinished work), instead of reading every unfinished entry: a
-        // backlog of 10,000 in 100 chats costs 100 descents. Plain index scans also mark the entries of finished
-        // rows dead as they pass them, which bitmap scans do not.
-        const open = "status in ('pending', 'claimed')";
-        const next = (after: string) =>
-          `select integration_id, chat_key, seq, status, available_at, claim_until from ?? where ${open}${after} ` +
-          "order by integration_id, chat_key, seq limit 1";
-        const result = (await knex.raw(
-          `with recursive heads as ((${next("")}) union all select n.* from heads cross join lateral ` +
-            `(${next(" and (integration_id, chat_key) > (heads.integration_id, heads.chat_key)")}) as n), ` +
-            "cand as (select integration_id, chat_key, seq from heads " +
-            "where (status = 'pending' and available_at <= ?) or (status = 'claimed' and claim_until <= ?) " +
-            "order by seq limit ?), " +
-            "locked as (select c.integration_id, c.chat_key from ?? as c where exists (select 1 from cand " +
-            "where cand.integration_id = c.integration_id and cand.chat_key = c.chat_key) for update of c skip locked), " +
-            "chosen as (select cand.seq from cand join locked as l " +
-            "on cand.integration_id = l.integration_id and cand.chat_key = l.chat_key order by cand.seq limit ?) " +
-            `update ?? ${claimSql}`,
-          [t.outbox, t.outbox, at, at, wanted, t.outboxChats, limit, t.outbox, owner, claimUntil, at, at],
-        )) as { rows: Row[] };
-        return byEnqueueOrder(result.rows).map(outboxFromRow);
-      }
-
-      return inTransaction(async (trx) => {
-        // 1. Candidates (plain read, one statement): more than `limit`, as some may be locked by other claimers.
-        const found: Row[] = await trx
-          .select("*")
-          .from(dueHeads(trx, "pending", "available_at").as("d"))
-          .unionAll(trx.select("*").from(dueHeads(trx, "claimed", "claim_until").as("e")));
-        const candidates: ChatKey[] = byEnqueueOrder(found)
-          .slice(0, wanted)
-          .map((row) => ({ integration_id: String(row.integration_id), chat_key: String(row.chat_key) }));
-        if (candidates.length === 0) return [];
-
-        // 2. Lock the candidates' chat keys, skipping those another claimer holds.
-        const chats: ChatKey[] = await inChats(
-          trx(t.outboxChats).select("integration_id", "chat_key"),
-          candidates,
-        )
-          .forUpdate()
-          .skipLocked();
-        if (chats.length === 0) return [];
-        const locked = new Set(chats.map(chatId));
-
-        // 3. Fresh reads for the locked chat keys (the previous holder of a lock has committed by now): each
-        //    chat's head, its oldest unfinished item. Only heads are ever claimed, so a head claimed with a live
-        //    deadline means the chat is busy. The claims are guarded by the same due/expired condition, so a
-        //    concurrent complete/fail/markDead by the previous owner makes them a no-op instead of being
-        //    overwritten.
-        // MySQL/MariaDB (no UPDATE ... RETURNING): oldest candidate first, one head at a time.
-        const heads: Row[] = [];
-        for (const chat of candidates) {
-          if (heads.length >= limit) break;
-          if (!locked.has(chatId(chat))) continue;
-          const head: Row | undefined = await trx(t.outbox)
-            .where({ integration_id: chat.integration_id, chat_key: chat.chat_key })
-            .whereIn("status", UNFINISHED)
-            .orderBy("seq", "asc")
-            .first();
-          if (!head) continue;
-          const due =
-            head.status === "pending" ? Number(head.available_at) <= at : Number(head.claim_until) <= at;
-          if (due) heads.push(head);
-        }
-
-        const claimed: OutboxItem[] = [];
-        for (const head of heads) {
-          const attempts = Number(head.attempts) + (head.status === "claimed" ? 1 : 0);
-          const changed = await claimable(trx(t.outbox).where({ seq: head.seq }), at).update({
-            status: "claimed",
-            claimed_by: owner,
-            claim_until: claimUntil,
-            attempts,
-          });
-          if (changed === 1) {
-            claimed.push(
-              outboxFromRow({
-                ...head,
-                status: "claimed",
-                claimed_by: owner,
-                claim_until: claimUntil,
-                attempts,
-              }),
-            );
-          }
-        }
-        return claimed;
-      });
+      const request: ClaimRequest = {
+        owner,
+        limit,
+        at: now.getTime(),
+        claimUntil: now.getTime() + claimTtlMs,
+      };
+      const claimed =
+        dialect === "sqlite"
+          ? await claimSqlite(request)
+          : dialect === "postgresql"
+            ? await claimPostgres(request)
+            : await claimMysql(request);
+      return claimed.sort((a, b) => Number(a.seq) - Number(b.seq)).map(outboxFromRow);
     },
 
     complete: (id, owner) => completeItems({ id, owner }),
