@@ -52,6 +52,30 @@ describe("chatwootFastify", () => {
     expect(seen).toEqual(["GET /api/chatwoot/ours?x=1", "OPTIONS /api/chatwoot/theirs"]);
   });
 
+  it("sends the core's JSON as is under a host reply serializer, and the host's onSend hooks still run", async () => {
+    const body = '{"instance_name":"suporte"}';
+    const http: HttpHandler = {
+      handle: async () => ({ status: 200, headers: { "content-type": JSON_TYPE }, body }),
+    };
+    app = Fastify({ forceCloseConnections: true });
+    app.setReplySerializer((payload) => JSON.stringify({ wrapped: payload }));
+    app.addHook("onSend", async (_request, reply, payload) => {
+      reply.header("x-host-hook", "ran");
+      return payload;
+    });
+    await app.register(chatwootFastify, { integration: { http }, prefix: "/api/chatwoot" });
+    app.get("/host/data", async () => ({ a: 1 }));
+    const base = `http://127.0.0.1:${await listen(app)}`;
+
+    const ours = await fetch(`${base}/api/chatwoot/list/suporte`);
+    expect([ours.status, ours.headers.get("x-host-hook"), await ours.text()]).toEqual([200, "ran", body]);
+    expect(ours.headers.get("content-length")).toBe(String(body.length));
+    // The host's own routes keep its serializer.
+    expect(await (await fetch(`${base}/host/data`)).text()).toBe('{"wrapped":{"a":1}}');
+    const head = await fetch(`${base}/api/chatwoot/list/suporte`, { method: "HEAD" });
+    expect([head.status, await head.text()]).toEqual([200, ""]);
+  });
+
   it("refuses a registration prefix other than the integration's", async () => {
     app = Fastify();
     const integration = { http: { handle: async () => null }, prefix: "/hooks/cw" };

@@ -58,10 +58,10 @@ export const chatwootFastify: FastifyPluginAsync<ChatwootFastifyOptions> = async
       reply.callNotFound();
       return reply;
     }
+    // The core's body is a finished string: Fastify sends a string as is (the host's reply serializer applies to
+    // objects only), in one write with the headers. `undefined` (HEAD) keeps the content-length the core set.
     reply.code(response.status).headers(response.headers);
-    // A Buffer is sent as is, whatever reply serializer the host configured; `undefined` (HEAD) keeps the
-    // content-length the core set.
-    return reply.send(response.body === null ? undefined : Buffer.from(response.body));
+    return reply.send(response.body ?? undefined);
   }
 
   app.route({
