@@ -67,8 +67,8 @@ export async function benchAdapters(
           `${framework}: the bare route does not serve the same JSON:\n${adapterBody}\n${bareBody}`,
         );
       // JIT warm-up of both routes, not recorded.
-      await cannon(`${app.url}${app.adapterPath}`, app.token, { ...config, durationSeconds: 1 });
-      await cannon(`${app.url}${app.barePath}`, app.token, { ...config, durationSeconds: 1 });
+      await cannon(`${app.url}${app.adapterPath}`, app.token, { ...config, durationSeconds: 2 });
+      await cannon(`${app.url}${app.barePath}`, app.token, { ...config, durationSeconds: 2 });
       const runs = {
         adapter: [] as number[],
         bare: [] as number[],

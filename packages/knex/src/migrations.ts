@@ -170,7 +170,28 @@ const migrations: ChatwootMigration[] = [
       await knex.raw("drop index if exists ??", [`${t.outbox}_open_idx`]);
     },
   },
+  {
+    name: "0003_outbox_indexes_superseded_by_open_index",
+    // On SQLite and PostgreSQL every outbox read is served by the open-items index, the primary key, `id` or the
+    // dedupe key (whose first column is the integration). The chat, due and claim indexes only cost writes there:
+    // each status change rewrote an entry in all three. MySQL/MariaDB keep them, their claims walk them.
+    async up(knex, t) {
+      if (dialectOf(knex) === "mysql") return;
+      for (const name of SUPERSEDED_OUTBOX_INDEXES)
+        await knex.raw("drop index if exists ??", [`${t.outbox}_${name}`]);
+    },
+    async down(knex, t) {
+      if (dialectOf(knex) === "mysql") return;
+      await knex.schema.alterTable(t.outbox, (table) => {
+        table.index(["integration_id", "chat_key", "status", "seq"], `${t.outbox}_chat_idx`);
+        table.index(["status", "available_at"], `${t.outbox}_due_idx`);
+        table.index(["status", "claim_until"], `${t.outbox}_claim_idx`);
+      });
+    },
+  },
 ];
+
+const SUPERSEDED_OUTBOX_INDEXES = ["chat_idx", "due_idx", "claim_idx"] as const;
 
 /** A knex migration source that also names the bookkeeping table it should be run with. */
 export interface ChatwootMigrationSource extends Knex.MigrationSource<ChatwootMigration> {

@@ -309,18 +309,31 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
 
   /**
    * One statement, atomic on its own (SQLite has one writer at a time): the oldest `limit` due heads. The heads
-   * are read along the index of unfinished items in chat order (`INDEXED BY`: left to itself SQLite reads the
-   * claim index and sorts), then each is looked up by its seq (`CROSS JOIN`: else SQLite scans the due items and
-   * runs the heads once per item).
+   * are found as on PostgreSQL, skipping from chat to chat along the index of unfinished items: each step is one
+   * index descent for the first entry of the next chat (the same integration's next chat key, else the next
+   * integration's first), and that entry is its chat's head. SQLite has no LATERAL, so a step is a scalar
+   * subquery for the next head's `seq`, then a rowid look-up. (A row-value `(integration_id, chat_key) > (…)`
+   * would be a range on the first column only, a scan.) Reading the whole index instead costs a step per
+   * unfinished item, about 7 times as much with 100 items per chat. The UPDATE finds the chosen rows by rowid
+   * (`NOT INDEXED` still allows rowid look-ups): left to itself SQLite answers its claimable condition from the due
+   * and claim indexes, a scan of every due item.
    */
   async function claimSqlite(request: ClaimRequest): Promise<Row[]> {
     const openIndex = knex.client.wrapIdentifier(`${t.outbox}_open_idx`);
+    const outbox = knex.client.wrapIdentifier(t.outbox);
+    const next = (after: string) =>
+      `(select p.seq from ${outbox} as p indexed by ${openIndex} where p.status in ('pending', 'claimed')${after} ` +
+      "order by p.integration_id, p.chat_key, p.seq limit 1)";
     return knex.raw(
-      "with chosen as (select h.seq from (select integration_id, chat_key, min(seq) as seq " +
-        `from ?? indexed by ${openIndex} where status in ('pending', 'claimed') group by integration_id, chat_key) ` +
-        `as h cross join ?? as d where d.seq = h.seq and ${claimableSql("d.")} order by h.seq limit ?) ` +
-        `update ?? ${claimSet}`,
-      [t.outbox, t.outbox, request.at, request.at, request.limit, t.outbox, ...claimSetBindings(request)],
+      `with recursive heads(seq, integration_id, chat_key) as (select o.seq, o.integration_id, o.chat_key from ${outbox} ` +
+        `as o where o.seq = ${next("")} union all select o.seq, o.integration_id, o.chat_key from heads as h ` +
+        `cross join ${outbox} as o where o.seq = coalesce(` +
+        `${next(" and p.integration_id = h.integration_id and p.chat_key > h.chat_key")}, ` +
+        `${next(" and p.integration_id > h.integration_id")})), ` +
+        `chosen as (select d.seq from heads as h cross join ${outbox} as d where d.seq = h.seq and ` +
+        `${claimableSql("d.")} order by h.seq limit ?) ` +
+        `update ${outbox} not indexed ${claimSet}`,
+      [request.at, request.at, request.limit, ...claimSetBindings(request)],
     );
   }
 

@@ -52,7 +52,7 @@ export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> 
         migrationSource: other,
         tableName: other.tableName,
       })) as [unknown[], unknown[]];
-      expect([done.length, pending.length]).toEqual([2, 0]);
+      expect([done.length, pending.length]).toEqual([3, 0]);
       expect(await db.schema.hasTable("mig_outbox_chats")).toBe(true);
       expect(await db.schema.hasTable("mig_history")).toBe(true);
       await migrate(db, { tablePrefix: "mig_", migrationsTableName: "mig_history" }); // idempotent
@@ -88,9 +88,55 @@ export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> 
       expect(await db.schema.hasTable("cw2_integrations")).toBe(true);
     });
 
+    it("keep on the outbox the indexes its reads use, and roll back one step at a time", async () => {
+      const source = chatwootMigrations({ tablePrefix: "idx_", migrationsTableName: "idx_history" });
+      const options = { migrationSource: source, tableName: source.tableName };
+      await db.migrate.latest(options);
+      const indexes = async () => {
+        const dialect = db.client.dialect as string;
+        const rows: Array<Record<string, string>> =
+          dialect === "sqlite3"
+            ? await db.raw("select name from sqlite_master where type = 'index' and tbl_name = ?", [
+                "idx_outbox",
+              ])
+            : dialect === "postgresql"
+              ? (
+                  await db.raw(
+                    "select indexname as name from pg_indexes where tablename = ? and schemaname = current_schema()",
+                    ["idx_outbox"],
+                  )
+                ).rows
+              : (
+                  await db.raw(
+                    "select distinct index_name as name from information_schema.statistics " +
+                      "where table_schema = database() and table_name = ?",
+                    ["idx_outbox"],
+                  )
+                )[0];
+        return rows
+          .map((row) => String(row.name ?? row.NAME).replace(/^idx_outbox_/, ""))
+          .filter((name) => !/^(sqlite_autoindex_|pkey$|PRIMARY$)/.test(name))
+          .sort();
+      };
+      const mysql = db.client.dialect === "mysql" || db.client.dialect === "mysql2";
+      const full = ["chat_idx", "claim_idx", "dedupe_uq", "due_idx", "id_uq"];
+      // SQLite and PostgreSQL: the open-items index replaces the chat, due and claim indexes (writes touch fewer).
+      expect(await indexes()).toEqual(mysql ? full : ["dedupe_uq", "id_uq", "open_idx"]);
+      await db.migrate.down(options);
+      expect(await indexes()).toEqual(mysql ? full : [...full, "open_idx"].sort());
+      await db.migrate.down(options);
+      expect(await indexes()).toEqual(full);
+      await db.migrate.rollback(options, true);
+      expect(await db.schema.hasTable("idx_outbox")).toBe(false);
+    });
+
     it("claims lock chat keys with FOR UPDATE SKIP LOCKED (PostgreSQL in one statement, MySQL) or are one statement on SQLite", async () => {
       const statements: string[] = [];
-      const onQuery = (query: { sql: string }) => statements.push(query.sql.toLowerCase());
+      const bindings: unknown[][] = [];
+      const onQuery = (query: { sql: string; bindings?: unknown[] }) => {
+        statements.push(query.sql.toLowerCase());
+        bindings.push(query.bindings ?? []);
+      };
       const store = createKnexStore(db);
       const now = new Date(1_900_000_000_000);
       await store.outbox.enqueue(
@@ -106,8 +152,19 @@ export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> 
       if (db.client.dialect === "sqlite3") {
         // Atomic on its own: no read outside the statement that claims.
         expect(statements).toHaveLength(1);
-        expect(statements[0]).toMatch(/^with chosen as \(.*\) update `chatwoot_outbox` set .* returning \*$/);
+        expect(statements[0]).toMatch(
+          /^with recursive heads.*, chosen as \(.*\) update `chatwoot_outbox` not indexed set .* returning \*$/,
+        );
         expect(statements.some((sql) => sql.includes("skip locked"))).toBe(false);
+        // Each step of the walk from chat to chat is an index descent, not a scan of the unfinished items.
+        const plan = (await db.raw(`explain query plan ${statements[0]}`, bindings[0]!)) as Array<{
+          detail: string;
+        }>;
+        const steps = plan.map((row) => row.detail).filter((detail) => detail.includes("open_idx"));
+        expect(steps).toContain(
+          "SEARCH p USING COVERING INDEX chatwoot_outbox_open_idx (integration_id=? AND chat_key>?)",
+        );
+        expect(steps).toContain("SEARCH p USING COVERING INDEX chatwoot_outbox_open_idx (integration_id>?)");
       } else if (db.client.dialect === "postgresql") {
         // One autocommit statement: it locks the chat rows it claims from, skipping those another claimer holds.
         expect(statements).toHaveLength(1);

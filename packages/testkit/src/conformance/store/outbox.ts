@@ -158,6 +158,28 @@ export const outboxChecks: StoreCheckGroup = {
       expect(await claim(store, "w1", at(12))).toEqual([]);
     },
 
+    "one claim finds the heads of every chat of every integration, whatever their order": async ({
+      store,
+    }) => {
+      // Chat keys and integrations enqueued out of their sort order, several items per chat, a finished head.
+      const [x, y, z] = [newIntegration(), newIntegration(), newIntegration()];
+      const xd = await put(store, { integrationId: x, chatKey: "D" }, at(0));
+      const ya = await put(store, { integrationId: y, chatKey: "A" }, at(1));
+      await put(store, { integrationId: x, chatKey: "D" }, at(2));
+      const xb = await put(store, { integrationId: x, chatKey: "B" }, at(3));
+      const zDone = await put(store, { integrationId: z, chatKey: "A" }, at(4));
+      const zNext = await put(store, { integrationId: z, chatKey: "A" }, at(5));
+      await put(store, { integrationId: y, chatKey: "A" }, at(6));
+      const yc = await put(store, { integrationId: y, chatKey: "C" }, at(7));
+      expect(ids(await claim(store, "w", at(10), 1))).toEqual([xd]);
+      expect(ids(await claim(store, "w", at(10), 2))).toEqual([ya, xb]);
+      expect(await store.outbox.complete(xb, "w")).toBe(true);
+      expect(ids(await claim(store, "w", at(10)))).toEqual([zDone, yc]);
+      expect(await store.outbox.complete(zDone, "w")).toBe(true);
+      expect(ids(await claim(store, "w", at(11)))).toEqual([zNext]);
+      expect(await claim(store, "w", at(12))).toEqual([]);
+    },
+
     "claim honours the limit and serves the oldest chats first": async ({ store }) => {
       const integrationId = newIntegration();
       const heads = [];
