@@ -10,7 +10,7 @@ import {
   createStaticDirectory,
   type StoragePort,
 } from "@ryze/chatwoot-core";
-import { createKnexStore, migrate } from "@ryze/chatwoot-knex";
+import { cacheStatements, createKnexStore, migrate, type PreparingConnection } from "@ryze/chatwoot-knex";
 import { textEvent as whatsappText } from "@ryze/chatwoot-testkit";
 import { createTestDatabase } from "@ryze/chatwoot-testkit/databases";
 import knexFactory, { type Knex } from "knex";
@@ -40,7 +40,7 @@ export interface OpenedStore {
   close(): Promise<void>;
 }
 
-interface SqliteConnection {
+interface SqliteConnection extends PreparingConnection {
   pragma(source: string): unknown;
 }
 
@@ -72,7 +72,7 @@ export async function openStore(backend: Backend): Promise<OpenedStore | { unrea
             afterCreate(connection: SqliteConnection, done: (error: Error | null, c: unknown) => void) {
               connection.pragma("journal_mode = WAL");
               connection.pragma("synchronous = NORMAL");
-              done(null, connection);
+              done(null, cacheStatements(connection));
             },
           },
         }

@@ -11,7 +11,7 @@ import {
   type Logger,
   parseKey,
 } from "@ryze/chatwoot-core";
-import { createKnexStore, migrate } from "@ryze/chatwoot-knex";
+import { cacheStatements, createKnexStore, migrate, type PreparingConnection } from "@ryze/chatwoot-knex";
 import { createDevWhatsApp, createSimulatedWhatsAppGateway, type DevWhatsApp } from "@ryze/chatwoot-testkit";
 import { Redis } from "ioredis";
 import knexFactory, { type Knex } from "knex";
@@ -48,12 +48,16 @@ export function openDatabase(url: string): Knex {
       connection: { filename },
       useNullAsDefault: true,
       // WAL with synchronous=NORMAL: commits stop waiting for the disk on every write (about twice the
-      // routing rate, see docs/benchmarks.md), and readers no longer block the writer.
+      // routing rate, see docs/benchmarks.md), and readers no longer block the writer. Prepared statements are
+      // kept for reuse (knex compiles every query afresh otherwise).
       pool: {
-        afterCreate(connection: { pragma(sql: string): unknown }, done: (error: Error | null) => void) {
+        afterCreate(
+          connection: PreparingConnection & { pragma(sql: string): unknown },
+          done: (error: Error | null, connection: unknown) => void,
+        ) {
           connection.pragma("journal_mode = WAL");
           connection.pragma("synchronous = NORMAL");
-          done(null);
+          done(null, cacheStatements(connection));
         },
       },
     });

@@ -5,5 +5,10 @@ export {
   migrate,
   rollbackMigrations,
 } from "./migrations.js";
+export {
+  cacheStatements,
+  type PreparingConnection,
+  type StatementCacheOptions,
+} from "./statement-cache.js";
 export { createKnexStore, type KnexStoreOptions } from "./store.js";
 export { type ChatwootTableNames, chatwootTableNames, DEFAULT_TABLE_PREFIX } from "./tables.js";

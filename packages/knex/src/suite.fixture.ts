@@ -132,8 +132,8 @@ export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> 
 
     it("claims lock chat keys with FOR UPDATE SKIP LOCKED (PostgreSQL in one statement, MySQL) or are one statement on SQLite", async () => {
       const statements: string[] = [];
-      const bindings: unknown[][] = [];
-      const onQuery = (query: { sql: string; bindings?: unknown[] }) => {
+      const bindings: Knex.RawBinding[][] = [];
+      const onQuery = (query: { sql: string; bindings?: Knex.RawBinding[] }) => {
         statements.push(query.sql.toLowerCase());
         bindings.push(query.bindings ?? []);
       };
