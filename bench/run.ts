@@ -87,6 +87,7 @@ const adaptersConfig: AdaptersConfig = {
   runs: RUNS,
   frameworks: ["express", "koa", "fastify"],
   durationSeconds: quick ? 1 : 10,
+  sliceSeconds: 2,
   connections: 16,
 };
 const realtimeConfig: RealtimeConfig = {
