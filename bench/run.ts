@@ -2,7 +2,7 @@
  * `npm run bench`: runs every benchmark of bench/, prints a table, writes bench/results/latest.json and
  * docs/benchmarks.md. Not part of `npm test`.
  *
- *   npm run bench                      the full run (≈ 10.5 minutes on the 2-core AMD EPYC machine)
+ *   npm run bench                      the full run (8–9 minutes on the 2-core AMD EPYC machine; 300 s of it are the adapter runs)
  *   npm run bench -- --quick           a smoke run: 2 runs, small sizes; writes bench/results/quick.tmp.json only
  *   npm run bench -- --only=routing,cold   some suites (routing, cold, adapters, realtime, secrets, outbox);
  *                                      writes bench/results/partial.tmp.json only
