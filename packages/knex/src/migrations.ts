@@ -42,6 +42,9 @@ async function tableOptionsFor(knex: Knex): Promise<(table: Knex.CreateTableBuil
   };
 }
 
+/** The outbox indexes of the first schema that the open-items index made redundant on SQLite and PostgreSQL. */
+const SUPERSEDED_OUTBOX_INDEXES = ["chat_idx", "due_idx", "claim_idx"] as const;
+
 const migrations: ChatwootMigration[] = [
   {
     name: "0001_create_tables",
@@ -190,8 +193,6 @@ const migrations: ChatwootMigration[] = [
     },
   },
 ];
-
-const SUPERSEDED_OUTBOX_INDEXES = ["chat_idx", "due_idx", "claim_idx"] as const;
 
 /** A knex migration source that also names the bookkeeping table it should be run with. */
 export interface ChatwootMigrationSource extends Knex.MigrationSource<ChatwootMigration> {

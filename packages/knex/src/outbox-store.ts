@@ -318,23 +318,25 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
    * (`NOT INDEXED` still allows rowid look-ups): left to itself SQLite answers its claimable condition from the due
    * and claim indexes, a scan of every due item.
    */
-  async function claimSqlite(request: ClaimRequest): Promise<Row[]> {
+  const claimSqliteSql = (() => {
     const openIndex = knex.client.wrapIdentifier(`${t.outbox}_open_idx`);
     const outbox = knex.client.wrapIdentifier(t.outbox);
     const next = (after: string) =>
       `(select p.seq from ${outbox} as p indexed by ${openIndex} where p.status in ('pending', 'claimed')${after} ` +
       "order by p.integration_id, p.chat_key, p.seq limit 1)";
-    return knex.raw(
+    return (
       `with recursive heads(seq, integration_id, chat_key) as (select o.seq, o.integration_id, o.chat_key from ${outbox} ` +
-        `as o where o.seq = ${next("")} union all select o.seq, o.integration_id, o.chat_key from heads as h ` +
-        `cross join ${outbox} as o where o.seq = coalesce(` +
-        `${next(" and p.integration_id = h.integration_id and p.chat_key > h.chat_key")}, ` +
-        `${next(" and p.integration_id > h.integration_id")})), ` +
-        `chosen as (select d.seq from heads as h cross join ${outbox} as d where d.seq = h.seq and ` +
-        `${claimableSql("d.")} order by h.seq limit ?) ` +
-        `update ${outbox} not indexed ${claimSet}`,
-      [request.at, request.at, request.limit, ...claimSetBindings(request)],
+      `as o where o.seq = ${next("")} union all select o.seq, o.integration_id, o.chat_key from heads as h ` +
+      `cross join ${outbox} as o where o.seq = coalesce(` +
+      `${next(" and p.integration_id = h.integration_id and p.chat_key > h.chat_key")}, ` +
+      `${next(" and p.integration_id > h.integration_id")})), ` +
+      `chosen as (select d.seq from heads as h cross join ${outbox} as d where d.seq = h.seq and ` +
+      `${claimableSql("d.")} order by h.seq limit ?) ` +
+      `update ${outbox} not indexed ${claimSet}`
     );
+  })();
+  function claimSqlite(request: ClaimRequest): Promise<Row[]> {
+    return knex.raw(claimSqliteSql, [request.at, request.at, request.limit, ...claimSetBindings(request)]);
   }
 
   /**
