@@ -209,8 +209,12 @@ describe("WhatsApp → Chatwoot", () => {
       ["first", expect.stringMatching(/^WAID:/)],
       ["second", "WAID:3EB0RETRIED000001"],
     ]);
+    // The item is completed once the create's answer is back, just after the simulator stored the message.
     const integrationId = (await h.store.integrations.get("suporte"))!.id;
-    expect(await h.store.outbox.count(integrationId)).toMatchObject({ done: 2, dead: 0, pending: 0 });
+    await eventually(async () => (await h!.store.outbox.count(integrationId)).claimed === 0, {
+      what: "the retried item to be completed",
+    });
+    expect(await h.store.outbox.count(integrationId)).toEqual({ pending: 0, claimed: 0, done: 2, dead: 0 });
   });
 
   it("reports a message Chatwoot refuses for good (a dead letter) in the integration's last_error", async () => {

@@ -210,6 +210,10 @@ describe("Chatwoot → WhatsApp", () => {
         .filter((m) => m.message_type === 0)
         .map((m) => m.content),
     ).toEqual(["hello, I need help", "anyone?"]);
+    // The last item is completed just after its effect is visible.
+    await eventually(async () => (await h!.store.outbox.count(integration.id)).claimed === 0, {
+      what: "the last item to be completed",
+    });
     expect(await h.store.outbox.count(integration.id)).toMatchObject({ pending: 0, claimed: 0, dead: 0 });
   });
 
