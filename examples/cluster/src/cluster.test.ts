@@ -63,7 +63,10 @@ function reportLogsOnFailure(nodes: ClusterNode[]): void {
   });
 }
 
-/** Waits until every integration has exactly one subscription and a live lease held by one of `nodes`. */
+/**
+ * Waits until every integration has exactly one subscription and a live lease held by one of `nodes`, and no
+ * process holds more than its fair share.
+ */
 async function settledOn(
   sim: ChatwootSimulator,
   db: Knex,
@@ -78,6 +81,13 @@ async function settledOn(
       const seen = await snapshot(sim, db);
       doubles.push(...doubleOwners(tenants, seen));
       const problems = unsettled(tenants, seen, owners);
+      // Settled includes the fair share: a process above it hands its oldest subscriptions back in its next
+      // rounds (by design there is a gap until another process takes each), which must not happen mid-sampling.
+      // A process can get above its share while the activations run, by taking a lease in its round between
+      // another process's persist and that process's own lease.
+      const share = Math.ceil(tenants.length / owners.length);
+      for (const [owner, count] of leaseCounts(tenants, seen))
+        if (count > share) problems.push(`${owner} holds ${count} leases, above its share of ${share}`);
       if (problems.length > 0)
         throw new Error(`${problems.length} problems, e.g. ${problems.slice(0, 3).join("; ")}`);
       return seen;
