@@ -10,7 +10,13 @@ import {
   createStaticDirectory,
   type StoragePort,
 } from "@ryze/chatwoot-core";
-import { cacheStatements, createKnexStore, migrate, type PreparingConnection } from "@ryze/chatwoot-knex";
+import {
+  cacheStatements,
+  createKnexStore,
+  migrate,
+  type PreparingConnection,
+  startWalCheckpoints,
+} from "@ryze/chatwoot-knex";
 import { textEvent as whatsappText } from "@ryze/chatwoot-testkit";
 import { createTestDatabase } from "@ryze/chatwoot-testkit/databases";
 import knexFactory, { type Knex } from "knex";
@@ -62,9 +68,10 @@ export async function openStore(backend: Backend): Promise<OpenedStore | { unrea
     };
   }
   const directory = mkdtempSync(join(tmpdir(), "chatwoot-bench-"));
+  const file = join(directory, "store.sqlite");
   const knex = knexFactory({
     client: "better-sqlite3",
-    connection: { filename: join(directory, "store.sqlite") },
+    connection: { filename: file },
     useNullAsDefault: true,
     ...(backend === "sqlite-wal"
       ? {
@@ -72,6 +79,7 @@ export async function openStore(backend: Backend): Promise<OpenedStore | { unrea
             afterCreate(connection: SqliteConnection, done: (error: Error | null, c: unknown) => void) {
               connection.pragma("journal_mode = WAL");
               connection.pragma("synchronous = NORMAL");
+              connection.pragma("wal_autocheckpoint = 10000");
               done(null, cacheStatements(connection));
             },
           },
@@ -79,11 +87,14 @@ export async function openStore(backend: Backend): Promise<OpenedStore | { unrea
       : {}),
   });
   await migrate(knex);
+  // As the example apps do: WAL checkpoints in a worker thread, off the event loop.
+  const checkpoints = backend === "sqlite-wal" ? await startWalCheckpoints(file) : null;
   return {
     backend,
     knex,
     store: createKnexStore(knex),
     async close() {
+      await checkpoints?.close();
       await knex.destroy();
       rmSync(directory, { recursive: true, force: true });
     },

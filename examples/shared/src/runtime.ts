@@ -11,7 +11,13 @@ import {
   type Logger,
   parseKey,
 } from "@ryze/chatwoot-core";
-import { cacheStatements, createKnexStore, migrate, type PreparingConnection } from "@ryze/chatwoot-knex";
+import {
+  cacheStatements,
+  createKnexStore,
+  migrate,
+  type PreparingConnection,
+  startWalCheckpoints,
+} from "@ryze/chatwoot-knex";
 import { createDevWhatsApp, createSimulatedWhatsAppGateway, type DevWhatsApp } from "@ryze/chatwoot-testkit";
 import { Redis } from "ioredis";
 import knexFactory, { type Knex } from "knex";
@@ -29,6 +35,11 @@ export function keyId(key: string): string {
   return createHash("sha256").update(parseKey(key)).digest("base64url").slice(0, 8);
 }
 
+/** The file of a `sqlite:<path>` DATABASE_URL, else null. */
+export function sqliteFile(url: string): string | null {
+  return url.startsWith("sqlite:") ? resolve(url.slice("sqlite:".length).replace(/^\/\/(?=\/)/, "")) : null;
+}
+
 /** Opens the database named by DATABASE_URL: `postgres://`, `mysql://` or `sqlite:<path>`. */
 export function openDatabase(url: string): Knex {
   if (/^postgres(ql)?:\/\//.test(url))
@@ -40,8 +51,8 @@ export function openDatabase(url: string): Knex {
       pool: { min: 0, max: 20 },
     });
   }
-  if (url.startsWith("sqlite:")) {
-    const filename = resolve(url.slice("sqlite:".length).replace(/^\/\/(?=\/)/, ""));
+  const filename = sqliteFile(url);
+  if (filename !== null) {
     mkdirSync(dirname(filename), { recursive: true });
     return knexFactory({
       client: "better-sqlite3",
@@ -57,6 +68,8 @@ export function openDatabase(url: string): Knex {
         ) {
           connection.pragma("journal_mode = WAL");
           connection.pragma("synchronous = NORMAL");
+          // Checkpoints run in a worker (createExampleRuntime); this one is the safety net if it stops.
+          connection.pragma("wal_autocheckpoint = 10000");
           done(null, cacheStatements(connection));
         },
       },
@@ -210,6 +223,14 @@ export async function createExampleRuntime(
   const key = loadKey(config, dataDir, logger);
   const knex = openDatabase(config.databaseUrl);
   await migrate(knex);
+  // SQLite: WAL checkpoints off the event loop (a checkpoint inside a commit stalls the process).
+  const file = sqliteFile(config.databaseUrl);
+  const checkpoints =
+    file === null
+      ? null
+      : await startWalCheckpoints(file, {
+          onError: (error) => logger.warn({ err: error.message }, "sqlite: WAL checkpoint failed"),
+        });
   const directory = createStaticDirectory({
     accounts: [{ id: "default", token: config.accountToken, instances: config.instances }],
   });
@@ -256,6 +277,7 @@ export async function createExampleRuntime(
     async close() {
       await integration.stop();
       await rateLimitStore.close();
+      await checkpoints?.close();
       await knex.destroy();
     },
   };

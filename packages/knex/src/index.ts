@@ -12,3 +12,4 @@ export {
 } from "./statement-cache.js";
 export { createKnexStore, type KnexStoreOptions } from "./store.js";
 export { type ChatwootTableNames, chatwootTableNames, DEFAULT_TABLE_PREFIX } from "./tables.js";
+export { startWalCheckpoints, type WalCheckpointOptions, type WalCheckpoints } from "./wal-checkpoints.js";
