@@ -22,10 +22,10 @@ import {
 } from "./harness.js";
 
 // Three processes of the Express example on one database and one simulated Chatwoot, with short timings
-// (server.ts, CLUSTER_FAST_TIMINGS=1): leases of 5 s renewed every 1.7 s.
+// (server.ts, CLUSTER_FAST_TIMINGS=1): leases of 3 s renewed every second, outbox claims of 10 s.
 const PROCESSES = 3;
 const TENANTS = 50;
-const LEASE_TTL_MS = 5_000;
+const LEASE_TTL_MS = 3_000;
 const TAKEOVER_BUDGET_MS = LEASE_TTL_MS + 5_000;
 const KEY = randomBytes(32).toString("base64");
 const ACCOUNT_TOKEN = randomBytes(18).toString("base64url");

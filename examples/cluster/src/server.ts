@@ -9,12 +9,9 @@ import { buildApp } from "../../express/src/app.js";
 
 type IntegrationOptions = NonNullable<RuntimeOptions["integration"]>;
 
-/**
- * Lease 5 s (renewed every 1.7 s), pings every 500 ms: a crash costs about 5-6 s. A shorter lease expired now and
- * then while the whole test suite loaded the machine's two cores (a process starved for over 2 s).
- */
+/** Lease 3 s (renewed every second), claims 10 s, pings every 500 ms: a crash costs about 3-4 s. */
 const fastTimings: IntegrationOptions = {
-  realtime: { leaseTtlMs: 5_000, pingIntervalMs: 500, subscribeTimeoutMs: 10_000 },
+  realtime: { leaseTtlMs: 3_000, pingIntervalMs: 500, subscribeTimeoutMs: 10_000 },
   dispatcher: { claimTtlMs: 10_000, pollIntervalMs: 50 },
   retry: { inbound: { baseDelayMs: 50, maxDelayMs: 500 }, outbound: { baseDelayMs: 50, maxDelayMs: 200 } },
   echoWaitMs: 100,
