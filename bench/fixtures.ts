@@ -11,11 +11,11 @@ import {
   type StoragePort,
 } from "@ryze/chatwoot-core";
 import {
-  cacheStatements,
   createKnexStore,
   migrate,
-  type PreparingConnection,
   startWalCheckpoints,
+  type TunableConnection,
+  tuneSqliteConnection,
 } from "@ryze/chatwoot-knex";
 import { textEvent as whatsappText } from "@ryze/chatwoot-testkit";
 import { createTestDatabase } from "@ryze/chatwoot-testkit/databases";
@@ -46,10 +46,6 @@ export interface OpenedStore {
   close(): Promise<void>;
 }
 
-interface SqliteConnection extends PreparingConnection {
-  pragma(source: string): unknown;
-}
-
 /** Opens a fresh, migrated store; `null` (with the reason) when PostgreSQL cannot be reached. */
 export async function openStore(backend: Backend): Promise<OpenedStore | { unreachable: string }> {
   if (backend === "postgres") {
@@ -76,11 +72,8 @@ export async function openStore(backend: Backend): Promise<OpenedStore | { unrea
     ...(backend === "sqlite-wal"
       ? {
           pool: {
-            afterCreate(connection: SqliteConnection, done: (error: Error | null, c: unknown) => void) {
-              connection.pragma("journal_mode = WAL");
-              connection.pragma("synchronous = NORMAL");
-              connection.pragma("wal_autocheckpoint = 10000");
-              done(null, cacheStatements(connection));
+            afterCreate(connection: TunableConnection, done: (error: Error | null, c: unknown) => void) {
+              done(null, tuneSqliteConnection(connection));
             },
           },
         }

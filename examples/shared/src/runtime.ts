@@ -12,11 +12,11 @@ import {
   parseKey,
 } from "@ryze/chatwoot-core";
 import {
-  cacheStatements,
   createKnexStore,
   migrate,
-  type PreparingConnection,
   startWalCheckpoints,
+  type TunableConnection,
+  tuneSqliteConnection,
 } from "@ryze/chatwoot-knex";
 import { createDevWhatsApp, createSimulatedWhatsAppGateway, type DevWhatsApp } from "@ryze/chatwoot-testkit";
 import { Redis } from "ioredis";
@@ -58,19 +58,10 @@ export function openDatabase(url: string): Knex {
       client: "better-sqlite3",
       connection: { filename },
       useNullAsDefault: true,
-      // WAL with synchronous=NORMAL: commits stop waiting for the disk on every write (about twice the
-      // routing rate, see docs/benchmarks.md), and readers no longer block the writer. Prepared statements are
-      // kept for reuse (knex compiles every query afresh otherwise).
+      // WAL with synchronous=NORMAL, prepared statements kept; checkpoints run in a worker (createExampleRuntime).
       pool: {
-        afterCreate(
-          connection: PreparingConnection & { pragma(sql: string): unknown },
-          done: (error: Error | null, connection: unknown) => void,
-        ) {
-          connection.pragma("journal_mode = WAL");
-          connection.pragma("synchronous = NORMAL");
-          // Checkpoints run in a worker (createExampleRuntime); this one is the safety net if it stops.
-          connection.pragma("wal_autocheckpoint = 10000");
-          done(null, cacheStatements(connection));
+        afterCreate(connection: TunableConnection, done: (error: Error | null, connection: unknown) => void) {
+          done(null, tuneSqliteConnection(connection));
         },
       },
     });

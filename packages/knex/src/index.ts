@@ -5,6 +5,7 @@ export {
   migrate,
   rollbackMigrations,
 } from "./migrations.js";
+export { type TunableConnection, tuneSqliteConnection } from "./sqlite-connection.js";
 export {
   cacheStatements,
   type PreparingConnection,
