@@ -9,7 +9,8 @@
 import { once } from "node:events";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createKeyring, secretAad } from "@ryze/chatwoot-core";
+import { createKeyring } from "@ryze/chatwoot-core";
+import { secretAad } from "@ryze/chatwoot-core/testing";
 import { chatwootExpress } from "@ryze/chatwoot-express";
 import { chatwootFastify } from "@ryze/chatwoot-fastify";
 import { chatwootKoa } from "@ryze/chatwoot-koa";
@@ -17,7 +18,7 @@ import { startChatwootSimulator } from "@ryze/chatwoot-testkit";
 import express from "express";
 import Fastify from "fastify";
 import Koa from "koa";
-import { benchIntegration, ENCRYPTION, openStore } from "./fixtures.js";
+import { benchBridge, ENCRYPTION, openStore } from "./fixtures.js";
 import { serve } from "./rpc.js";
 
 export type Framework = "express" | "koa" | "fastify";
@@ -45,10 +46,10 @@ const methods = {
     const opened = maybe;
     closers.push(() => opened.close());
     // A limiter that never refuses: the bench measures the route, not the quota.
-    const integration = benchIntegration(opened.store, [ADAPTER_INSTANCE], { rateLimit: { points: 1e9 } });
-    closers.unshift(() => integration.stop());
-    await integration.start();
-    const activated = await integration.activate(ADAPTER_INSTANCE, {
+    const bridge = benchBridge(opened.store, [ADAPTER_INSTANCE], { rateLimit: { points: 1e9 } });
+    closers.unshift(() => bridge.stop());
+    await bridge.start();
+    const activated = await bridge.activate(ADAPTER_INSTANCE, {
       chatwootBaseUrl: sim.url,
       chatwootAccountId: accountId,
       chatwootApiToken: admin.accessToken,
@@ -91,7 +92,7 @@ const methods = {
           res.status(200).set("content-type", JSON_TYPE).end(body);
         }, next);
       });
-      app.use(chatwootExpress(integration));
+      app.use(chatwootExpress(bridge));
       const server = app.listen(0, "127.0.0.1");
       closers.unshift(
         () =>
@@ -114,7 +115,7 @@ const methods = {
         ctx.set("content-type", JSON_TYPE);
         ctx.body = body;
       });
-      app.use(chatwootKoa(integration));
+      app.use(chatwootKoa(bridge));
       const server = app.listen(0, "127.0.0.1");
       closers.unshift(
         () =>
@@ -131,7 +132,7 @@ const methods = {
         if (body === null) return reply.callNotFound();
         return reply.code(200).type(JSON_TYPE).send(body);
       });
-      await app.register(chatwootFastify, { integration, prefix: integration.prefix });
+      await app.register(chatwootFastify, { bridge, prefix: bridge.prefix });
       await app.listen({ port: 0, host: "127.0.0.1" });
       closers.unshift(() => app.close());
       url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;

@@ -27,7 +27,7 @@ export interface ColdResult {
   rate?: Figure;
   p50?: Figure;
   p99?: Figure;
-  /** CPU time per message of the benchmark process (the integration and its store) and of the simulator. */
+  /** CPU time per message of the benchmark process (the bridge and its store) and of the simulator. */
   hostCpuPerMessage?: Figure;
   simCpuPerMessage?: Figure;
   breakdown?: Record<string, number>;
@@ -52,16 +52,10 @@ export async function benchCold(
   for (let run = 1; run <= config.runs; run++) {
     const opened = await openStore(config.backend);
     if ("unreachable" in opened) return { ...base, skipped: opened.unreachable };
-    const { handle, integration, integrationId, close } = await startActivated(
-      sim,
-      opened,
-      INSTANCE,
-      "Cold",
-      {
-        concurrency: config.concurrency,
-        pollIntervalMs: config.pollIntervalMs,
-      },
-    );
+    const { handle, bridge, integrationId, close } = await startActivated(sim, opened, INSTANCE, "Cold", {
+      concurrency: config.concurrency,
+      pollIntervalMs: config.pollIntervalMs,
+    });
     try {
       await sim.call("clearRequests", handle);
       await sim.call("resetStored");
@@ -73,7 +67,7 @@ export async function benchCold(
       const started = now();
       await pool(count, config.ingestConcurrency, async (i) => {
         ingestAt[i] = now();
-        await integration.ingest(INSTANCE, events[i]);
+        await bridge.ingest(INSTANCE, events[i]);
       });
       await waitUntil(async () => (await sim.call("storedCount")) >= count, "the cold messages", 300_000, 20);
       const stored = await sim.call("storedTimes");
@@ -100,7 +94,7 @@ export async function benchCold(
       log(
         `  cold run ${run}/${config.runs}: ${(requests / count).toFixed(3)} req/msg, ` +
           `${rates.at(-1)!.toFixed(0)} msg/s, p50 ${p50.at(-1)!.toFixed(0)} ms, p99 ${p99.at(-1)!.toFixed(0)} ms; ` +
-          `CPU per message: integration ${cpu[0]!.toFixed(2)} ms, simulator ${cpu[1]!.toFixed(2)} ms`,
+          `CPU per message: bridge ${cpu[0]!.toFixed(2)} ms, simulator ${cpu[1]!.toFixed(2)} ms`,
       );
     } finally {
       await close();

@@ -1,12 +1,12 @@
-/** What the benchmarks share: databases, the integration as a host wires it, WhatsApp events. */
+/** What the benchmarks share: databases, the bridge as a host wires it, WhatsApp events. */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  type ChatwootIntegration,
-  type ChatwootIntegrationOptions,
-  createChatwootIntegration,
+  type ChatwootBridge,
+  type ChatwootBridgeOptions,
+  createChatwootBridge,
   createStaticDirectory,
   type StoragePort,
 } from "@ryze/chatwoot-core";
@@ -110,13 +110,13 @@ export function benchDirectory(instances: string[]) {
   });
 }
 
-/** The integration as a host creates it; `options` overrides (dispatcher tuning, gateway, ...). */
-export function benchIntegration(
+/** The bridge as a host creates it; `options` overrides (dispatcher tuning, gateway, ...). */
+export function benchBridge(
   store: StoragePort,
   instances: string[],
-  options: Partial<ChatwootIntegrationOptions> = {},
-): ChatwootIntegration {
-  return createChatwootIntegration({
+  options: Partial<ChatwootBridgeOptions> = {},
+): ChatwootBridge {
+  return createChatwootBridge({
     store,
     directory: benchDirectory(instances),
     encryption: ENCRYPTION,
@@ -157,8 +157,8 @@ export function messageId(): string {
 }
 
 /**
- * A fresh simulator session and an integration on `store`, started and activated for `instance`. `close`
- * stops the integration, then the store, then the session.
+ * A fresh simulator session and an bridge on `store`, started and activated for `instance`. `close`
+ * stops the bridge, then the store, then the session.
  */
 export async function startActivated(
   sim: Child<SimHostMethods>,
@@ -168,21 +168,21 @@ export async function startActivated(
   dispatcher: { concurrency: number; pollIntervalMs: number },
 ) {
   const { handle, url } = await sim.call("start", {});
-  const integration = benchIntegration(opened.store, [instance], { dispatcher });
+  const bridge = benchBridge(opened.store, [instance], { dispatcher });
   const close = async () => {
-    await integration.stop();
+    await bridge.stop();
     await opened.close();
     await sim.call("stop", handle);
   };
   try {
     const admin = await sim.call("createAccountWithAdmin", handle, label);
-    await integration.start();
-    const activated = await integration.activate(
+    await bridge.start();
+    const activated = await bridge.activate(
       instance,
       activationBody(url, admin, `Bench ${label.toLowerCase()}`),
     );
     if (activated.status !== "active") throw new Error(`activation failed: ${activated.error}`);
-    return { handle, url, admin, integration, integrationId: activated.bridgeIntegrationId, close };
+    return { handle, url, admin, bridge, integrationId: activated.bridgeIntegrationId, close };
   } catch (error) {
     await close();
     throw error;

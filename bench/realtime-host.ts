@@ -1,17 +1,17 @@
 /**
- * Child process: one integration (one realtime hub) that activates many instances against the simulator, in a
+ * Child process: one bridge (one realtime hub) that activates many instances against the simulator, in a
  * process of its own so that its memory is measured alone. The WhatsApp gateway is the testkit's double,
  * wrapped to timestamp every send.
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import type { ChatwootIntegration, WhatsAppGateway } from "@ryze/chatwoot-core";
+import type { ChatwootBridge, WhatsAppGateway } from "@ryze/chatwoot-core";
 import { createSimulatedWhatsAppGateway } from "@ryze/chatwoot-testkit";
-import { benchIntegration, messageId, type OpenedStore, openStore, textEvent } from "./fixtures.js";
+import { benchBridge, messageId, type OpenedStore, openStore, textEvent } from "./fixtures.js";
 import { serve } from "./rpc.js";
 import { now, pool, sleep } from "./stats.js";
 
 let opened: OpenedStore | null = null;
-let integration: ChatwootIntegration | null = null;
+let bridge: ChatwootBridge | null = null;
 let baseUrl = "";
 /** Text sent to WhatsApp → child time of the send. */
 const sends = new Map<string, number>();
@@ -39,7 +39,7 @@ async function settle(): Promise<NodeJS.MemoryUsage> {
 
 const methods = {
   /**
-   * Builds the integration for `count` instances plus a warm-up one, and runs the warm-up instance once
+   * Builds the bridge for `count` instances plus a warm-up one, and runs the warm-up instance once
    * (activation, an inbound message) so that the code paths are loaded before memory is measured.
    */
   async setup(options: { url: string; count: number; warm: { accountId: number; accessToken: string } }) {
@@ -48,7 +48,7 @@ const methods = {
     if ("unreachable" in store) throw new Error(store.unreachable);
     opened = store;
     // Timestamps when each agent reply reaches the outbox: splits reply → send into the realtime leg (socket,
-    // event routing, integration read) and the dispatch leg (claim, send).
+    // event routing, bridge read) and the dispatch leg (claim, send).
     const enqueue = store.store.outbox.enqueue.bind(store.store.outbox);
     store.store.outbox.enqueue = async (input, at) => {
       const result = await enqueue(input, at);
@@ -65,16 +65,16 @@ const methods = {
       },
     };
     const names = ["warm", ...Array.from({ length: options.count }, (_, index) => instanceName(index))];
-    integration = benchIntegration(store.store, names, { gateway });
-    await integration.start();
-    const warm = await integration.activate("warm", {
+    bridge = benchBridge(store.store, names, { gateway });
+    await bridge.start();
+    const warm = await bridge.activate("warm", {
       chatwootBaseUrl: baseUrl,
       chatwootAccountId: options.warm.accountId,
       chatwootApiToken: options.warm.accessToken,
       inboxName: "Warm-up",
     });
     if (warm.status !== "active") throw new Error(`warm-up activation failed: ${warm.error}`);
-    await integration.ingest("warm", textEvent(messageId(), 1, "warm-up"));
+    await bridge.ingest("warm", textEvent(messageId(), 1, "warm-up"));
     await sleep(300);
     return { pid: process.pid };
   },
@@ -83,7 +83,7 @@ const methods = {
 
   /** Activates instance `i` with `targets[i]` (its account and token user), `concurrency` at a time. */
   async activateAll(targets: Array<{ accountId: number; accessToken: string }>, concurrency: number) {
-    const current = ready(integration, "integration");
+    const current = ready(bridge, "bridge");
     const failures: string[] = [];
     const started = now();
     await pool(targets.length, concurrency, async (index) => {
@@ -101,7 +101,7 @@ const methods = {
 
   /** One customer message into each of the given instances (opens their conversations). */
   async ingestOne(indices: number[]) {
-    const current = ready(integration, "integration");
+    const current = ready(bridge, "bridge");
     const ids: string[] = [];
     await pool(indices.length, 16, async (k) => {
       const index = indices[k]!;
@@ -140,6 +140,6 @@ const methods = {
 export type RealtimeHostMethods = typeof methods;
 
 serve(methods, async () => {
-  await integration?.stop();
+  await bridge?.stop();
   await opened?.close();
 });

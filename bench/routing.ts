@@ -4,7 +4,7 @@
  * the same simulator with a plain undici loop at the dispatcher's concurrency. Both batches of a run hit the
  * same simulator one after the other, so every ratio compares figures of the same run.
  */
-import type { ChatwootIntegration } from "@ryze/chatwoot-core";
+import type { ChatwootBridge } from "@ryze/chatwoot-core";
 import { Agent, request } from "undici";
 import {
   BACKEND_LABEL,
@@ -75,10 +75,10 @@ export interface RoutingResult {
   /** How long the burst's `ingest` calls took (the outbox write side alone). */
   ingestRate?: Figure;
   requestsPerMessage?: Figure;
-  /** CPU time per routed message of the benchmark process (integration and store) and of the simulator. */
+  /** CPU time per routed message of the benchmark process (bridge and store) and of the simulator. */
   hostCpuPerMessage?: Figure;
   simCpuPerMessage?: Figure;
-  /** CPU time per message of the whole machine (every process: integration, simulator, database), routed and direct. */
+  /** CPU time per message of the whole machine (every process: bridge, simulator, database), routed and direct. */
   machineCpuPerMessage?: Figure;
   directMachineCpuPerMessage?: Figure;
   breakdown?: Record<string, number>;
@@ -93,7 +93,7 @@ interface Session {
   url: string;
   accountId: number;
   accessToken: string;
-  integration: ChatwootIntegration;
+  bridge: ChatwootBridge;
   opened: OpenedStore;
   integrationId: string;
   /** Conversation display id of each chat, in chat order. */
@@ -245,7 +245,7 @@ async function routingBatch(session: Session, count: number) {
 }
 
 async function routingBatchBody(session: Session, count: number) {
-  const { sim, handle, integration, config } = session;
+  const { sim, handle, bridge, config } = session;
   await sim.call("clearRequests", handle);
   await sim.call("resetStored");
   const ids = Array.from({ length: count }, () => messageId());
@@ -256,7 +256,7 @@ async function routingBatchBody(session: Session, count: number) {
   const started = now();
   await pool(count, config.ingestConcurrency, async (i) => {
     ingestAt[i] = now();
-    await integration.ingest(INSTANCE, events[i]);
+    await bridge.ingest(INSTANCE, events[i]);
   });
   const ingested = now();
   await waitStored(sim, count, `${count} routed messages`);
@@ -282,7 +282,7 @@ async function routingBatchBody(session: Session, count: number) {
 }
 
 async function pacedBatch(session: Session, count: number, rate: number) {
-  const { sim, handle, integration, config } = session;
+  const { sim, handle, bridge, config } = session;
   await sim.call("clearRequests", handle);
   await sim.call("resetStored");
   const ids = Array.from({ length: count }, () => messageId());
@@ -296,7 +296,7 @@ async function pacedBatch(session: Session, count: number, rate: number) {
     const wait = started + i * interval - now();
     if (wait >= 1) await sleep(Math.floor(wait));
     ingestAt[i] = now();
-    inFlight.push(integration.ingest(INSTANCE, events[i]).catch((error: unknown) => failures.push(error)));
+    inFlight.push(bridge.ingest(INSTANCE, events[i]).catch((error: unknown) => failures.push(error)));
   }
   await Promise.all(inFlight);
   if (failures.length > 0) throw new Error(`paced ingest failed: ${String(failures[0])}`);
@@ -315,7 +315,7 @@ async function pacedBatch(session: Session, count: number, rate: number) {
   };
 }
 
-/** A fresh simulator and store, the integration activated, and every chat pre-warmed. */
+/** A fresh simulator and store, the bridge activated, and every chat pre-warmed. */
 async function openSession(
   sim: Sim,
   backend: Backend,
@@ -323,7 +323,7 @@ async function openSession(
 ): Promise<Session | { unreachable: string }> {
   const opened = await openStore(backend);
   if ("unreachable" in opened) return opened;
-  const { handle, url, admin, integration, integrationId, close } = await startActivated(
+  const { handle, url, admin, bridge, integrationId, close } = await startActivated(
     sim,
     opened,
     INSTANCE,
@@ -338,7 +338,7 @@ async function openSession(
     const warmStart = now();
     await sim.call("resetStored");
     await pool(config.chats, 8, async (chat) => {
-      await integration.ingest(INSTANCE, textEvent(messageId(), chat, "hello"));
+      await bridge.ingest(INSTANCE, textEvent(messageId(), chat, "hello"));
     });
     await waitStored(sim, config.chats, "the pre-warm messages");
     const warmupMs = now() - warmStart;
@@ -351,7 +351,7 @@ async function openSession(
       url,
       accountId: admin.accountId,
       accessToken: admin.accessToken,
-      integration,
+      bridge,
       opened,
       integrationId,
       conversations,
@@ -470,7 +470,7 @@ async function runOnce(
       `  ${label} run ${run}/${config.runs}: routing ${burst.rate.toFixed(0)} msg/s, ` +
         `direct ${direct.rate.toFixed(0)} msg/s, ratio ${(burst.rate / direct.rate).toFixed(3)}, ` +
         `${burst.requestsPerMessage.toFixed(3)} req/msg, burst p50/p99 ${burst.p50.toFixed(0)}/${burst.p99.toFixed(0)} ms; ` +
-        `CPU/msg ${burst.hostCpu.toFixed(2)} ms (integration) ${burst.simCpu.toFixed(2)} ms (simulator)${machine}; ` +
+        `CPU/msg ${burst.hostCpu.toFixed(2)} ms (bridge) ${burst.simCpu.toFixed(2)} ms (simulator)${machine}; ` +
         `paced ${config.pacedRate}/s: delivered ${pace.delivered.toFixed(0)} msg/s, ` +
         `p50 ${pace.p50.toFixed(1)} ms, p99 ${pace.p99.toFixed(1)} ms`,
     );

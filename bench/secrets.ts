@@ -3,14 +3,8 @@
  * `open` in the list endpoint's time, measured in-process through `integration.http.handle` (no framework, no
  * socket) with the live check cached. The opens per list call are counted by wrapping the keyring.
  */
-import {
-  type Cipher,
-  createChatwootIntegration,
-  createKeyring,
-  createMemoryStore,
-  type StoragePort,
-  secretAad,
-} from "@ryze/chatwoot-core";
+import { type Cipher, createChatwootBridge, createKeyring, type StoragePort } from "@ryze/chatwoot-core";
+import { createMemoryStore, secretAad } from "@ryze/chatwoot-core/testing";
 import { benchDirectory, ENCRYPTION, openStore } from "./fixtures.js";
 import type { Child } from "./rpc.js";
 import type { SimHostMethods } from "./sim-host.js";
@@ -70,7 +64,7 @@ async function listShare(
     keyIdOf: (sealed) => keyring.keyIdOf(sealed),
   };
   const { handle, url } = await sim.call("start", {});
-  const integration = createChatwootIntegration({
+  const integration = createChatwootBridge({
     store,
     directory: benchDirectory([INSTANCE]),
     cipher,

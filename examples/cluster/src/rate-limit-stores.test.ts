@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { createRateLimiter, type RateLimiter } from "@ryze/chatwoot-core";
+import { createRateLimiter, type RateLimiter } from "@ryze/chatwoot-core/testing";
 import { createRateLimitStore, openDatabase, type RateLimitStore, readConfig } from "@ryze/example-shared";
 import { Redis } from "ioredis";
 import type { Knex } from "knex";

@@ -7,10 +7,10 @@ import type { AddressInfo } from "node:net";
 import { type RuntimeOptions, readConfig } from "@ryze/example-shared";
 import { buildApp } from "../../express/src/app.js";
 
-type IntegrationOptions = NonNullable<RuntimeOptions["integration"]>;
+type BridgeOptions = NonNullable<RuntimeOptions["bridge"]>;
 
 /** Lease 3 s (renewed every second), claims 10 s, pings every 500 ms: a crash costs about 3-4 s. */
-const fastTimings: IntegrationOptions = {
+const fastTimings: BridgeOptions = {
   realtime: { leaseTtlMs: 3_000, pingIntervalMs: 500, subscribeTimeoutMs: 10_000 },
   dispatcher: { claimTtlMs: 10_000, pollIntervalMs: 50 },
   retry: { inbound: { baseDelayMs: 50, maxDelayMs: 500 }, outbound: { baseDelayMs: 50, maxDelayMs: 200 } },
@@ -20,7 +20,7 @@ const fastTimings: IntegrationOptions = {
 const config = readConfig();
 const processId = process.env.CLUSTER_PROCESS_ID;
 const example = await buildApp(config, {
-  integration: {
+  bridge: {
     ...(process.env.CLUSTER_FAST_TIMINGS === "1" ? fastTimings : {}),
     ...(processId ? { processId } : {}),
   },

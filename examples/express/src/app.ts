@@ -11,13 +11,13 @@ export interface ExpressExample extends ExampleRuntime {
   app: Express;
 }
 
-/** The Express example: the integration's routes, the simulated WhatsApp side, and a health route of the host. */
+/** The Express example: the bridge's routes, the simulated WhatsApp side, and a health route of the host. */
 export async function buildApp(config: ExampleConfig, options: RuntimeOptions = {}): Promise<ExpressExample> {
   const runtime = await createExampleRuntime(config, options);
   const app = express();
   app.disable("x-powered-by");
   // Our routes go before the host's body parser, so that a malformed body gets the contract's 400 answer.
-  app.use(chatwootExpress(runtime.integration));
+  app.use(chatwootExpress(runtime.bridge));
   app.use(chatwootExpress(runtime.devWhatsApp));
   app.use(express.json());
   app.get("/health", (_req, res) => {

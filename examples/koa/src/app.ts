@@ -12,12 +12,12 @@ export interface KoaExample extends ExampleRuntime {
   app: Koa;
 }
 
-/** The Koa example: the integration's routes, the simulated WhatsApp side, and a health route of the host. */
+/** The Koa example: the bridge's routes, the simulated WhatsApp side, and a health route of the host. */
 export async function buildApp(config: ExampleConfig, options: RuntimeOptions = {}): Promise<KoaExample> {
   const runtime = await createExampleRuntime(config, options);
   const app = new Koa();
   // Our routes go before the host's body parser, so that a malformed body gets the contract's 400 answer.
-  app.use(chatwootKoa(runtime.integration));
+  app.use(chatwootKoa(runtime.bridge));
   app.use(chatwootKoa(runtime.devWhatsApp));
   app.use(bodyParser());
   app.use(async (ctx, next) => {

@@ -2,7 +2,7 @@ import { once } from "node:events";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { bodyParser } from "@koa/bodyparser";
-import type { HttpHandler } from "@ryze/chatwoot-core";
+import type { HttpHandler } from "@ryze/chatwoot-core/adapter";
 import { chatwootExpress } from "@ryze/chatwoot-express";
 import { chatwootFastify } from "@ryze/chatwoot-fastify";
 import { chatwootKoa } from "@ryze/chatwoot-koa";
@@ -65,7 +65,7 @@ export const koaMount: AdapterMount = {
   },
 };
 
-/** The prefix a handler serves: the integration's own, else the root. */
+/** The prefix a handler serves: the bridge's own, else the root. */
 const prefixOf = (handler: { http: HttpHandler }) =>
   "prefix" in handler && typeof handler.prefix === "string" ? handler.prefix : "/";
 
@@ -79,7 +79,7 @@ export const fastifyMount: AdapterMount = {
     const app = Fastify({ forceCloseConnections: true });
     for (const handler of handlers) {
       await app.register(chatwootFastify, {
-        integration: handler,
+        bridge: handler,
         prefix: prefixOf(handler),
         hostBodyParser,
       });

@@ -3,9 +3,9 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { dirname, resolve } from "node:path";
 import {
-  type ChatwootIntegration,
-  type ChatwootIntegrationOptions,
-  createChatwootIntegration,
+  type ChatwootBridge,
+  type ChatwootBridgeOptions,
+  createChatwootBridge,
   createStaticDirectory,
   type InstanceDirectory,
   type Logger,
@@ -181,7 +181,7 @@ export async function createRateLimitStore(
 
 export interface ExampleRuntime {
   config: ExampleConfig;
-  integration: ChatwootIntegration;
+  bridge: ChatwootBridge;
   directory: InstanceDirectory;
   devWhatsApp: DevWhatsApp;
   knex: Knex;
@@ -192,8 +192,8 @@ export interface ExampleRuntime {
 export interface RuntimeOptions {
   logger?: Logger;
   dataDir?: string;
-  /** Extra options for the integration (tests shorten timings). */
-  integration?: Partial<ChatwootIntegrationOptions>;
+  /** Extra options for the bridge (tests shorten timings). */
+  bridge?: Partial<ChatwootBridgeOptions>;
 }
 
 /** Everything an example app needs, independent of the web framework. */
@@ -227,13 +227,13 @@ export async function createExampleRuntime(
   });
   // No real WhatsApp here: the simulated gateway records what would be sent (GET /dev/whatsapp/:instance/sent).
   const gateway = createSimulatedWhatsAppGateway();
-  const rateLimit = { points: 100, durationSeconds: 60, ...options.integration?.rateLimit };
+  const rateLimit = { points: 100, durationSeconds: 60, ...options.bridge?.rateLimit };
   const rateLimitStore = await createRateLimitStore(config, knex, {
     points: rateLimit.points,
     durationSeconds: rateLimit.durationSeconds,
     logger,
   });
-  const integration = createChatwootIntegration({
+  const bridge = createChatwootBridge({
     gateway,
     store: createKnexStore(knex),
     directory,
@@ -245,7 +245,7 @@ export async function createExampleRuntime(
     delivery: config.delivery,
     ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
     logger,
-    ...options.integration,
+    ...options.bridge,
     rateLimit: {
       onStoreError: config.rateLimitFail,
       ...(rateLimitStore.limiter ? { limiter: rateLimitStore.limiter } : {}),
@@ -253,20 +253,20 @@ export async function createExampleRuntime(
     },
   });
   const devWhatsApp = createDevWhatsApp({
-    guard: integration.guard,
+    guard: bridge.guard,
     gateway,
-    ingest: (instance, event) => integration.ingest(instance, event),
+    ingest: (instance, event) => bridge.ingest(instance, event),
   });
-  await integration.start();
+  await bridge.start();
   return {
     config,
-    integration,
+    bridge,
     directory,
     devWhatsApp,
     knex,
     logger,
     async close() {
-      await integration.stop();
+      await bridge.stop();
       await rateLimitStore.close();
       await checkpoints?.close();
       await knex.destroy();

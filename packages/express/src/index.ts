@@ -1,12 +1,12 @@
-import type { HttpHandler } from "@ryze/chatwoot-core";
+import type { HttpHandler } from "@ryze/chatwoot-core/adapter";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 
 /**
- * Express middleware serving the integration's routes. Mount it with `app.use(chatwootExpress(integration))`;
+ * Express middleware serving the bridge's routes. Mount it with `app.use(chatwootExpress(bridge))`;
  * requests that are not ours go to `next()`. A host body parser placed before it is used as is; without one
  * the body is read here (capped by the core).
  */
-export function chatwootExpress(integration: { http: HttpHandler }): RequestHandler {
+export function chatwootExpress(bridge: { http: HttpHandler }): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     const aborted = new AbortController();
     res.on("close", () => {
@@ -14,7 +14,7 @@ export function chatwootExpress(integration: { http: HttpHandler }): RequestHand
     });
     // A host body parser consumed the stream: use what it produced, never re-encode it.
     const parsed = req.readableEnded;
-    integration.http
+    bridge.http
       .handle({
         method: req.method,
         path: req.originalUrl,

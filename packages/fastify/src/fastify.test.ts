@@ -1,5 +1,5 @@
 import type { AddressInfo } from "node:net";
-import type { HttpHandler } from "@ryze/chatwoot-core";
+import type { HttpHandler } from "@ryze/chatwoot-core/adapter";
 import Fastify, { type FastifyInstance } from "fastify";
 import { afterEach, describe, expect, it } from "vitest";
 import { chatwootFastify } from "./index.js";
@@ -29,7 +29,7 @@ describe("chatwootFastify", () => {
       },
     };
     app = Fastify({ forceCloseConnections: true });
-    await app.register(chatwootFastify, { integration: { http }, prefix: "/api/chatwoot" });
+    await app.register(chatwootFastify, { bridge: { http }, prefix: "/api/chatwoot" });
     app.post("/echo", async (request) => ({ parsed: request.body }));
     app.setNotFoundHandler((_request, reply) => reply.code(404).type(JSON_TYPE).send('{"host":"not found"}'));
     const port = await listen(app);
@@ -63,7 +63,7 @@ describe("chatwootFastify", () => {
       reply.header("x-host-hook", "ran");
       return payload;
     });
-    await app.register(chatwootFastify, { integration: { http }, prefix: "/api/chatwoot" });
+    await app.register(chatwootFastify, { bridge: { http }, prefix: "/api/chatwoot" });
     app.get("/host/data", async () => ({ a: 1 }));
     const base = `http://127.0.0.1:${await listen(app)}`;
 
@@ -76,11 +76,11 @@ describe("chatwootFastify", () => {
     expect([head.status, await head.text()]).toEqual([200, ""]);
   });
 
-  it("refuses a registration prefix other than the integration's", async () => {
+  it("refuses a registration prefix other than the bridge's", async () => {
     app = Fastify();
-    const integration = { http: { handle: async () => null }, prefix: "/hooks/cw" };
-    await expect(app.register(chatwootFastify, { integration, prefix: "/api/chatwoot" })).rejects.toThrow(
-      /prefix "\/api\/chatwoot" but the integration's prefix is "\/hooks\/cw"/,
+    const bridge = { http: { handle: async () => null }, prefix: "/hooks/cw" };
+    await expect(app.register(chatwootFastify, { bridge, prefix: "/api/chatwoot" })).rejects.toThrow(
+      /prefix "\/api\/chatwoot" but the bridge's prefix is "\/hooks\/cw"/,
     );
   });
 });

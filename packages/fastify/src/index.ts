@@ -1,10 +1,10 @@
 import type { IncomingMessage } from "node:http";
-import { type HttpHandler, WEBHOOK_BODY_LIMIT } from "@ryze/chatwoot-core";
+import { type HttpHandler, WEBHOOK_BODY_LIMIT } from "@ryze/chatwoot-core/adapter";
 import { errorCodes, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from "fastify";
 
 export interface ChatwootFastifyOptions {
-  /** The integration (or any `{ http }` handler); its `prefix`, when it has one, must be the registration prefix. */
-  integration: { http: HttpHandler; prefix?: string };
+  /** The bridge (or any `{ http }` handler); its `prefix`, when it has one, must be the registration prefix. */
+  bridge: { http: HttpHandler; prefix?: string };
   /**
    * Default `false`: inside this plugin's scope the host's content-type parsers are set aside and the core reads
    * the raw body itself (its 64 KiB cap, its JSON errors). `true` keeps the host's parsers for our routes, and the
@@ -19,15 +19,15 @@ const BODY_LIMIT = 2 * WEBHOOK_BODY_LIMIT;
 const trimSlashes = (prefix: string) => prefix.replace(/\/+$/, "");
 
 /**
- * Fastify plugin serving the integration's routes, encapsulated: register it with
- * `app.register(chatwootFastify, { integration, prefix: "/api/chatwoot" })`, the same prefix as the core's
+ * Fastify plugin serving the bridge's routes, encapsulated: register it with
+ * `app.register(chatwootFastify, { bridge, prefix: "/api/chatwoot" })`, the same prefix as the core's
  * `prefix` option. Requests under the prefix that are not ours go to the host's not-found handler.
  */
 export const chatwootFastify: FastifyPluginAsync<ChatwootFastifyOptions> = async (app, options) => {
-  const { integration } = options;
-  if (integration.prefix !== undefined && trimSlashes(integration.prefix) !== trimSlashes(app.prefix)) {
+  const { bridge } = options;
+  if (bridge.prefix !== undefined && trimSlashes(bridge.prefix) !== trimSlashes(app.prefix)) {
     throw new Error(
-      `chatwootFastify: registered under prefix "${app.prefix}" but the integration's prefix is "${integration.prefix}"`,
+      `chatwootFastify: registered under prefix "${app.prefix}" but the bridge's prefix is "${bridge.prefix}"`,
     );
   }
   // The body stream as Fastify hands it to parsers (after the host's preParsing hooks, e.g. decompression).
@@ -45,7 +45,7 @@ export const chatwootFastify: FastifyPluginAsync<ChatwootFastifyOptions> = async
     reply.raw.on("close", () => {
       if (!reply.raw.writableFinished) aborted.abort();
     });
-    const response = await integration.http.handle({
+    const response = await bridge.http.handle({
       method: request.method,
       path: request.url,
       headers: request.headers,

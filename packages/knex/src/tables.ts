@@ -1,4 +1,4 @@
-import { IntegrationError } from "@ryze/chatwoot-core";
+import { BridgeError } from "@ryze/chatwoot-core";
 
 /** The tables of one store, all named `<tablePrefix><name>`. */
 export interface ChatwootTableNames {
@@ -26,7 +26,7 @@ const PREFIX = /^(?:[A-Za-z_][A-Za-z0-9_]{0,31})?$/;
 /** Table names for a prefix (default `chatwoot_`); throws INVALID_OPTIONS for an unusable prefix. */
 export function chatwootTableNames(tablePrefix: string = DEFAULT_TABLE_PREFIX): ChatwootTableNames {
   if (!PREFIX.test(tablePrefix)) {
-    throw new IntegrationError(
+    throw new BridgeError(
       "INVALID_OPTIONS",
       `invalid options: tablePrefix: must be at most 32 letters, digits or underscores, not starting with a digit (got "${tablePrefix}")`,
     );

@@ -1,12 +1,12 @@
-import type { HttpHandler } from "@ryze/chatwoot-core";
+import type { HttpHandler } from "@ryze/chatwoot-core/adapter";
 import type { Middleware } from "koa";
 
 /**
- * Koa middleware serving the integration's routes. Mount it with `app.use(chatwootKoa(integration))`; requests
+ * Koa middleware serving the bridge's routes. Mount it with `app.use(chatwootKoa(bridge))`; requests
  * that are not ours go to `next()`. A host body parser placed before it (e.g. `@koa/bodyparser`) is used as
  * is; without one the body is read here (capped by the core).
  */
-export function chatwootKoa(integration: { http: HttpHandler }): Middleware {
+export function chatwootKoa(bridge: { http: HttpHandler }): Middleware {
   return async (ctx, next) => {
     const aborted = new AbortController();
     const onClose = () => {
@@ -17,7 +17,7 @@ export function chatwootKoa(integration: { http: HttpHandler }): Middleware {
     // also sets `ctx.request.body = {}` for types it skips, so the body alone is no marker.)
     const parsed = ctx.req.readableEnded;
     const body: unknown = "body" in ctx.request ? ctx.request.body : undefined;
-    const response = await integration.http.handle({
+    const response = await bridge.http.handle({
       method: ctx.method,
       path: ctx.originalUrl,
       headers: ctx.req.headers,

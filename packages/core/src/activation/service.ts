@@ -7,7 +7,7 @@ import {
   failureClass,
   isChatwootRequestError,
 } from "../chatwoot/index.js";
-import { errorMessage, IntegrationError, isIntegrationError, MESSAGES } from "../errors/index.js";
+import { BridgeError, errorMessage, isBridgeError, MESSAGES } from "../errors/index.js";
 import { type Integration, type IntegrationRepository, newIntegrationId } from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { DeliveryMode, IntegrationStatus } from "../store/ports.js";
@@ -61,9 +61,9 @@ export function createActivationService(options: ActivationServiceOptions) {
     { at: number; result: { status: IntegrationStatus; lastError: string } | null }
   >();
 
-  const inProgress = () => new IntegrationError("ACTIVATION_IN_PROGRESS", MESSAGES.activationInProgress);
+  const inProgress = () => new BridgeError("ACTIVATION_IN_PROGRESS", MESSAGES.activationInProgress);
   const persistFailed = (cause: unknown) =>
-    new IntegrationError(
+    new BridgeError(
       "PERSIST_FAILED",
       `chatwoot integration failed: persist integration: ${errorMessage(cause)}`,
       { cause },
@@ -283,7 +283,7 @@ export function createActivationService(options: ActivationServiceOptions) {
       const existing = await integrations.get(instance);
       if (!existing || existing.status === "provisioning") {
         if (existing && isLiveClaim(existing, clock.now())) throw inProgress();
-        throw new IntegrationError("INTEGRATION_NOT_FOUND", MESSAGES.noIntegrationToDelete);
+        throw new BridgeError("INTEGRATION_NOT_FOUND", MESSAGES.noIntegrationToDelete);
       }
       if (isLiveClaim(existing, clock.now())) throw inProgress();
       await options.hooks.onDeactivate?.(existing);
@@ -317,7 +317,7 @@ export function createActivationService(options: ActivationServiceOptions) {
   async function status(instance: string): Promise<IntegrationStatusView> {
     const integration = await integrations.get(instance);
     if (!integration || integration.status === "provisioning") {
-      throw new IntegrationError("INTEGRATION_NOT_FOUND", MESSAGES.noIntegration);
+      throw new BridgeError("INTEGRATION_NOT_FOUND", MESSAGES.noIntegration);
     }
     const view: IntegrationStatusView = {
       integration,
@@ -381,8 +381,8 @@ function toActivationError(
   deadline: AbortSignal,
   timeoutMs: number,
   context: { baseUrl: string; accountId: number },
-): IntegrationError {
-  if (isIntegrationError(error)) return error;
+): BridgeError {
+  if (isBridgeError(error)) return error;
   if (isChatwootRequestError(error)) {
     const failure: ChatwootFailure = deadline.aborted
       ? { kind: "deadline", seconds: timeoutMs / 1000 }
@@ -391,5 +391,5 @@ function toActivationError(
   }
   if (deadline.aborted)
     return classifyChatwootFailure({ kind: "deadline", seconds: timeoutMs / 1000 }, context);
-  return new IntegrationError("INTERNAL", "internal error", { cause: error });
+  return new BridgeError("INTERNAL", "internal error", { cause: error });
 }

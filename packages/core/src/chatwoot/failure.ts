@@ -1,4 +1,4 @@
-import { IntegrationError } from "../errors/index.js";
+import { BridgeError } from "../errors/index.js";
 
 /** What went wrong talking to Chatwoot, before it is turned into a public error. */
 export type ChatwootFailure =
@@ -110,14 +110,11 @@ export interface ClassifyContext {
  * Maps a Chatwoot failure to the public error of the contract, with an actionable message and the raw
  * cause after `Detail:`.
  */
-export function classifyChatwootFailure(
-  failure: ChatwootFailure,
-  context: ClassifyContext,
-): IntegrationError {
+export function classifyChatwootFailure(failure: ChatwootFailure, context: ClassifyContext): BridgeError {
   const detail = describeFailure(failure);
   const code = failureClass(failure);
   const error = (message: string) =>
-    new IntegrationError(code, `${message} Detail: ${detail}`, { cause: new ChatwootRequestError(failure) });
+    new BridgeError(code, `${message} Detail: ${detail}`, { cause: new ChatwootRequestError(failure) });
   switch (code) {
     case "CHATWOOT_NOT_FOUND":
       return error(

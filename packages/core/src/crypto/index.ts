@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { IntegrationError } from "../errors/index.js";
+import { BridgeError } from "../errors/index.js";
 
 /**
  * Secrets at rest: AES-256-GCM with a 12-byte random IV and a 16-byte tag, stored as
@@ -10,7 +10,7 @@ export interface Cipher {
   /** Id of the key new values are sealed with. */
   readonly currentKeyId: string;
   seal(plaintext: string, aad: string): string;
-  /** Throws IntegrationError (never echoing the value) when the value is tampered, foreign or sealed under an unknown key. */
+  /** Throws BridgeError (never echoing the value) when the value is tampered, foreign or sealed under an unknown key. */
   open(sealed: string, aad: string): string;
   /** The key id a sealed value was written with (null when the value is not in our format). */
   keyIdOf(sealed: string): string | null;
@@ -41,8 +41,8 @@ export function parseKey(input: string | Uint8Array, label = "key"): Buffer {
   return bytes;
 }
 
-function invalidKey(label: string, reason: string): IntegrationError {
-  return new IntegrationError("INVALID_OPTIONS", `invalid options: ${label}: ${reason}`);
+function invalidKey(label: string, reason: string): BridgeError {
+  return new BridgeError("INVALID_OPTIONS", `invalid options: ${label}: ${reason}`);
 }
 
 export function createKeyring(options: KeyringOptions): Cipher {
@@ -54,8 +54,8 @@ export function createKeyring(options: KeyringOptions): Cipher {
   }
   const currentKeyId = options.current.id;
 
-  function unopenable(reason: string): IntegrationError {
-    return new IntegrationError("INTERNAL", `stored secret cannot be opened: ${reason}`);
+  function unopenable(reason: string): BridgeError {
+    return new BridgeError("INTERNAL", `stored secret cannot be opened: ${reason}`);
   }
 
   return {

@@ -35,23 +35,23 @@ const BRAND = Symbol.for("@ryze/chatwoot.error");
 
 /**
  * The library's error. `message` is the public, actionable text (safe to show to an end user);
- * `cause` keeps the underlying error for logs. Recognise it with {@link isIntegrationError}: a host can
+ * `cause` keeps the underlying error for logs. Recognise it with {@link isBridgeError}: a host can
  * end up with two copies of the core installed, so `instanceof` alone is not enough.
  */
-export class IntegrationError extends Error {
+export class BridgeError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly [BRAND] = true;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = "IntegrationError";
+    this.name = "BridgeError";
     this.code = code;
     this.status = ERROR_STATUS[code];
   }
 }
 
-export function isIntegrationError(value: unknown): value is IntegrationError {
+export function isBridgeError(value: unknown): value is BridgeError {
   return typeof value === "object" && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true;
 }
 
@@ -60,10 +60,10 @@ export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Normalises anything thrown into an IntegrationError (unknown errors become INTERNAL, message hidden). */
-export function toIntegrationError(value: unknown): IntegrationError {
-  if (isIntegrationError(value)) return value;
-  return new IntegrationError("INTERNAL", "internal error", { cause: value });
+/** Normalises anything thrown into an BridgeError (unknown errors become INTERNAL, message hidden). */
+export function toBridgeError(value: unknown): BridgeError {
+  if (isBridgeError(value)) return value;
+  return new BridgeError("INTERNAL", "internal error", { cause: value });
 }
 
 /** The public messages of the HTTP contract that are fixed strings. */

@@ -1,4 +1,4 @@
-import { errorMessage, IntegrationError, MESSAGES } from "../errors/index.js";
+import { BridgeError, errorMessage, MESSAGES } from "../errors/index.js";
 import type { HttpRequest } from "./types.js";
 
 export const SET_BODY_LIMIT = 64 * 1024;
@@ -17,8 +17,8 @@ const jsonSize = (value: unknown): number =>
   value === undefined
     ? 0
     : Buffer.byteLength(typeof value === "string" ? value : (JSON.stringify(value) ?? ""));
-const tooLarge = () => new IntegrationError("BODY_TOO_LARGE", MESSAGES.bodyTooLarge);
-const invalid = (reason: string) => new IntegrationError("INVALID_BODY", `invalid body: ${reason}`);
+const tooLarge = () => new BridgeError("BODY_TOO_LARGE", MESSAGES.bodyTooLarge);
+const invalid = (reason: string) => new BridgeError("INVALID_BODY", `invalid body: ${reason}`);
 
 /** Reads a stream up to `limit` bytes; throws BODY_TOO_LARGE past it (without buffering the rest). */
 export async function readStream(stream: AsyncIterable<Uint8Array>, limit: number): Promise<Buffer> {

@@ -2,7 +2,7 @@ import type * as z from "zod";
 import { activateBodySchema, formatIssues } from "../activation/schema.js";
 import type { ActivationService } from "../activation/service.js";
 import type { InstanceDirectory, Principal } from "../directory/index.js";
-import { IntegrationError, MESSAGES, toIntegrationError } from "../errors/index.js";
+import { BridgeError, MESSAGES, toBridgeError } from "../errors/index.js";
 import type { Logger } from "../observability/index.js";
 import { readHeader, readJsonBody, SET_BODY_LIMIT } from "./body.js";
 import type { RateLimitDecision, RateLimiter } from "./rate-limit.js";
@@ -45,7 +45,7 @@ export function json(status: number, value: unknown, headers: Record<string, str
   return { status, headers: { "content-type": JSON_TYPE, ...headers }, body: JSON.stringify(value) };
 }
 
-export function errorResponse(error: IntegrationError, headers: Record<string, string> = {}): HttpResponse {
+export function errorResponse(error: BridgeError, headers: Record<string, string> = {}): HttpResponse {
   return json(error.status, { success: false, error: { message: error.message } }, headers);
 }
 
@@ -111,27 +111,21 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler & Ca
     instance: string,
   ): Promise<{ headers: Record<string, string> } | HttpResponse> {
     const token = callerToken(request);
-    if (!token) return errorResponse(new IntegrationError("MISSING_TOKEN", MESSAGES.missingToken));
+    if (!token) return errorResponse(new BridgeError("MISSING_TOKEN", MESSAGES.missingToken));
     const principal: Principal | null = await options.directory.resolveToken(token);
-    if (!principal) return errorResponse(new IntegrationError("INVALID_TOKEN", MESSAGES.invalidToken));
+    if (!principal) return errorResponse(new BridgeError("INVALID_TOKEN", MESSAGES.invalidToken));
     const decision = await options.rateLimiter.consume(token);
     const headers = rateLimitHeaders(decision);
     if (!decision.allowed)
-      return errorResponse(new IntegrationError("RATE_LIMITED", MESSAGES.rateLimited), headers);
+      return errorResponse(new BridgeError("RATE_LIMITED", MESSAGES.rateLimited), headers);
     const info = await options.directory.getInstance(instance);
     if (!info)
-      return errorResponse(new IntegrationError("INSTANCE_NOT_FOUND", MESSAGES.instanceNotFound), headers);
+      return errorResponse(new BridgeError("INSTANCE_NOT_FOUND", MESSAGES.instanceNotFound), headers);
     if (principal.kind === "instance" && principal.instance !== info.name) {
-      return errorResponse(
-        new IntegrationError("INSTANCE_FORBIDDEN", MESSAGES.instanceTokenMismatch),
-        headers,
-      );
+      return errorResponse(new BridgeError("INSTANCE_FORBIDDEN", MESSAGES.instanceTokenMismatch), headers);
     }
     if (principal.kind === "account" && principal.accountId !== info.accountId) {
-      return errorResponse(
-        new IntegrationError("INSTANCE_FORBIDDEN", MESSAGES.instanceNotInAccount),
-        headers,
-      );
+      return errorResponse(new BridgeError("INSTANCE_FORBIDDEN", MESSAGES.instanceNotInAccount), headers);
     }
     return { headers };
   }
@@ -141,14 +135,11 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler & Ca
       case "set": {
         const { value } = await readJsonBody(request, SET_BODY_LIMIT);
         if (value === null || typeof value !== "object" || Array.isArray(value)) {
-          throw new IntegrationError("INVALID_BODY", "invalid body: expected a JSON object");
+          throw new BridgeError("INVALID_BODY", "invalid body: expected a JSON object");
         }
         const parsed = activateBodySchema.safeParse(value);
         if (!parsed.success) {
-          throw new IntegrationError(
-            "INVALID_BODY",
-            `invalid body: ${formatIssues(parsed.error as z.ZodError)}`,
-          );
+          throw new BridgeError("INVALID_BODY", `invalid body: ${formatIssues(parsed.error as z.ZodError)}`);
         }
         const integration = await options.activation.activate(instance, parsed.data, request.signal);
         return json(201, {
@@ -197,17 +188,17 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler & Ca
       if (typeof endpoint !== "string") {
         if (endpoint.method !== method) return null;
         if (!options.enabled)
-          return errorResponse(new IntegrationError("MODULE_DISABLED", MESSAGES.moduleDisabled));
+          return errorResponse(new BridgeError("MODULE_DISABLED", MESSAGES.moduleDisabled));
         try {
           return await endpoint.handle(param, request, (name) => queryValue(request, search, name));
         } catch (error) {
-          return errorResponse(toIntegrationError(error));
+          return errorResponse(toBridgeError(error));
         }
       }
       if (!ENDPOINT_METHODS[endpoint].includes(method)) return null;
       let response: HttpResponse;
       if (!options.enabled) {
-        response = errorResponse(new IntegrationError("MODULE_DISABLED", MESSAGES.moduleDisabled));
+        response = errorResponse(new BridgeError("MODULE_DISABLED", MESSAGES.moduleDisabled));
       } else {
         let headers: Record<string, string> = {};
         try {
@@ -220,7 +211,7 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler & Ca
             response = { ...served, headers: { ...served.headers, ...headers } };
           }
         } catch (error) {
-          const publicError = toIntegrationError(error);
+          const publicError = toBridgeError(error);
           if (publicError.code === "INTERNAL") {
             options.logger.error(
               { endpoint, instance: param, err: describe(error) },

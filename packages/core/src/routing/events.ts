@@ -75,3 +75,6 @@ export type MessageExchangeEvent = z.infer<typeof messageExchangeSchema>;
 export type MessageStatusEvent = z.infer<typeof messageStatusSchema>;
 export type WhatsAppMessage = MessageExchangeEvent["data"]["message"];
 export type ReceiptStatus = (typeof receiptStatuses)[number];
+
+/** A WhatsApp event as a host passes it to `ingest` (the envelope of `docs/events.md`). */
+export type WhatsAppEvent = z.input<typeof messageExchangeSchema> | z.input<typeof messageStatusSchema>;

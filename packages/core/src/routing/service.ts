@@ -7,7 +7,7 @@ import {
   isChatwootRequestError,
   isTransientFailure,
 } from "../chatwoot/index.js";
-import { errorMessage, IntegrationError, MESSAGES } from "../errors/index.js";
+import { BridgeError, errorMessage, MESSAGES } from "../errors/index.js";
 import type { Integration, IntegrationRepository } from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { OutboxItem, StoragePort } from "../store/ports.js";
@@ -227,7 +227,7 @@ export function createRouter(options: RouterOptions) {
     if (!envelope.success) throw invalidEvent(envelope.error);
     const integration = await integrations.get(instance);
     if (!integration || integration.status === "provisioning") {
-      throw new IntegrationError("INTEGRATION_NOT_FOUND", MESSAGES.noIntegration);
+      throw new BridgeError("INTEGRATION_NOT_FOUND", MESSAGES.noIntegration);
     }
     if (envelope.data.event === "message.status") {
       const parsed = messageStatusSchema.safeParse(event);
@@ -404,6 +404,6 @@ function looksRetried(data: unknown): boolean {
   return typeof externalError !== "string" || externalError === "";
 }
 
-function invalidEvent(error: z.ZodError): IntegrationError {
-  return new IntegrationError("INVALID_EVENT", `invalid event: ${formatIssues(error)}`);
+function invalidEvent(error: z.ZodError): BridgeError {
+  return new BridgeError("INVALID_EVENT", `invalid event: ${formatIssues(error)}`);
 }

@@ -1,7 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import type { ChatwootApi } from "../chatwoot/index.js";
-import { IntegrationError, MESSAGES } from "../errors/index.js";
+import { BridgeError, MESSAGES } from "../errors/index.js";
 import { readHeader, readJsonBody, WEBHOOK_BODY_LIMIT } from "../http/body.js";
 import { type ExtraRoute, json } from "../http/handler.js";
 import type { Integration, IntegrationRepository } from "../integrations/index.js";
@@ -32,7 +32,7 @@ const sameSecret = (a: string, b: string) => timingSafeEqual(digest(a), digest(b
 export function createWebhookRoute(options: WebhookRouteOptions): ExtraRoute {
   const limiter = new RateLimiterMemory({ points: options.perMinute ?? 600, duration: 60 });
   const signingSecrets = new Map<string, string | null>();
-  const invalid = () => new IntegrationError("WEBHOOK_SECRET_INVALID", MESSAGES.webhookSecretInvalid);
+  const invalid = () => new BridgeError("WEBHOOK_SECRET_INVALID", MESSAGES.webhookSecretInvalid);
 
   /** The inbox's signing secret (administrators see it in the inbox JSON from 4.13 on); cached. */
   async function signingSecret(integration: Integration, refresh: boolean): Promise<string | null> {
@@ -77,7 +77,7 @@ export function createWebhookRoute(options: WebhookRouteOptions): ExtraRoute {
     async handle(id, request, query) {
       const integration = await options.integrations.getById(id);
       if (!integration || integration.status === "provisioning" || integration.inboxId === null) {
-        throw new IntegrationError("WEBHOOK_UNKNOWN_INTEGRATION", MESSAGES.webhookUnknownIntegration);
+        throw new BridgeError("WEBHOOK_UNKNOWN_INTEGRATION", MESSAGES.webhookUnknownIntegration);
       }
       const secret = query("secret");
       if (!secret || !integration.webhookSecret || !sameSecret(secret, integration.webhookSecret))
@@ -85,7 +85,7 @@ export function createWebhookRoute(options: WebhookRouteOptions): ExtraRoute {
       try {
         await limiter.consume(integration.id);
       } catch (error) {
-        if (error instanceof RateLimiterRes) throw new IntegrationError("RATE_LIMITED", MESSAGES.rateLimited);
+        if (error instanceof RateLimiterRes) throw new BridgeError("RATE_LIMITED", MESSAGES.rateLimited);
         throw error;
       }
       const { value, raw } = await readJsonBody(request, WEBHOOK_BODY_LIMIT);

@@ -1,6 +1,6 @@
 // A server process for the crash test: routes through a knex SQLite store that survives a SIGKILL.
 // MODE=burst activates and ingests 200 events (20 chats × 10); MODE=drain only dispatches what is stored.
-import { createChatwootIntegration, createStaticDirectory } from "@ryze/chatwoot-core";
+import { createChatwootBridge, createStaticDirectory } from "@ryze/chatwoot-core";
 import { createKnexStore, migrate } from "@ryze/chatwoot-knex";
 import knexFactory from "knex";
 import { createSimulatedWhatsAppGateway } from "../whatsapp/index.js";
@@ -18,7 +18,7 @@ const knex = knexFactory({
   useNullAsDefault: true,
 });
 await migrate(knex);
-const integration = createChatwootIntegration({
+const bridge = createChatwootBridge({
   store: createKnexStore(knex),
   gateway: createSimulatedWhatsAppGateway(),
   directory: createStaticDirectory({
@@ -29,10 +29,10 @@ const integration = createChatwootIntegration({
   retry: { inbound: { baseDelayMs: 20, maxDelayMs: 200 } },
   realtime: { pingIntervalMs: 500, subscribeTimeoutMs: 2_000 },
 });
-await integration.start();
+await bridge.start();
 
 if (env("MODE") === "burst") {
-  const result = await integration.activate("suporte", {
+  const result = await bridge.activate("suporte", {
     chatwootBaseUrl: env("SIM_URL"),
     chatwootAccountId: Number(env("ACCOUNT_ID")),
     chatwootApiToken: env("CHATWOOT_TOKEN"),
@@ -41,11 +41,11 @@ if (env("MODE") === "burst") {
   const phones = Array.from({ length: 20 }, (_, i) => `55118${String(20_000_000 + i)}`);
   for (let n = 0; n < 10; n++) {
     await Promise.all(
-      phones.map((phone) => integration.ingest("suporte", textEvent({ phone, text: `${phone} #${n}` }))),
+      phones.map((phone) => bridge.ingest("suporte", textEvent({ phone, text: `${phone} #${n}` }))),
     );
   }
 }
 process.stdout.write("READY\n");
 process.on("SIGTERM", () => {
-  void integration.stop().then(() => knex.destroy().then(() => process.exit(0)));
+  void bridge.stop().then(() => knex.destroy().then(() => process.exit(0)));
 });

@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
 import {
-  type ChatwootIntegration,
-  type ChatwootIntegrationOptions,
-  createChatwootIntegration,
-  createMemoryStore,
+  type ChatwootBridge,
+  type ChatwootBridgeOptions,
+  createChatwootBridge,
   createStaticDirectory,
   type StoragePort,
 } from "@ryze/chatwoot-core";
+import { createMemoryStore } from "@ryze/chatwoot-core/testing";
 
 export { eventually } from "../eventually.js";
 
@@ -15,26 +15,26 @@ import { createSimulatedWhatsAppGateway, type SimulatedWhatsAppGateway } from ".
 
 export interface RoutingHarness {
   sim: ChatwootSimulator;
-  integration: ChatwootIntegration;
+  bridge: ChatwootBridge;
   gateway: SimulatedWhatsAppGateway;
   store: StoragePort;
   accountId: number;
   agent: { id: number; accessToken: string; name: string };
   inboxId: number;
   /** Posts a `message.exchange` event through `ingest`. */
-  ingest(event: unknown): ReturnType<ChatwootIntegration["ingest"]>;
+  ingest(event: unknown): ReturnType<ChatwootBridge["ingest"]>;
   close(): Promise<void>;
 }
 
 export interface RoutingHarnessOptions {
   instance?: string;
   flags?: Partial<Record<"signMessages" | "ignoreGroups" | "startAsPending" | "reopenResolved", boolean>>;
-  integration?: Partial<ChatwootIntegrationOptions>;
+  bridge?: Partial<ChatwootBridgeOptions>;
   store?: StoragePort;
   sim?: ChatwootSimulator;
 }
 
-/** Simulator + integration + gateway double, activated for one instance, with short timings for tests. */
+/** Simulator + bridge + gateway double, activated for one instance, with short timings for tests. */
 export async function startRoutingHarness(options: RoutingHarnessOptions = {}): Promise<RoutingHarness> {
   const instance = options.instance ?? "suporte";
   const ownSim = !options.sim;
@@ -47,7 +47,7 @@ export async function startRoutingHarness(options: RoutingHarnessOptions = {}): 
   });
   const store = options.store ?? createMemoryStore();
   const gateway = createSimulatedWhatsAppGateway();
-  const integration = createChatwootIntegration({
+  const bridge = createChatwootBridge({
     store,
     gateway,
     directory: createStaticDirectory({
@@ -67,10 +67,10 @@ export async function startRoutingHarness(options: RoutingHarnessOptions = {}): 
     dispatcher: { pollIntervalMs: 20 },
     retry: { inbound: { baseDelayMs: 20, maxDelayMs: 200 }, outbound: { baseDelayMs: 20, maxDelayMs: 100 } },
     echoWaitMs: 100,
-    ...options.integration,
+    ...options.bridge,
   });
-  await integration.start();
-  const result = await integration.activate(instance, {
+  await bridge.start();
+  const result = await bridge.activate(instance, {
     chatwootBaseUrl: sim.url,
     chatwootAccountId: accountId,
     chatwootApiToken: admin.accessToken,
@@ -79,15 +79,15 @@ export async function startRoutingHarness(options: RoutingHarnessOptions = {}): 
   if (result.status !== "active") throw new Error(`activation failed: ${result.error}`);
   return {
     sim,
-    integration,
+    bridge,
     gateway,
     store,
     accountId,
     agent: { id: admin.id, accessToken: admin.accessToken, name: "Jane" },
     inboxId: result.inboxId,
-    ingest: (event) => integration.ingest(instance, event),
+    ingest: (event) => bridge.ingest(instance, event),
     async close() {
-      await integration.stop();
+      await bridge.stop();
       if (ownSim) await sim.close();
     },
   };

@@ -1,4 +1,4 @@
-import { type ChatwootApi, ChatwootRequestError, createChatwootApi } from "@ryze/chatwoot-core";
+import { type ChatwootApi, ChatwootRequestError, createChatwootApi } from "@ryze/chatwoot-core/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { eventually, type RoutingHarness, startRoutingHarness, textEvent } from "./harness.js";
 import {
@@ -142,7 +142,7 @@ describe("WhatsApp → Chatwoot", () => {
       },
     };
     try {
-      h = await startRoutingHarness({ integration: { chatwootApi } });
+      h = await startRoutingHarness({ bridge: { chatwootApi } });
       await h.ingest(textEvent({ phone: "5511955551111", text: "warm" }));
       await eventually(() => totalMessages(h!) === 1);
       lose = 1;
@@ -153,7 +153,7 @@ describe("WhatsApp → Chatwoot", () => {
         what: "the retried item done",
       });
       expect(lose).toBe(0);
-      expect(h.integration.counters().reconciled).toBe(1);
+      expect(h.bridge.counters().reconciled).toBe(1);
       // One create (whose answer was lost), then a look-up by source_id instead of a second create.
       expect(h.sim.countRequests({ method: "POST", path: /\/messages$/ })).toBe(1);
       expect(h.sim.countRequests({ method: "GET", path: /\/messages$/ })).toBe(1);
@@ -174,7 +174,7 @@ describe("WhatsApp → Chatwoot", () => {
     h.sim.faults.inject({ method: "POST", path: /\/messages$/, delayMs: 500, times: 1 });
     await h.ingest(textEvent({ phone: "5511955550000", text: "in flight at shutdown" }));
     await h.sim.waitForRequests({ method: "POST", path: /\/messages$/ });
-    await h.integration.stop();
+    await h.bridge.stop();
     expect(chatMessages(h, conversationsOf(h)[0]!.id).map((m) => m.content)).toEqual([
       "warm",
       "in flight at shutdown",
@@ -231,7 +231,7 @@ describe("WhatsApp → Chatwoot", () => {
     await h.ingest(textEvent({ phone: "5511955552222", text: "refused", id: "3EB0REFUSED000001" }));
     await h.ingest(textEvent({ phone: "5511955552222", text: "next one" }));
     await eventually(() => totalMessages(h!) === 2, { what: "the next message, after the dead letter" });
-    const answer = await h.integration.http.handle({
+    const answer = await h.bridge.http.handle({
       method: "GET",
       path: "/api/chatwoot/list/suporte",
       headers: { token: "t" },

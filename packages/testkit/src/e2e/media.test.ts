@@ -118,7 +118,7 @@ describe("media from WhatsApp to Chatwoot", () => {
   });
 
   it("posts an explanatory text in place of a file over the cap or that cannot be downloaded", async () => {
-    h = await startRoutingHarness({ integration: { media: { maxBytes: 10_000 } } });
+    h = await startRoutingHarness({ bridge: { media: { maxBytes: 10_000 } } });
     files.set("big", { data: randomBytes(20_000), type: "video/mp4" });
     await h.ingest(mediaEvent({ type: "video", url: `${mediaUrl}/file/big` }, { text: "look at this" }));
     const big = await lastMessage(h, 1);
@@ -132,7 +132,7 @@ describe("media from WhatsApp to Chatwoot", () => {
     await h.ingest(mediaEvent({ type: "document", url: `${mediaUrl}/file/missing`, fileName: "x.pdf" }));
     const missing = await lastMessage(h, 3);
     expect(missing.content).toBe("[document from WhatsApp not delivered: download failed: HTTP 404]");
-    expect(h.integration.counters().media_unavailable).toBe(3);
+    expect(h.bridge.counters().media_unavailable).toBe(3);
   });
 
   it("caps files at 40 MiB by default, without downloading what is announced larger", async () => {
@@ -143,11 +143,11 @@ describe("media from WhatsApp to Chatwoot", () => {
       "[video from WhatsApp not delivered: file larger than the 40 MiB limit (41 MiB)]",
     );
     expect(message.attachments ?? []).toHaveLength(0);
-    expect(h.integration.counters().media_unavailable).toBe(1);
+    expect(h.bridge.counters().media_unavailable).toBe(1);
   });
 
   it("gives up a download after its deadline, whether the headers or the body stall", async () => {
-    h = await startRoutingHarness({ integration: { media: { timeoutMs: 300 } } });
+    h = await startRoutingHarness({ bridge: { media: { timeoutMs: 300 } } });
     await h.ingest(mediaEvent({ type: "ptt", url: `${mediaUrl}/stall/headers` }, { text: "hello?" }));
     const headers = await lastMessage(h, 1);
     expect(headers.content).toBe(
@@ -157,7 +157,7 @@ describe("media from WhatsApp to Chatwoot", () => {
     const body = await lastMessage(h, 2);
     expect(body.content).toMatch(/^\[voice note from WhatsApp not delivered: download failed: /);
     expect(body.attachments ?? []).toHaveLength(0);
-    expect(h.integration.counters().media_unavailable).toBe(2);
+    expect(h.bridge.counters().media_unavailable).toBe(2);
   });
 });
 
@@ -233,7 +233,7 @@ describe("media from Chatwoot to WhatsApp", () => {
 
 describe("media from Chatwoot to WhatsApp, over the cap", () => {
   it("sends what fits, and marks the reply failed with a note naming the attachment over the cap", async () => {
-    h = await startRoutingHarness({ integration: { media: { maxBytes: 10_000 } } });
+    h = await startRoutingHarness({ bridge: { media: { maxBytes: 10_000 } } });
     await h.ingest(textEvent({ phone: PHONE, text: "send me the files" }));
     await eventually(() => totalMessages(h!) === 1);
     const conversationId = conversationsOf(h)[0]!.id;

@@ -1,4 +1,4 @@
-import { createMemoryStore } from "@ryze/chatwoot-core";
+import { createMemoryStore } from "@ryze/chatwoot-core/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { eventually, type RoutingHarness, startRoutingHarness, textEvent } from "./harness.js";
 import { chatMessages, conversationsOf, totalMessages } from "./inspect.js";
@@ -111,7 +111,7 @@ describe("Chatwoot → WhatsApp", () => {
 
   it("shares one socket among the integrations of one Chatwoot user", async () => {
     await withConversation();
-    const second = await h!.integration.activate("vendas", {
+    const second = await h!.bridge.activate("vendas", {
       chatwootBaseUrl: h!.sim.url,
       chatwootAccountId: h!.accountId,
       chatwootApiToken: h!.agent.accessToken,
@@ -159,7 +159,7 @@ describe("Chatwoot → WhatsApp", () => {
       );
     h = await startRoutingHarness({
       store,
-      integration: { clock, realtime: { pingIntervalMs: 200, subscribeTimeoutMs: 2_000, leaseTtlMs: 900 } },
+      bridge: { clock, realtime: { pingIntervalMs: 200, subscribeTimeoutMs: 2_000, leaseTtlMs: 900 } },
     });
     await h.ingest(textEvent({ phone: PHONE, text: "hello, I need help" }));
     await eventually(() => totalMessages(h!) === 1);
@@ -193,7 +193,7 @@ describe("Chatwoot → WhatsApp", () => {
 
     // Re-activated with the new token: the customer's message arrives once, the reply posted meanwhile is fetched
     // and sent once.
-    const again = await h.integration.activate("suporte", {
+    const again = await h.bridge.activate("suporte", {
       chatwootBaseUrl: h.sim.url,
       chatwootAccountId: h.accountId,
       chatwootApiToken: newToken,
@@ -219,7 +219,7 @@ describe("Chatwoot → WhatsApp", () => {
 
   it("stops everything for the instance on deactivation", async () => {
     const conversationId = await withConversation();
-    await h!.integration.deactivate("suporte");
+    await h!.bridge.deactivate("suporte");
     reply(conversationId, "too late");
     await expect(h!.ingest(textEvent({ phone: PHONE, text: "hello?" }))).rejects.toThrow(
       "no chatwoot integration",

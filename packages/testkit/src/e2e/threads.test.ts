@@ -77,7 +77,7 @@ describe("threads: quotes, edits, revokes, reactions and receipts", () => {
     const stray = textEvent({ phone: "5511900000000", text: "👍" });
     (stray.data.message as Record<string, unknown>).reaction = { targetId: "3EB0UNKNOWN", emoji: "👍" };
     await h!.ingest(stray);
-    await eventually(() => h!.integration.counters().annotation_without_conversation === 1);
+    await eventually(() => h!.bridge.counters().annotation_without_conversation === 1);
     expect(conversationsOf(h!)).toHaveLength(1);
   });
 
@@ -158,7 +158,7 @@ describe("threads: quotes, edits, revokes, reactions and receipts", () => {
       () => chatMessages(h!, conversationId).find((m) => m.id === reply.id)?.status === "read",
     );
     await h!.ingest(receipt("read", "3EB0NOTOURS"));
-    await eventually(() => h!.integration.counters().receipt_ignored === 1);
+    await eventually(() => h!.bridge.counters().receipt_ignored === 1);
     // Receipts never create messages.
     expect(totalMessages(h!)).toBe(2);
   });

@@ -2,7 +2,8 @@ import { createHmac } from "node:crypto";
 import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { HttpHandler, WhatsAppGateway, WhatsAppSend } from "@ryze/chatwoot-core";
+import type { WhatsAppGateway, WhatsAppSend } from "@ryze/chatwoot-core";
+import type { HttpHandler } from "@ryze/chatwoot-core/adapter";
 import { afterEach, describe, expect, it } from "vitest";
 import { createSimulatedWhatsAppGateway } from "../whatsapp/index.js";
 import { eventually, type RoutingHarness, startRoutingHarness, textEvent } from "./harness.js";
@@ -101,25 +102,25 @@ function heldGateway(holds: (message: WhatsAppSend) => boolean = () => true) {
 }
 
 async function webhookHarness(signing: "off" | "secret", gateway?: WhatsAppGateway) {
-  const bridge = await host();
-  server = bridge.server;
+  const site = await host();
+  server = site.server;
   h = await startRoutingHarness({
-    integration: { delivery: "webhook", publicUrl: bridge.url, ...(gateway ? { gateway } : {}) },
+    bridge: { delivery: "webhook", publicUrl: site.url, ...(gateway ? { gateway } : {}) },
   });
-  bridge.mount(h.integration.http);
+  site.mount(h.bridge.http);
   h.sim.setWebhookSigning(h.inboxId, signing);
   await h.ingest(textEvent({ phone: PHONE, text: "hello" }));
   await eventually(() => totalMessages(h!) === 1);
-  return { bridge, conversationId: conversationsOf(h)[0]!.id };
+  return { site, conversationId: conversationsOf(h)[0]!.id };
 }
 
 describe("webhook delivery mode", () => {
   it("registers the webhook URL with a capability secret and delivers agent replies through it", async () => {
-    const { bridge, conversationId } = await webhookHarness("off");
+    const { site, conversationId } = await webhookHarness("off");
     const inbox = h!.sim.getInbox(h!.accountId, h!.inboxId) as { webhook_url: string };
     const id = (await h!.store.integrations.get("suporte"))!.id;
     expect(inbox.webhook_url).toMatch(
-      new RegExp(`^${bridge.url}/api/chatwoot/webhook/${id}\\?secret=[A-Za-z0-9_-]{43}$`),
+      new RegExp(`^${site.url}/api/chatwoot/webhook/${id}\\?secret=[A-Za-z0-9_-]{43}$`),
     );
     expect(h!.sim.cable.connections()).toBe(0);
 
@@ -156,7 +157,7 @@ describe("webhook delivery mode", () => {
   });
 
   it("refuses a wrong secret and an unknown integration, and absorbs a duplicate delivery", async () => {
-    const { bridge, conversationId } = await webhookHarness("off");
+    const { site, conversationId } = await webhookHarness("off");
     h!.sim.webhooks.duplicateNext(1);
     const messageId = reply(conversationId, "once");
     const [delivery, duplicate] = await h!.sim.waitForWebhookDeliveries(
@@ -174,7 +175,7 @@ describe("webhook delivery mode", () => {
     expect(await wrong.json()).toEqual({ success: false, error: { message: "invalid webhook secret" } });
     const missing = await post(delivery!.url.replace(/\?.*$/, ""));
     expect(missing.status).toBe(401);
-    const unknown = await post(`${bridge.url}/api/chatwoot/webhook/int_doesnotexist000?secret=x`);
+    const unknown = await post(`${site.url}/api/chatwoot/webhook/int_doesnotexist000?secret=x`);
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toEqual({ success: false, error: { message: "unknown integration" } });
     // Nothing of the above sent anything again: replies of a conversation go out in order.
@@ -288,9 +289,9 @@ describe("webhook delivery mode", () => {
     expect(sent().map((entry) => entry.text ?? entry.type)).toEqual(["see attached", "barrier"]);
     expect(notesIn(conversationId)).toBe(1);
     // A late receipt for the text that went out leaves the reply failed for the agent, and sends nothing again.
-    const ignored = h!.integration.counters().receipt_ignored ?? 0;
+    const ignored = h!.bridge.counters().receipt_ignored ?? 0;
     await h!.ingest(receipt(sent()[0]!.id, "read"));
-    await eventually(() => h!.integration.counters().receipt_ignored === ignored + 1, {
+    await eventually(() => h!.bridge.counters().receipt_ignored === ignored + 1, {
       what: "the receipt ignored",
     });
     expect(statusOf(conversationId, messageId)).toBe("failed");

@@ -1,16 +1,14 @@
 import { createHash, randomBytes } from "node:crypto";
+import { BridgeError, type WhatsAppGateway, type WhatsAppSend } from "@ryze/chatwoot-core";
 import {
   type CallerGuard,
   errorResponse,
   type HttpHandler,
   type HttpRequest,
-  IntegrationError,
-  json,
+  jsonResponse as json,
   readJsonBody,
-  toIntegrationError,
-  type WhatsAppGateway,
-  type WhatsAppSend,
-} from "@ryze/chatwoot-core";
+  toBridgeError,
+} from "@ryze/chatwoot-core/adapter";
 
 /** What the simulated gateway recorded for one send (`GET /dev/whatsapp/:instance/sent`). */
 export interface SentRecord {
@@ -91,7 +89,7 @@ export interface DevWhatsApp {
 }
 
 const unavailable = () =>
-  new IntegrationError(
+  new BridgeError(
     "FEATURE_UNAVAILABLE",
     "the simulated WhatsApp side has no ingest function: pass createDevWhatsApp({ ingest })",
   );
@@ -123,7 +121,7 @@ export function createDevWhatsApp(options: DevWhatsAppOptions): DevWhatsApp {
       const times =
         typeof body.times === "number" && Number.isInteger(body.times) && body.times >= 0 ? body.times : null;
       if (times === null)
-        throw new IntegrationError("INVALID_BODY", "invalid body: times: must be a non-negative integer");
+        throw new BridgeError("INVALID_BODY", "invalid body: times: must be a non-negative integer");
       gateway.failNext(instance, times, typeof body.error === "string" ? body.error : "simulated failure");
       return json(200, { failing: times });
     }
@@ -154,7 +152,7 @@ export function createDevWhatsApp(options: DevWhatsAppOptions): DevWhatsApp {
           const response = await serve(action, instance, request, new URLSearchParams(search));
           return { ...response, headers: { ...response.headers, ...auth.headers } };
         } catch (error) {
-          return errorResponse(toIntegrationError(error), auth.headers);
+          return errorResponse(toBridgeError(error), auth.headers);
         }
       },
     },

@@ -189,7 +189,7 @@ export const httpCases: HttpCase[] = [
   // --- errors in the contract's order ------------------------------------------------------------
   {
     name: "503 when the module is disabled, before authentication",
-    harness: { integration: { enabled: false } },
+    harness: { bridge: { enabled: false } },
     async run(h) {
       for (const [path, method] of [
         [LIST, "GET"],
@@ -223,7 +223,7 @@ export const httpCases: HttpCase[] = [
   },
   {
     name: "429 for the 101st request in a minute, with Retry-After",
-    harness: { integration: { rateLimit: { points: 100 } } },
+    harness: { bridge: { rateLimit: { points: 100 } } },
     async run(h) {
       for (let i = 1; i <= 100; i++) {
         const answer = await list(h);
@@ -573,7 +573,7 @@ export const httpCases: HttpCase[] = [
   },
   {
     name: "502 the realtime subscription is not confirmed; the integration is kept in error",
-    harness: { integration: { realtime: { subscribeTimeoutMs: 300 } } },
+    harness: { bridge: { realtime: { subscribeTimeoutMs: 300 } } },
     async run(h) {
       const cable = h.sim.faults.inject({ path: "/cable", status: 503, body: "cable down" });
       const answer = await set(h);
@@ -596,7 +596,7 @@ export const httpCases: HttpCase[] = [
   },
   {
     name: "502 the activation deadline expires",
-    harness: { integration: { activationTimeoutMs: 300 } },
+    harness: { bridge: { activationTimeoutMs: 300 } },
     async run(h) {
       h.sim.faults.inject({ method: "GET", path: "/api/v1/profile", delayMs: 5_000, times: 1 });
       const answer = await set(h);
@@ -635,7 +635,7 @@ export const httpCases: HttpCase[] = [
   },
   {
     name: "list: exposeApiToken false returns null for the token",
-    harness: { integration: { exposeApiToken: false } },
+    harness: { bridge: { exposeApiToken: false } },
     async run(h) {
       await activated(h);
       const answer = await list(h);
@@ -778,7 +778,7 @@ export const httpCases: HttpCase[] = [
   {
     name: "webhook: the registered secret is accepted, signed or not, with the exact bytes; a bad signature or a stale timestamp is refused",
     // Chatwoot is never told to deliver here: the case posts the deliveries itself.
-    harness: { integration: { delivery: "webhook", publicUrl: "http://127.0.0.1:9" } },
+    harness: { bridge: { delivery: "webhook", publicUrl: "http://127.0.0.1:9" } },
     async run(h) {
       const { id } = await activated(h);
       const inboxId = h.sim.inboxes(h.accountId)[0]!.id as number;
@@ -854,7 +854,7 @@ export const httpCases: HttpCase[] = [
   },
   {
     name: "custom prefix",
-    harness: { integration: { prefix: "/hooks/cw" } },
+    harness: { bridge: { prefix: "/hooks/cw" } },
     async run(h) {
       const answer = await send(h.server, "/hooks/cw/set/suporte", {
         method: "POST",

@@ -1,13 +1,13 @@
 import { randomBytes } from "node:crypto";
 import {
-  type ChatwootIntegration,
-  type ChatwootIntegrationOptions,
-  createChatwootIntegration,
-  createMemoryStore,
+  type ChatwootBridge,
+  type ChatwootBridgeOptions,
+  createChatwootBridge,
   createStaticDirectory,
-  type HttpHandler,
   type StoragePort,
 } from "@ryze/chatwoot-core";
+import type { HttpHandler } from "@ryze/chatwoot-core/adapter";
+import { createMemoryStore } from "@ryze/chatwoot-core/testing";
 import { type ChatwootSimulator, startChatwootSimulator } from "../../simulator/index.js";
 
 /** How a framework adapter is started for the suite: a real server on 127.0.0.1, port 0. */
@@ -33,7 +33,7 @@ export const FOREIGN_ACCOUNT_TOKEN = "acct-token-foreign-0001";
 
 export interface Harness {
   sim: ChatwootSimulator;
-  integration: ChatwootIntegration;
+  bridge: ChatwootBridge;
   store: StoragePort;
   server: StartedServer;
   accountId: number;
@@ -49,7 +49,7 @@ export interface Harness {
 export interface HarnessOptions {
   mount: AdapterMount;
   hostBodyParser?: boolean;
-  integration?: Partial<ChatwootIntegrationOptions>;
+  bridge?: Partial<ChatwootBridgeOptions>;
   /** Wraps the store, e.g. to make persisting fail. */
   wrapStore?: (store: StoragePort) => StoragePort;
 }
@@ -69,7 +69,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   });
   const base = createMemoryStore();
   const store = options.wrapStore ? options.wrapStore(base) : base;
-  const integration = createChatwootIntegration({
+  const bridge = createChatwootBridge({
     store,
     directory: createStaticDirectory({
       accounts: [
@@ -86,15 +86,15 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     }),
     encryption: { current: { id: "k1", key: randomBytes(32).toString("base64") } },
     rateLimit: { points: 10_000 },
-    ...options.integration,
+    ...options.bridge,
   });
   const server = await options.mount.start({
-    handlers: [integration],
+    handlers: [bridge],
     hostBodyParser: options.hostBodyParser ?? false,
   });
   return {
     sim,
-    integration,
+    bridge,
     store,
     server,
     accountId: account.id,
@@ -103,7 +103,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     strangerToken: stranger.accessToken,
     async close() {
       await server.close();
-      await integration.stop();
+      await bridge.stop();
       await sim.close();
     },
   };

@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import { connect } from "node:net";
-import type { HttpRequest } from "@ryze/chatwoot-core";
+import type { HttpRequest } from "@ryze/chatwoot-core/adapter";
 import { describe, expect, it } from "vitest";
 import type { AdapterMount } from "./harness.js";
 

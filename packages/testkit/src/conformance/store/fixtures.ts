@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { type Cipher, createKeyring, type IntegrationRow, secretAad } from "@ryze/chatwoot-core";
+import { type Cipher, createKeyring, type IntegrationRow } from "@ryze/chatwoot-core";
+import { secretAad } from "@ryze/chatwoot-core/testing";
 import { expect } from "vitest";
 import type { RawRow, StoreRaw } from "./types.js";
 

@@ -1,4 +1,4 @@
-import type { MemoryStoreInternals } from "@ryze/chatwoot-core";
+import type { MemoryStoreInternals } from "@ryze/chatwoot-core/testing";
 import type { RawRow, StoreRaw } from "./types.js";
 
 const rows = (map: ReadonlyMap<string, object>): RawRow[] => [...map.values()].map((value) => ({ ...value }));

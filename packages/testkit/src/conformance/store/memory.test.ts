@@ -1,4 +1,4 @@
-import { createMemoryStore } from "@ryze/chatwoot-core";
+import { createMemoryStore } from "@ryze/chatwoot-core/testing";
 import { memoryStoreRaw, runStoreConformance } from "./index.js";
 
 runStoreConformance({

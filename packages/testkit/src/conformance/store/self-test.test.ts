@@ -1,4 +1,5 @@
-import { createMemoryStore, type MemoryStore, type OutboxItem, type StoragePort } from "@ryze/chatwoot-core";
+import type { OutboxItem, StoragePort } from "@ryze/chatwoot-core";
+import { createMemoryStore, type MemoryStore } from "@ryze/chatwoot-core/testing";
 import { describe, expect, it } from "vitest";
 import {
   compareAndSetChecks,

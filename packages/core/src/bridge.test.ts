@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { createChatwootIntegration, createMemoryStore, createStaticDirectory } from "./index.js";
+import { createChatwootBridge, createStaticDirectory } from "./index.js";
+import { createMemoryStore } from "./testing.js";
 
 const key = randomBytes(32).toString("base64");
 const valid = () => ({
@@ -9,9 +10,9 @@ const valid = () => ({
   encryption: { current: { id: "k1", key } },
 });
 
-describe("createChatwootIntegration options", () => {
+describe("createChatwootBridge options", () => {
   it("accepts the minimal options", () => {
-    expect(() => createChatwootIntegration(valid())).not.toThrow();
+    expect(() => createChatwootBridge(valid())).not.toThrow();
   });
 
   it("refuses bad options with an error that names each field, never echoing the key", () => {
@@ -32,7 +33,7 @@ describe("createChatwootIntegration options", () => {
     for (const [options, message] of attempts) {
       let error: unknown;
       try {
-        createChatwootIntegration(options as Parameters<typeof createChatwootIntegration>[0]);
+        createChatwootBridge(options as Parameters<typeof createChatwootBridge>[0]);
       } catch (caught) {
         error = caught;
       }

@@ -6,7 +6,7 @@ import { type ActivationHooks, createActivationService } from "./activation/serv
 import { type ChatwootApi, createChatwootApi } from "./chatwoot/index.js";
 import { type Cipher, createKeyring } from "./crypto/index.js";
 import type { InstanceDirectory } from "./directory/index.js";
-import { errorMessage, IntegrationError, isIntegrationError } from "./errors/index.js";
+import { BridgeError, errorMessage, isBridgeError } from "./errors/index.js";
 import {
   type CallerGuard,
   createHttpHandler,
@@ -36,8 +36,8 @@ const keySchema = z.object({
   key: z.union([z.string(), z.instanceof(Uint8Array)]),
 });
 
-/** Options of {@link createChatwootIntegration}, validated once at construction. */
-export const integrationOptionsSchema = z.strictObject({
+/** Options of {@link createChatwootBridge}, validated once at construction. */
+export const bridgeOptionsSchema = z.strictObject({
   /** Persistence: `createMemoryStore()` or `createKnexStore(knex)`. */
   store: z.custom<StoragePort>(
     (value) =>
@@ -140,14 +140,14 @@ export const integrationOptionsSchema = z.strictObject({
   clock: port<Clock>("Clock", ["now"]).default(systemClock),
 });
 
-export type ChatwootIntegrationOptions = z.input<typeof integrationOptionsSchema>;
+export type ChatwootBridgeOptions = z.input<typeof bridgeOptionsSchema>;
 
 /** What `activate()` answers; it never throws, so a host can create its instance anyway. */
 export type InlineActivationResult =
   | { status: "active"; bridgeIntegrationId: string; inboxId: number }
   | { status: "error"; error: string };
 
-export interface ChatwootIntegration {
+export interface ChatwootBridge {
   /** The framework-neutral HTTP entry the adapters mount. */
   readonly http: HttpHandler;
   /** The caller checks of the contract, for host routes guarded by the same tokens and rate limit. */
@@ -167,7 +167,7 @@ export interface ChatwootIntegration {
   deactivate(instance: string, options?: { deleteInbox?: boolean }): Promise<void>;
   /**
    * WhatsApp events in (`reference/whatsapp-events.md` envelope). Resolves once the event is durably stored,
-   * not when Chatwoot answered; throws IntegrationError INVALID_EVENT naming the failing path.
+   * not when Chatwoot answered; throws BridgeError INVALID_EVENT naming the failing path.
    */
   ingest(instance: string, event: unknown): Promise<IngestResult>;
   /** What routing skipped and why, by reason (observability). */
@@ -179,20 +179,17 @@ export interface ChatwootIntegration {
 }
 
 /** Builds the integration: validates the options once (every issue listed) and wires the ports. */
-export function createChatwootIntegration(input: ChatwootIntegrationOptions): ChatwootIntegration {
-  const parsed = integrationOptionsSchema.safeParse(input);
+export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBridge {
+  const parsed = bridgeOptionsSchema.safeParse(input);
   if (!parsed.success) {
-    throw new IntegrationError(
-      "INVALID_OPTIONS",
-      `invalid options: ${formatIssues(parsed.error as z.ZodError)}`,
-    );
+    throw new BridgeError("INVALID_OPTIONS", `invalid options: ${formatIssues(parsed.error as z.ZodError)}`);
   }
   const options = parsed.data;
   if (!options.cipher && !options.encryption) {
-    throw new IntegrationError("INVALID_OPTIONS", "invalid options: encryption: required (or pass a cipher)");
+    throw new BridgeError("INVALID_OPTIONS", "invalid options: encryption: required (or pass a cipher)");
   }
   if (options.delivery === "webhook" && !options.publicUrl) {
-    throw new IntegrationError(
+    throw new BridgeError(
       "INVALID_OPTIONS",
       'invalid options: publicUrl: required when delivery is "webhook"',
     );
@@ -329,7 +326,7 @@ export function createChatwootIntegration(input: ChatwootIntegrationOptions): Ch
         const integration = await activation.activate(instance, body.data, callOptions?.signal);
         return { status: "active", bridgeIntegrationId: integration.id, inboxId: integration.inboxId! };
       } catch (error) {
-        return { status: "error", error: isIntegrationError(error) ? error.message : "internal error" };
+        return { status: "error", error: isBridgeError(error) ? error.message : "internal error" };
       }
     },
     async deactivate(instance, callOptions) {
