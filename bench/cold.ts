@@ -67,7 +67,7 @@ export async function benchCold(
       const started = now();
       await pool(count, config.ingestConcurrency, async (i) => {
         ingestAt[i] = now();
-        await bridge.ingest(INSTANCE, events[i]);
+        await bridge.ingest(INSTANCE, events[i]!);
       });
       await waitUntil(async () => (await sim.call("storedCount")) >= count, "the cold messages", 300_000, 20);
       const stored = await sim.call("storedTimes");

@@ -505,7 +505,7 @@ function secretsSection(results: BenchResults): string {
   return `The default keyring (AES-256-GCM, random IV, AAD bound to row and column) on a 24-character token:
 **seal ${f(secrets.seal)}** (${f(secrets.sealUs)} each), **open ${f(secrets.open)}** (${f(secrets.openUs)} each).
 
-Share of \`open\` in the list endpoint, in-process (\`integration.http.handle\`, no framework, no socket, live
+Share of \`open\` in the list endpoint, in-process (\`bridge.http.handle\`, no framework, no socket, live
 check cached); the opens per call are counted by wrapping the keyring:
 
 ${table(["store", "list call", "opens per call", "open's share of the call"], rows)}

@@ -256,7 +256,7 @@ async function routingBatchBody(session: Session, count: number) {
   const started = now();
   await pool(count, config.ingestConcurrency, async (i) => {
     ingestAt[i] = now();
-    await bridge.ingest(INSTANCE, events[i]);
+    await bridge.ingest(INSTANCE, events[i]!);
   });
   const ingested = now();
   await waitStored(sim, count, `${count} routed messages`);
@@ -296,7 +296,7 @@ async function pacedBatch(session: Session, count: number, rate: number) {
     const wait = started + i * interval - now();
     if (wait >= 1) await sleep(Math.floor(wait));
     ingestAt[i] = now();
-    inFlight.push(bridge.ingest(INSTANCE, events[i]).catch((error: unknown) => failures.push(error)));
+    inFlight.push(bridge.ingest(INSTANCE, events[i]!).catch((error: unknown) => failures.push(error)));
   }
   await Promise.all(inFlight);
   if (failures.length > 0) throw new Error(`paced ingest failed: ${String(failures[0])}`);

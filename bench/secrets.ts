@@ -1,6 +1,6 @@
 /**
  * 5. Secrets: seal and open operations per second with the default keyring (AES-256-GCM), and the share of
- * `open` in the list endpoint's time, measured in-process through `integration.http.handle` (no framework, no
+ * `open` in the list endpoint's time, measured in-process through `bridge.http.handle` (no framework, no
  * socket) with the live check cached. The opens per list call are counted by wrapping the keyring.
  */
 import { type Cipher, createChatwootBridge, createKeyring, type StoragePort } from "@ryze/chatwoot-core";
@@ -64,7 +64,7 @@ async function listShare(
     keyIdOf: (sealed) => keyring.keyIdOf(sealed),
   };
   const { handle, url } = await sim.call("start", {});
-  const integration = createChatwootBridge({
+  const bridge = createChatwootBridge({
     store,
     directory: benchDirectory([INSTANCE]),
     cipher,
@@ -72,8 +72,8 @@ async function listShare(
   });
   try {
     const admin = await sim.call("createAccountWithAdmin", handle, "Secrets");
-    await integration.start();
-    const activated = await integration.activate(INSTANCE, {
+    await bridge.start();
+    const activated = await bridge.activate(INSTANCE, {
       chatwootBaseUrl: url,
       chatwootAccountId: admin.accountId,
       chatwootApiToken: admin.accessToken,
@@ -86,7 +86,7 @@ async function listShare(
       headers: { token: `token-${INSTANCE}` },
     };
     const call = async () => {
-      const response = await integration.http.handle(list);
+      const response = await bridge.http.handle(list);
       if (response?.status !== 200) throw new Error(`list answered ${response?.status}: ${response?.body}`);
     };
     for (let i = 0; i < 200; i++) await call(); // fills the live-check cache, warms the JIT
@@ -104,7 +104,7 @@ async function listShare(
     }
     return { store: label, listUs: figure(listUs, "µs"), opensPerList, share: figure(share, "") };
   } finally {
-    await integration.stop();
+    await bridge.stop();
     await sim.call("stop", handle);
   }
 }

@@ -312,7 +312,7 @@ export async function getJson<T>(url: string, token: string): Promise<{ status: 
   return { status: response.status, body: (await response.json()) as T };
 }
 
-/** A WhatsApp `message.exchange` envelope of a private chat (`reference/whatsapp-events.md`). */
+/** A WhatsApp `message.exchange` envelope of a private chat (`docs/events.md`). */
 export function textEvent(id: string, phone: string, text: string) {
   return whatsappText({ id, phone, text });
 }

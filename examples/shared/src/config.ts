@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto";
 import * as z from "zod";
 
 /**
- * The environment every example app reads (`spec/example-apps.md`), validated once. Unset caller tokens are
- * generated; `generated` lists them so the app can print them once.
+ * The environment every example app reads (the configuration table of the repository's `README.md`),
+ * validated once. Unset caller tokens are generated; `generated` lists them so the app can print them once.
  */
 const envSchema = z.object({
   HOST: z.string().default("127.0.0.1"),

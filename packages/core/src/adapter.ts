@@ -5,5 +5,6 @@
 
 export { toBridgeError } from "./errors/index.js";
 export { type ReadBody, readJsonBody, SET_BODY_LIMIT, WEBHOOK_BODY_LIMIT } from "./http/body.js";
-export { errorResponse, json as jsonResponse } from "./http/handler.js";
+export { type NodeRequestOptions, toHttpRequest } from "./http/node.js";
+export { errorResponse, json as jsonResponse } from "./http/response.js";
 export type { CallerGuard, HttpHandler, HttpRequest, HttpResponse } from "./http/types.js";

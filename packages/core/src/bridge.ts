@@ -1,14 +1,22 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { RateLimiterAbstract } from "rate-limiter-flexible";
 import * as z from "zod";
-import { type ActivateBody, activateBodySchema, formatIssues } from "./activation/schema.js";
+import {
+  type ActivateBody,
+  absentIsMissing,
+  activateBodySchema,
+  formatIssues,
+  missingOr,
+} from "./activation/schema.js";
 import { type ActivationHooks, createActivationService } from "./activation/service.js";
 import { type ChatwootApi, createChatwootApi } from "./chatwoot/index.js";
 import { type Cipher, createKeyring } from "./crypto/index.js";
 import type { InstanceDirectory } from "./directory/index.js";
 import { BridgeError, errorMessage, isBridgeError } from "./errors/index.js";
 import {
+  activationRoutes,
   type CallerGuard,
+  createCallerChecks,
   createHttpHandler,
   createRateLimiter,
   type HttpHandler,
@@ -17,6 +25,7 @@ import {
 import { createIntegrationRepository, type Integration } from "./integrations/index.js";
 import { type Clock, type Logger, silentLogger, systemClock } from "./observability/index.js";
 import { createRealtimeHub, createRealtimeOwnership } from "./realtime/index.js";
+import type { WhatsAppEvent } from "./routing/events.js";
 import type { WhatsAppGateway } from "./routing/gateway.js";
 import { createRouter, type IngestResult } from "./routing/service.js";
 import { createWebhookRoute } from "./routing/webhook.js";
@@ -28,12 +37,14 @@ const port = <T>(name: string, methods: string[]) =>
       typeof value === "object" &&
       value !== null &&
       methods.every((method) => typeof (value as Record<string, unknown>)[method] === "function"),
-    { error: `must be a ${name} (with ${methods.join(", ")})` },
+    { error: missingOr(`must be a ${name} (with ${methods.join(", ")})`) },
   );
 
 const keySchema = z.object({
-  id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/),
-  key: z.union([z.string(), z.instanceof(Uint8Array)]),
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, { error: "must be 1 to 32 letters, digits, _ or -" }),
+  key: z.union([z.string(), z.instanceof(Uint8Array)], {
+    error: missingOr("must be a string (base64 or hex) or a Uint8Array of 32 bytes"),
+  }),
 });
 
 /** Options of {@link createChatwootBridge}, validated once at construction. */
@@ -44,7 +55,7 @@ export const bridgeOptionsSchema = z.strictObject({
       typeof value === "object" &&
       value !== null &&
       ["integrations", "mappings", "outbox", "leases"].every((key) => key in (value as object)),
-    { error: "must be a StoragePort (integrations, mappings, outbox, leases)" },
+    { error: missingOr("must be a StoragePort (integrations, mappings, outbox, leases)") },
   ),
   /** Resolves caller tokens and instances (host-provided). */
   directory: port<InstanceDirectory>("InstanceDirectory", ["resolveToken", "getInstance"]),
@@ -60,13 +71,16 @@ export const bridgeOptionsSchema = z.strictObject({
     .default("/api/chatwoot"),
   /** `list` returns the plaintext Chatwoot token unless this is false (then `null`). */
   exposeApiToken: z.boolean().default(true),
+  /** The per-caller-token quota: `points` requests per `durationSeconds`. */
   rateLimit: z
     .object({
       points: z.number().int().positive().default(100),
       durationSeconds: z.number().int().positive().default(60),
+      /** A limiter on a shared store (Redis, SQL) for clusters, built with the same points and duration. */
       limiter: z
         .custom<RateLimiterAbstract>((value) => typeof value === "object" && value !== null)
         .optional(),
+      /** When the shared store is down: `open` lets requests through, `closed` refuses them. */
       onStoreError: z.enum(["open", "closed"]).default("open"),
     })
     .prefault({}),
@@ -77,7 +91,7 @@ export const bridgeOptionsSchema = z.strictObject({
     .url({ protocol: /^https?$/, error: "must be an absolute http(s) URL" })
     .transform((value) => value.replace(/\/+$/, ""))
     .optional(),
-  /** Activation deadline in ms. Default 60 000. */
+  /** Activation deadline in ms. */
   activationTimeoutMs: z.number().int().positive().default(60_000),
   chatwootApi: port<ChatwootApi>("ChatwootApi", ["getProfile", "createInbox", "getInbox"]).optional(),
   /** Sends to WhatsApp (host-provided). Without it, agent replies wait in the outbox. */
@@ -85,7 +99,9 @@ export const bridgeOptionsSchema = z.strictObject({
   /** Realtime link tuning (tests use shorter times). */
   realtime: z
     .object({
+      /** Server pings are expected this often; two missing ones mean a stale socket. */
       pingIntervalMs: z.number().int().positive().default(3_000),
+      /** A subscription not confirmed within this is a failure (retried once at half of it). */
       subscribeTimeoutMs: z.number().int().positive().default(10_000),
       /** Longest wait between two reconnect attempts of a lost socket (backoff with jitter up to it). */
       maxReconnectDelayMs: z.number().int().positive().default(30_000),
@@ -96,44 +112,48 @@ export const bridgeOptionsSchema = z.strictObject({
   /** Outbox dispatcher tuning. */
   dispatcher: z
     .object({
-      concurrency: z.number().int().positive().optional(),
-      claimTtlMs: z.number().int().positive().optional(),
-      pollIntervalMs: z.number().int().positive().optional(),
+      /** Items processed at once (distinct chats). */
+      concurrency: z.number().int().positive().default(16),
+      /** A crashed process's claims return after this; live claims are renewed at a third of it. */
+      claimTtlMs: z.number().int().positive().default(30_000),
+      /** How often an idle dispatcher looks for work enqueued by other processes. */
+      pollIntervalMs: z.number().int().positive().default(250),
     })
     .prefault({}),
-  /** Retry windows: inbound (to Chatwoot) retries for `windowMs`; outbound (to WhatsApp) `maxAttempts` times. */
+  /**
+   * Retries with exponential backoff and jitter (from `baseDelayMs` up to `maxDelayMs`): inbound (to Chatwoot) for
+   * `windowMs`, outbound (to WhatsApp) `maxAttempts` times.
+   */
   retry: z
     .object({
       inbound: z
         .object({
-          windowMs: z.number().int().positive(),
-          baseDelayMs: z.number().int().positive(),
-          maxDelayMs: z.number().int().positive(),
+          windowMs: z.number().int().positive().default(86_400_000), // 24 h
+          baseDelayMs: z.number().int().positive().default(1_000),
+          maxDelayMs: z.number().int().positive().default(600_000), // 10 min
         })
-        .partial()
-        .optional(),
+        .prefault({}),
       outbound: z
         .object({
-          maxAttempts: z.number().int().positive(),
-          baseDelayMs: z.number().int().positive(),
-          maxDelayMs: z.number().int().positive(),
+          maxAttempts: z.number().int().positive().default(3),
+          baseDelayMs: z.number().int().positive().default(5_000),
+          maxDelayMs: z.number().int().positive().default(30_000),
         })
-        .partial()
-        .optional(),
+        .prefault({}),
     })
     .prefault({}),
-  /** Media carried between WhatsApp and Chatwoot: size cap (default 40 MiB) and download deadline (60 s). */
+  /** Media carried between WhatsApp and Chatwoot: size cap and download deadline. */
   media: z
     .object({
-      maxBytes: z.number().int().positive().optional(),
-      timeoutMs: z.number().int().positive().optional(),
+      maxBytes: z.number().int().positive().default(41_943_040), // 40 MiB
+      timeoutMs: z.number().int().positive().default(60_000),
     })
     .prefault({}),
-  /** Identifies this process in leases and outbox claims (default: random per start). */
+  /** Identifies this process in leases and outbox claims (default: random for each bridge). */
   processId: z
     .string()
-    .regex(/^[A-Za-z0-9_.:-]{1,100}$/)
-    .optional(),
+    .regex(/^[A-Za-z0-9_.:-]{1,100}$/, { error: "must be 1 to 100 letters, digits, _ . : or -" })
+    .default(() => `process-${randomUUID()}`),
   /** How long a message sent from the phone waits before it is mirrored (so our own sends are recognised). */
   echoWaitMs: z.number().int().min(0).default(1_500),
   logger: port<Logger>("Logger", ["debug", "info", "warn", "error"]).default(silentLogger),
@@ -166,10 +186,13 @@ export interface ChatwootBridge {
   /** Deactivates; `deleteInbox` also removes the Chatwoot inbox. */
   deactivate(instance: string, options?: { deleteInbox?: boolean }): Promise<void>;
   /**
-   * WhatsApp events in (`reference/whatsapp-events.md` envelope). Resolves once the event is durably stored,
-   * not when Chatwoot answered; throws BridgeError INVALID_EVENT naming the failing path.
+   * WhatsApp events in (the envelope of `docs/events.md`); call it for every event of every instance. Any value
+   * is validated first, whatever the instance: a malformed event throws BridgeError INVALID_EVENT naming the
+   * failing path. Resolves once the event is durably stored, not when Chatwoot answered, or with `ignored` saying
+   * why it was not stored (`no_integration` for an instance without an integration, an event kind that is not
+   * routed, a status broadcast...).
    */
-  ingest(instance: string, event: unknown): Promise<IngestResult>;
+  ingest(instance: string, event: WhatsAppEvent): Promise<IngestResult>;
   /** What routing skipped and why, by reason (observability). */
   counters(): Record<string, number>;
   /** Re-seals every stored secret under the current key (resumable). */
@@ -178,20 +201,24 @@ export interface ChatwootBridge {
   stop(): Promise<void>;
 }
 
-/** Builds the integration: validates the options once (every issue listed) and wires the ports. */
+/** Builds the bridge: validates the options once (every issue listed) and wires the ports. */
 export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBridge {
-  const parsed = bridgeOptionsSchema.safeParse(input);
+  const parsed = bridgeOptionsSchema.safeParse(input, { error: absentIsMissing });
   if (!parsed.success) {
-    throw new BridgeError("INVALID_OPTIONS", `invalid options: ${formatIssues(parsed.error as z.ZodError)}`);
+    const issues = formatIssues(parsed.error as z.ZodError, "options");
+    throw new BridgeError("INVALID_OPTIONS", `invalid options: ${issues}`);
   }
   const options = parsed.data;
   if (!options.cipher && !options.encryption) {
-    throw new BridgeError("INVALID_OPTIONS", "invalid options: encryption: required (or pass a cipher)");
+    throw new BridgeError(
+      "INVALID_OPTIONS",
+      "invalid options: encryption: missing (pass encryption or a cipher)",
+    );
   }
   if (options.delivery === "webhook" && !options.publicUrl) {
     throw new BridgeError(
       "INVALID_OPTIONS",
-      'invalid options: publicUrl: required when delivery is "webhook"',
+      'invalid options: publicUrl: missing (delivery "webhook" needs it)',
     );
   }
   const cipher = options.cipher ?? createKeyring(options.encryption!);
@@ -205,7 +232,7 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
     gateway: options.gateway,
     clock: options.clock,
     logger: options.logger,
-    dispatcher: { ...options.dispatcher, ...(options.processId ? { owner: options.processId } : {}) },
+    dispatcher: { ...options.dispatcher, owner: options.processId },
     retry: options.retry,
     echoWaitMs: options.echoWaitMs,
     media: options.media,
@@ -243,7 +270,7 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
     hub,
     clock: options.clock,
     logger: options.logger,
-    owner: options.processId ?? `process-${randomUUID()}`,
+    owner: options.processId,
     ttlMs: options.realtime.leaseTtlMs,
     onTakeover: (integration, since) => {
       router
@@ -296,27 +323,27 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
     onError: (error) =>
       options.logger.warn({ err: errorMessage(error) }, "chatwoot: rate-limit store failed"),
   });
-  const webhook = createWebhookRoute({
-    integrations,
-    chatwoot,
-    clock: options.clock,
-    logger: options.logger,
-    accept: (integration, event, payload) => router.acceptChatwootEvent(integration, event, payload),
-  });
+  const caller = createCallerChecks({ directory: options.directory, rateLimiter });
+  // The route table: every route under the prefix, each with its methods, who may call it and its handler.
   const http = createHttpHandler({
-    extraRoutes: [webhook],
     enabled: options.enabled,
     prefix: options.prefix,
-    directory: options.directory,
-    rateLimiter,
-    activation,
-    exposeApiToken: options.exposeApiToken,
     logger: options.logger,
+    routes: [
+      ...activationRoutes({ activation, caller, exposeApiToken: options.exposeApiToken }),
+      createWebhookRoute({
+        integrations,
+        chatwoot,
+        clock: options.clock,
+        logger: options.logger,
+        accept: (integration, event, payload) => router.acceptChatwootEvent(integration, event, payload),
+      }),
+    ],
   });
 
   return {
     http,
-    guard: http,
+    guard: caller,
     prefix: options.prefix,
     async activate(instance, config, callOptions) {
       const body = activateBodySchema.safeParse(config);

@@ -1,5 +1,10 @@
 import type { AddressInfo } from "node:net";
-import type { HttpHandler } from "@ryze/chatwoot-core/adapter";
+import type { HttpHandler, HttpRequest } from "@ryze/chatwoot-core/adapter";
+import {
+  type AdapterMount,
+  runHttpAdapterConformance,
+  webhookSignatureCases,
+} from "@ryze/chatwoot-testkit/conformance";
 import Fastify, { type FastifyInstance } from "fastify";
 import { afterEach, describe, expect, it } from "vitest";
 import { chatwootFastify } from "./index.js";
@@ -17,6 +22,8 @@ async function listen(instance: FastifyInstance): Promise<number> {
 }
 
 const JSON_TYPE = "application/json; charset=utf-8";
+// Rails-escaped `<b>` and `&`, UTF-8 accents: what Chatwoot signs.
+const RAW = '{"content":"\\u003cb\\u003e \\u0026 café"}';
 
 describe("chatwootFastify", () => {
   it("falls through to the host's not-found handler and leaves the host's parsers alone", async () => {
@@ -84,3 +91,60 @@ describe("chatwootFastify", () => {
     );
   });
 });
+
+/** Starts Fastify with the plugin over a handler that records what it was handed (the stream read to its end). */
+async function recording(hostBodyParser: boolean) {
+  const seen: Array<HttpRequest & { streamed?: string }> = [];
+  const http: HttpHandler = {
+    async handle(request) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of request.stream ?? []) chunks.push(Buffer.from(chunk));
+      seen.push({
+        ...request,
+        ...(request.stream ? { streamed: Buffer.concat(chunks).toString("utf8") } : {}),
+      });
+      return { status: 200, headers: { "content-type": JSON_TYPE }, body: "{}" };
+    },
+  };
+  app = Fastify({ forceCloseConnections: true });
+  await app.register(chatwootFastify, { bridge: { http }, prefix: "/api/chatwoot", hostBodyParser });
+  app.post("/echo", async (request) => ({ parsed: request.body }));
+  const base = `http://127.0.0.1:${await listen(app)}`;
+  const init = { method: "POST", headers: { "content-type": "application/json" }, body: RAW };
+  await fetch(`${base}/api/chatwoot/webhook/x`, init);
+  // The host's routes keep Fastify's JSON parser either way.
+  expect(await (await fetch(`${base}/echo`, init)).json()).toEqual({ parsed: { content: "<b> & café" } });
+  return seen[0]!;
+}
+
+describe("chatwootFastify and the request body", () => {
+  it("hostBodyParser: true hands the core the exact bytes with the parsed body", async () => {
+    const request = await recording(true);
+    expect(request.body).toEqual({ content: "<b> & café" });
+    expect(Buffer.from(request.rawBody!).toString("utf8")).toBe(RAW);
+    expect(request.stream).toBeUndefined();
+  });
+
+  it("by default hands the core the unread stream", async () => {
+    const request = await recording(false);
+    expect([request.body, request.rawBody]).toEqual([undefined, undefined]);
+    expect(request.streamed).toBe(RAW);
+  });
+});
+
+/** Fastify with `hostBodyParser` passed through, as docs/frameworks.md shows it. */
+const documentedMount: AdapterMount = {
+  name: "fastify (hostBodyParser as documented)",
+  async start({ handlers, hostBodyParser }) {
+    const instance = Fastify({ forceCloseConnections: true });
+    for (const handler of handlers) {
+      await instance.register(chatwootFastify, { bridge: handler, prefix: "/api/chatwoot", hostBodyParser });
+    }
+    instance.setNotFoundHandler((_request, reply) =>
+      reply.code(404).type(JSON_TYPE).send('{"host":"not found"}'),
+    );
+    return { url: `http://127.0.0.1:${await listen(instance)}`, close: () => instance.close() };
+  },
+};
+
+runHttpAdapterConformance(documentedMount, { cases: webhookSignatureCases });

@@ -1,22 +1,18 @@
 import type { IncomingMessage } from "node:http";
-import { type HttpHandler, WEBHOOK_BODY_LIMIT } from "@ryze/chatwoot-core/adapter";
+import { type HttpHandler, toHttpRequest, WEBHOOK_BODY_LIMIT } from "@ryze/chatwoot-core/adapter";
 import { errorCodes, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from "fastify";
 
 export interface ChatwootFastifyOptions {
   /** The bridge (or any `{ http }` handler); its `prefix`, when it has one, must be the registration prefix. */
   bridge: { http: HttpHandler; prefix?: string };
   /**
-   * Default `false`: inside this plugin's scope the host's content-type parsers are set aside and the core reads
-   * the raw body itself (its 64 KiB cap, its JSON errors). `true` keeps the host's parsers for our routes, and the
-   * core uses `request.body` as Fastify parsed it (the host's parse errors then answer malformed bodies).
+   * Default `false`: inside this plugin's scope the host's content-type parsers are set aside and the core reads the
+   * raw body itself (its caps, its JSON errors). `true` keeps the host's parsers for our routes, except that JSON is
+   * parsed by Fastify's default JSON parser through a parser that also keeps the bytes (webhook signatures need
+   * them); Fastify's parse errors then answer malformed bodies.
    */
   hostBodyParser?: boolean;
 }
-
-// Above the core's largest cap (1 MiB, webhook), so that a body the host parses gets the core's 413, not Fastify's.
-const BODY_LIMIT = 2 * WEBHOOK_BODY_LIMIT;
-
-const trimSlashes = (prefix: string) => prefix.replace(/\/+$/, "");
 
 /**
  * Fastify plugin serving the bridge's routes, encapsulated: register it with
@@ -25,54 +21,42 @@ const trimSlashes = (prefix: string) => prefix.replace(/\/+$/, "");
  */
 export const chatwootFastify: FastifyPluginAsync<ChatwootFastifyOptions> = async (app, options) => {
   const { bridge } = options;
-  if (bridge.prefix !== undefined && trimSlashes(bridge.prefix) !== trimSlashes(app.prefix)) {
+  const trim = (prefix: string) => prefix.replace(/\/+$/, "");
+  if (bridge.prefix !== undefined && trim(bridge.prefix) !== trim(app.prefix)) {
     throw new Error(
       `chatwootFastify: registered under prefix "${app.prefix}" but the bridge's prefix is "${bridge.prefix}"`,
     );
   }
-  // The body stream as Fastify hands it to parsers (after the host's preParsing hooks, e.g. decompression).
+  // The unread body as Fastify hands it to parsers (after the host's preParsing hooks), or the bytes of parsed JSON.
   const unread = new WeakMap<FastifyRequest, IncomingMessage>();
+  const bytes = new WeakMap<FastifyRequest, Buffer>();
   if (!options.hostBodyParser) {
     app.removeAllContentTypeParsers();
-    // Leaves the body unread: the core reads it with its own cap.
-    app.addContentTypeParser("*", (request, payload, done) => {
-      unread.set(request, payload);
-      done(null, undefined);
+    app.addContentTypeParser("*", (request, payload, done) => done(null, void unread.set(request, payload)));
+  } else {
+    const { onProtoPoisoning = "error", onConstructorPoisoning = "error" } = app.initialConfig;
+    const parseJson = app.getDefaultJsonParser(onProtoPoisoning, onConstructorPoisoning);
+    app.removeContentTypeParser("application/json");
+    app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+      bytes.set(request, body as Buffer);
+      parseJson(request, body.toString("utf8"), done);
     });
   }
   async function serve(request: FastifyRequest, reply: FastifyReply) {
-    const aborted = new AbortController();
-    reply.raw.on("close", () => {
-      if (!reply.raw.writableFinished) aborted.abort();
-    });
-    const response = await bridge.http.handle({
-      method: request.method,
-      path: request.url,
-      headers: request.headers,
-      ...(request.body !== undefined
-        ? { body: request.body }
-        : { stream: unread.get(request) ?? request.raw }),
-      signal: aborted.signal,
-    });
-    if (!response) {
-      reply.callNotFound();
-      return reply;
-    }
-    // The core's body is a finished string: Fastify sends a string as is (the host's reply serializer applies to
-    // objects only), in one write with the headers. `undefined` (HEAD) keeps the content-length the core set.
+    const [stream, rawBody, parsedBody] = [unread.get(request), bytes.get(request), request.body];
+    const http = toHttpRequest(request.raw, reply.raw, { path: request.url, parsedBody, stream, rawBody });
+    const response = await bridge.http.handle(http);
+    if (!response) return reply.callNotFound();
+    // A string is sent as is (the host's reply serializer applies to objects only); `undefined` (HEAD) keeps the
+    // content-length the core set.
     reply.code(response.status).headers(response.headers);
     return reply.send(response.body ?? undefined);
   }
-
-  app.route({
-    method: app.supportedMethods,
-    url: "/*",
-    // HEAD goes to the core (it is in `supportedMethods`), not to Fastify's automatic HEAD-from-GET.
-    exposeHeadRoute: false,
-    bodyLimit: BODY_LIMIT,
-    handler: serve,
-  });
-  // Fastify refuses a malformed Content-Type, or one no parser in scope takes, before our handler runs; the core
+  // Above the core's largest cap (1 MiB, webhook), so that a body the host parses gets the core's 413, not Fastify's.
+  const bodyLimit = 2 * WEBHOOK_BODY_LIMIT;
+  // HEAD goes to the core (it is in `supportedMethods`), not to Fastify's automatic HEAD-from-GET.
+  app.route({ method: app.supportedMethods, url: "/*", exposeHeadRoute: false, bodyLimit, handler: serve });
+  // Fastify refuses a malformed Content-Type, or one no parser in scope takes, before our handler runs: the core
   // words that answer, as on Express and Koa.
   app.setErrorHandler((error, request, reply) => {
     if (error instanceof errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE) return serve(request, reply);

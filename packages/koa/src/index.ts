@@ -1,33 +1,21 @@
-import type { HttpHandler } from "@ryze/chatwoot-core/adapter";
+import { type HttpHandler, toHttpRequest } from "@ryze/chatwoot-core/adapter";
 import type { Middleware } from "koa";
 
 /**
- * Koa middleware serving the bridge's routes. Mount it with `app.use(chatwootKoa(bridge))`; requests
- * that are not ours go to `next()`. A host body parser placed before it (e.g. `@koa/bodyparser`) is used as
- * is; without one the body is read here (capped by the core).
+ * Koa middleware serving the bridge's routes. Mount it with `app.use(chatwootKoa(bridge))`, before the host's body
+ * parser; requests that are not ours go to `next()`. A host parser placed before it (e.g. `@koa/bodyparser`) is used
+ * as is, with the bytes it keeps in `ctx.request.rawBody`.
  */
 export function chatwootKoa(bridge: { http: HttpHandler }): Middleware {
   return async (ctx, next) => {
-    const aborted = new AbortController();
-    const onClose = () => {
-      if (!ctx.res.writableFinished) aborted.abort();
-    };
-    ctx.res.on("close", onClose);
-    // A host body parser consumed the stream: use what it produced, never re-encode it. (`@koa/bodyparser`
-    // also sets `ctx.request.body = {}` for types it skips, so the body alone is no marker.)
-    const parsed = ctx.req.readableEnded;
-    const body: unknown = "body" in ctx.request ? ctx.request.body : undefined;
-    const response = await bridge.http.handle({
-      method: ctx.method,
+    const { body: parsedBody, rawBody } = ctx.request as { body?: unknown; rawBody?: unknown };
+    const http = toHttpRequest(ctx.req, ctx.res, {
       path: ctx.originalUrl,
-      headers: ctx.req.headers,
-      ...(parsed ? { body } : { stream: ctx.req }),
-      signal: aborted.signal,
+      parsedBody,
+      rawBody: typeof rawBody === "string" || rawBody instanceof Uint8Array ? rawBody : undefined,
     });
-    if (!response) {
-      ctx.res.off("close", onClose);
-      return next();
-    }
+    const response = await bridge.http.handle(http);
+    if (!response) return next();
     ctx.status = response.status;
     ctx.set(response.headers);
     // HEAD (`body: null`): Koa sends no body and keeps the content-length the core set.

@@ -1,7 +1,21 @@
 import * as z from "zod";
 
+/** The body's wording (`docs/http-api.md`): an absent field is `required`. */
 function requiredOr(message: string) {
   return (issue: { input?: unknown }) => (issue.input === undefined ? "required" : message);
+}
+
+/** A schema's error that says `missing` for an absent value (options, events) and `message` otherwise. */
+export function missingOr(message: string) {
+  return (issue: { input?: unknown }) => (issue.input === undefined ? "missing" : message);
+}
+
+/**
+ * The error map of a parse (`schema.safeParse(value, { error: absentIsMissing })`): an absent value says `missing`
+ * instead of zod's generic "Invalid input"; every other issue keeps its own message.
+ */
+export function absentIsMissing(issue: { input?: unknown }): string | undefined {
+  return issue.input === undefined ? "missing" : undefined;
 }
 
 /** `chatwootBaseUrl`: absolute http(s) URL, no credentials, query or fragment; trailing `/` removed. */
@@ -60,15 +74,18 @@ export type ActivateBody = z.input<typeof activateBodySchema>;
 /** The activate body after validation and defaults. */
 export type ActivationConfig = z.output<typeof activateBodySchema>;
 
-/** Formats zod issues as `field: reason; field: reason` (every failing field, in order). */
-export function formatIssues(error: z.ZodError): string {
+/**
+ * Formats zod issues as `field: reason; field: reason` (every failing field, in order); an issue of the value
+ * itself is named `root`.
+ */
+export function formatIssues(error: z.ZodError, root = "body"): string {
   const parts: string[] = [];
   for (const issue of error.issues) {
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) parts.push(`${[...issue.path, key].join(".")}: unknown field`);
       continue;
     }
-    const path = issue.path.length > 0 ? issue.path.join(".") : "body";
+    const path = issue.path.length > 0 ? issue.path.join(".") : root;
     parts.push(`${path}: ${issue.message}`);
   }
   return parts.join("; ");

@@ -2,13 +2,23 @@ import {
   type ChatwootAccountTarget,
   type ChatwootApi,
   type ChatwootFailure,
+  type ChatwootProfile,
   ChatwootRequestError,
   classifyChatwootFailure,
   failureClass,
+  isChatwootNotFound,
   isChatwootRequestError,
 } from "../chatwoot/index.js";
 import { BridgeError, errorMessage, isBridgeError, MESSAGES } from "../errors/index.js";
-import { type Integration, type IntegrationRepository, newIntegrationId } from "../integrations/index.js";
+import {
+  chatwootTargetOf,
+  type Integration,
+  type IntegrationRepository,
+  isProvisioned,
+  isServing,
+  newIntegrationId,
+  type ProvisionedIntegration,
+} from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { DeliveryMode, IntegrationStatus } from "../store/ports.js";
 import type { ActivationConfig } from "./schema.js";
@@ -28,7 +38,7 @@ export interface ActivationServiceOptions {
   chatwoot: ChatwootApi;
   clock: Clock;
   logger: Logger;
-  /** The activation deadline. Default 60 s. */
+  /** The activation deadline. */
   timeoutMs: number;
   delivery: DeliveryMode;
   /** Builds the inbox `webhook_url` in webhook mode. */
@@ -115,25 +125,37 @@ export function createActivationService(options: ActivationServiceOptions) {
       if (isLiveClaim(existing, now)) throw inProgress();
       const claimed = await storage(() => integrations.update(existing, { provisioningUntil }));
       if (!claimed) throw inProgress();
-      return { claimed, fresh: existing.status === "provisioning" };
+      return { claimed, fresh: !isProvisioned(existing) };
     }
     throw inProgress();
   }
 
-  /** Undoes a claim after a failed activation: nothing already stored is lost. */
-  async function release(claimed: Integration, fresh: boolean): Promise<void> {
-    try {
-      if (fresh) await integrations.delete(claimed.id, claimed.version);
-      else await integrations.update(claimed, { provisioningUntil: null });
-    } catch (error) {
-      // The claim expires by itself; a later activation takes the row over.
-      logger.error(
-        { instance: claimed.instance, err: errorMessage(error) },
-        "chatwoot: could not release activation claim",
-      );
+  /** Step 1: the token must be an administrator's in the account. Answers the token user's profile. */
+  async function verifyAdmin(target: ChatwootAccountTarget, signal: AbortSignal): Promise<ChatwootProfile> {
+    const profile = await chatwoot.getProfile(target, { signal });
+    const url = `${target.baseUrl}/api/v1/profile`;
+    const account = profile.accounts.find((entry) => entry.id === target.accountId);
+    if (!account) {
+      const accountIds = profile.accounts.map((entry) => entry.id);
+      throw new ChatwootRequestError({ kind: "account-missing", url, accountIds });
     }
+    if (account.role !== "administrator") {
+      throw new ChatwootRequestError({ kind: "not-admin", url, role: account.role ?? "unknown" });
+    }
+    return profile;
   }
 
+  /** The inbox webhook in webhook mode (a re-activation keeps its secret); none in realtime mode. */
+  function webhookOf(claimed: Integration): { secret: string | null; url: string } {
+    if (options.delivery !== "webhook") return { secret: null, url: "" };
+    const secret = claimed.webhookSecret ?? options.newWebhookSecret();
+    return { secret, url: options.webhookUrl(claimed.id, secret) };
+  }
+
+  /**
+   * Step 2: the inbox of a re-activation on the same account is reused (renamed, re-hooked when needed) unless it
+   * is gone; otherwise one is created.
+   */
   async function ensureInbox(
     claimed: Integration,
     fresh: boolean,
@@ -162,9 +184,7 @@ export function createActivationService(options: ActivationServiceOptions) {
         }
         return { inboxId: inbox.id, created: false };
       } catch (error) {
-        const gone =
-          isChatwootRequestError(error) && error.failure.kind === "http" && error.failure.status === 404;
-        if (!gone) throw error;
+        if (!isChatwootNotFound(error)) throw error;
         logger.info(
           { instance: claimed.instance, inboxId: claimed.inboxId },
           "chatwoot: previous inbox is gone",
@@ -175,6 +195,101 @@ export function createActivationService(options: ActivationServiceOptions) {
     return { inboxId: inbox.id, created: true };
   }
 
+  /** Step 3: the claimed row becomes the active integration, in one compare-and-set. */
+  async function persist(
+    claimed: Integration,
+    target: ChatwootAccountTarget,
+    config: ActivationConfig,
+    chatwootSide: { chatwootUserId: number; inboxId: number; webhookSecret: string | null },
+  ): Promise<Integration> {
+    const saved = await storage(() =>
+      integrations.update(claimed, {
+        status: "active",
+        baseUrl: target.baseUrl,
+        accountId: target.accountId,
+        apiToken: target.apiToken,
+        ...chatwootSide,
+        inboxName: config.inboxName,
+        deliveryMode: options.delivery,
+        signMessages: config.signMessages,
+        ignoreGroups: config.ignoreGroups,
+        startAsPending: config.startAsPending,
+        reopenResolved: config.reopenResolved,
+        lastError: "",
+        provisioningUntil: null,
+      }),
+    );
+    if (!saved) throw persistFailed(new Error("the integration was changed concurrently"));
+    return saved;
+  }
+
+  /**
+   * Step 4: the realtime link is confirmed (hook `afterPersist`). A failure keeps the integration and its inbox
+   * (routing work is durable) with status `error`, and is reported.
+   */
+  async function confirmLive(
+    persisted: Integration,
+    signal: AbortSignal,
+    toPublicError: (error: unknown) => BridgeError,
+  ): Promise<void> {
+    if (!options.hooks.afterPersist) return;
+    try {
+      await options.hooks.afterPersist(persisted, signal);
+    } catch (error) {
+      const publicError = toPublicError(error);
+      await integrations
+        .update(persisted, { status: "error", lastError: publicError.message })
+        .catch((cause) =>
+          logger.error(
+            { instance: persisted.instance, err: errorMessage(cause) },
+            "chatwoot: could not record error",
+          ),
+        );
+      throw publicError;
+    }
+  }
+
+  /** Undoes a claim after a failed activation: nothing already stored is lost. */
+  async function release(claimed: Integration, fresh: boolean): Promise<void> {
+    try {
+      if (fresh) await integrations.delete(claimed.id, claimed.version);
+      else await integrations.update(claimed, { provisioningUntil: null });
+    } catch (error) {
+      // The claim expires by itself; a later activation takes the row over.
+      logger.error(
+        { instance: claimed.instance, err: errorMessage(error) },
+        "chatwoot: could not release activation claim",
+      );
+    }
+  }
+
+  /** A failure before step 3 stored anything: deletes the inbox this activation created, releases the claim. */
+  async function compensate(
+    claimed: Integration,
+    fresh: boolean,
+    target: ChatwootAccountTarget,
+    createdInbox: number | null,
+  ): Promise<void> {
+    if (createdInbox !== null) {
+      const log = { instance: claimed.instance, inboxId: createdInbox };
+      await chatwoot
+        .deleteInbox(target, createdInbox, { timeoutMs: DELETE_INBOX_TIMEOUT_MS })
+        .then(() => logger.warn(log, "chatwoot: deleted the inbox of a failed activation"))
+        .catch((cause) =>
+          logger.error(
+            { ...log, err: errorMessage(cause) },
+            "chatwoot: compensation failed, inbox left behind",
+          ),
+        );
+    }
+    await release(claimed, fresh);
+  }
+
+  /**
+   * Claims the instance, then: (1) verify the token is an administrator's, (2) reuse or create the inbox,
+   * (3) persist, (4) confirm the realtime link. A failure before (3) is compensated, so nothing is left behind and a
+   * working integration stays as it was; a failure of (4) keeps the integration with status `error`.
+   */
   async function activate(
     instance: string,
     config: ActivationConfig,
@@ -182,74 +297,28 @@ export function createActivationService(options: ActivationServiceOptions) {
   ): Promise<Integration> {
     const deadline = AbortSignal.timeout(options.timeoutMs);
     const signal = callerSignal ? AbortSignal.any([deadline, callerSignal]) : deadline;
-    const { claimed, fresh } = await claim(instance, config);
     const target: ChatwootAccountTarget = {
       baseUrl: config.chatwootBaseUrl,
       accountId: config.chatwootAccountId,
       apiToken: config.chatwootApiToken,
     };
-    const classifyContext = { baseUrl: target.baseUrl, accountId: target.accountId };
+    const toPublicError = (error: unknown) => toActivationError(error, deadline, options.timeoutMs, target);
+    const { claimed, fresh } = await claim(instance, config);
     let createdInbox: number | null = null;
     let persisted: Integration;
     try {
-      const profile = await chatwoot.getProfile(target, { signal });
-      const profileUrl = `${target.baseUrl}/api/v1/profile`;
-      const account = profile.accounts.find((entry) => entry.id === target.accountId);
-      if (!account) {
-        const accountIds = profile.accounts.map((entry) => entry.id);
-        throw new ChatwootRequestError({ kind: "account-missing", url: profileUrl, accountIds });
-      }
-      if (account.role !== "administrator") {
-        throw new ChatwootRequestError({
-          kind: "not-admin",
-          url: profileUrl,
-          role: account.role ?? "unknown",
-        });
-      }
-      const webhookSecret =
-        options.delivery === "webhook" ? (claimed.webhookSecret ?? options.newWebhookSecret()) : null;
-      const webhookUrl = webhookSecret === null ? "" : options.webhookUrl(claimed.id, webhookSecret);
-      const inbox = await ensureInbox(claimed, fresh, target, config, webhookUrl, signal);
+      const profile = await verifyAdmin(target, signal);
+      const webhook = webhookOf(claimed);
+      const inbox = await ensureInbox(claimed, fresh, target, config, webhook.url, signal);
       if (inbox.created) createdInbox = inbox.inboxId;
-
-      const saved = await storage(() =>
-        integrations.update(claimed, {
-          status: "active",
-          baseUrl: target.baseUrl,
-          accountId: target.accountId,
-          apiToken: target.apiToken,
-          webhookSecret,
-          inboxId: inbox.inboxId,
-          inboxName: config.inboxName,
-          chatwootUserId: profile.id,
-          deliveryMode: options.delivery,
-          signMessages: config.signMessages,
-          ignoreGroups: config.ignoreGroups,
-          startAsPending: config.startAsPending,
-          reopenResolved: config.reopenResolved,
-          lastError: "",
-          provisioningUntil: null,
-        }),
-      );
-      if (!saved) throw persistFailed(new Error("the integration was changed concurrently"));
-      persisted = saved;
+      persisted = await persist(claimed, target, config, {
+        chatwootUserId: profile.id,
+        inboxId: inbox.inboxId,
+        webhookSecret: webhook.secret,
+      });
     } catch (error) {
-      const publicError = toActivationError(error, deadline, options.timeoutMs, classifyContext);
-      if (createdInbox !== null) {
-        const inboxId = createdInbox;
-        await chatwoot
-          .deleteInbox(target, inboxId, { timeoutMs: DELETE_INBOX_TIMEOUT_MS })
-          .then(() =>
-            logger.warn({ instance, inboxId }, "chatwoot: deleted the inbox of a failed activation"),
-          )
-          .catch((cause) =>
-            logger.error(
-              { instance, inboxId, err: errorMessage(cause) },
-              "chatwoot: compensation failed, inbox left behind",
-            ),
-          );
-      }
-      await release(claimed, fresh);
+      const publicError = toPublicError(error);
+      await compensate(claimed, fresh, target, createdInbox);
       logger.warn(
         { instance, code: publicError.code, err: publicError.message },
         "chatwoot: activation failed",
@@ -257,20 +326,7 @@ export function createActivationService(options: ActivationServiceOptions) {
       throw publicError;
     }
     liveChecks.delete(persisted.id);
-    if (options.hooks.afterPersist) {
-      try {
-        await options.hooks.afterPersist(persisted, signal);
-      } catch (error) {
-        // Persisted but not live: the integration and its inbox stay (routing work is durable); report it.
-        const publicError = toActivationError(error, deadline, options.timeoutMs, classifyContext);
-        await integrations
-          .update(persisted, { status: "error", lastError: publicError.message })
-          .catch((cause) =>
-            logger.error({ instance, err: errorMessage(cause) }, "chatwoot: could not record error"),
-          );
-        throw publicError;
-      }
-    }
+    await confirmLive(persisted, signal, toPublicError);
     logger.info(
       { instance, integrationId: persisted.id, inboxId: persisted.inboxId, reused: createdInbox === null },
       "chatwoot: activated",
@@ -281,7 +337,7 @@ export function createActivationService(options: ActivationServiceOptions) {
   async function deactivate(instance: string, deleteInbox: boolean): Promise<void> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const existing = await integrations.get(instance);
-      if (!existing || existing.status === "provisioning") {
+      if (!isProvisioned(existing)) {
         if (existing && isLiveClaim(existing, clock.now())) throw inProgress();
         throw new BridgeError("INTEGRATION_NOT_FOUND", MESSAGES.noIntegrationToDelete);
       }
@@ -290,18 +346,13 @@ export function createActivationService(options: ActivationServiceOptions) {
       if (!(await integrations.delete(existing.id, existing.version))) continue; // changed meanwhile: look again
       liveChecks.delete(existing.id);
       logger.info({ instance, integrationId: existing.id }, "chatwoot: deactivated");
-      if (deleteInbox && existing.inboxId !== null) {
-        const target = {
-          baseUrl: existing.baseUrl,
-          accountId: existing.accountId,
-          apiToken: existing.apiToken,
-        };
+      if (deleteInbox) {
         try {
-          await chatwoot.deleteInbox(target, existing.inboxId, { timeoutMs: DELETE_INBOX_TIMEOUT_MS });
+          await chatwoot.deleteInbox(chatwootTargetOf(existing), existing.inboxId, {
+            timeoutMs: DELETE_INBOX_TIMEOUT_MS,
+          });
         } catch (error) {
-          const gone =
-            isChatwootRequestError(error) && error.failure.kind === "http" && error.failure.status === 404;
-          if (!gone)
+          if (!isChatwootNotFound(error))
             logger.warn(
               { instance, inboxId: existing.inboxId, err: errorMessage(error) },
               "chatwoot: inbox not deleted",
@@ -316,7 +367,7 @@ export function createActivationService(options: ActivationServiceOptions) {
   /** Stored state enriched with a cached, best-effort check of the inbox against Chatwoot. */
   async function status(instance: string): Promise<IntegrationStatusView> {
     const integration = await integrations.get(instance);
-    if (!integration || integration.status === "provisioning") {
+    if (!isProvisioned(integration)) {
       throw new BridgeError("INTEGRATION_NOT_FOUND", MESSAGES.noIntegration);
     }
     const view: IntegrationStatusView = {
@@ -324,7 +375,7 @@ export function createActivationService(options: ActivationServiceOptions) {
       status: integration.status,
       lastError: integration.lastError,
     };
-    if (integration.status === "paused" || integration.inboxId === null) return view;
+    if (!isServing(integration)) return view; // paused: nothing live to check until it is re-activated
     const problem = (await options.hooks.liveProblem?.(integration)) ?? null;
     if (problem) return { ...view, status: "error", lastError: problem };
     const live = await liveCheck(integration);
@@ -335,32 +386,26 @@ export function createActivationService(options: ActivationServiceOptions) {
     return view;
   }
 
-  async function liveCheck(integration: Integration) {
+  async function liveCheck(integration: ProvisionedIntegration) {
     const cached = liveChecks.get(integration.id);
     const now = clock.now().getTime();
     if (cached && now - cached.at < LIVE_CHECK_INTERVAL_MS) return cached.result;
     let result: { status: IntegrationStatus; lastError: string } | null;
-    const target = {
-      baseUrl: integration.baseUrl,
-      accountId: integration.accountId,
-      apiToken: integration.apiToken,
-    };
     try {
-      await chatwoot.getInbox(target, integration.inboxId!, { timeoutMs: LIVE_CHECK_BUDGET_MS });
+      await chatwoot.getInbox(chatwootTargetOf(integration), integration.inboxId, {
+        timeoutMs: LIVE_CHECK_BUDGET_MS,
+      });
       result = { status: "active", lastError: integration.status === "error" ? "" : integration.lastError };
     } catch (error) {
       if (!isChatwootRequestError(error)) {
         result = null; // the check itself broke: fall back to the stored row
-      } else if (error.failure.kind === "http" && error.failure.status === 404) {
+      } else if (isChatwootNotFound(error)) {
         result = {
           status: "error",
           lastError: `Chatwoot inbox ${integration.inboxId} no longer exists - re-activate the integration to create a new one.`,
         };
       } else {
-        const classified = classifyChatwootFailure(error.failure, {
-          baseUrl: integration.baseUrl,
-          accountId: integration.accountId,
-        });
+        const classified = classifyChatwootFailure(error.failure, integration);
         result = {
           status: failureClass(error.failure) === "CHATWOOT_TOKEN_REJECTED" ? "paused" : "error",
           lastError: classified.message,

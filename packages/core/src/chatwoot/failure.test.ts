@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { type ChatwootFailure, classifyChatwootFailure, isTransientFailure } from "./failure.js";
+import {
+  type ChatwootFailure,
+  ChatwootRequestError,
+  classifyChatwootFailure,
+  isChatwootHttpError,
+  isChatwootNotFound,
+  isTransientFailure,
+} from "./failure.js";
 
 const context = { baseUrl: "https://cw.example.com", accountId: 5 };
 const url = "https://cw.example.com/api/v1/accounts/5/inboxes";
@@ -28,7 +35,7 @@ const FORBIDDEN = "Chatwoot denied the request - verify the API token has admin 
 const UNREACHABLE =
   "Chatwoot is unreachable at https://cw.example.com - verify chatwootBaseUrl and that the host is reachable from the server. Detail: ";
 
-// One row per line of the error table in spec/http-api.md.
+// One row per line of the error table in docs/http-api.md.
 const rows: Array<[string, ChatwootFailure, number, string, string]> = [
   [
     "404",
@@ -170,5 +177,16 @@ describe("classifyChatwootFailure", () => {
     expect(isTransientFailure(http(422, ""))).toBe(false);
     expect(isTransientFailure(http(404, ""))).toBe(false);
     expect(isTransientFailure(http(401, '{"error":"Invalid Access Token"}'))).toBe(false);
+  });
+});
+
+describe("isChatwootNotFound / isChatwootHttpError", () => {
+  it("are true only for a ChatwootRequestError whose HTTP answer had that status", () => {
+    expect(isChatwootNotFound(new ChatwootRequestError(http(404, "")))).toBe(true);
+    expect(isChatwootNotFound(new ChatwootRequestError(http(422, "")))).toBe(false);
+    expect(isChatwootNotFound(new ChatwootRequestError(transport("reset", "ECONNRESET")))).toBe(false);
+    expect(isChatwootNotFound(new Error("HTTP 404"))).toBe(false);
+    expect(isChatwootHttpError(new ChatwootRequestError(http(422, "")), 422)).toBe(true);
+    expect(isChatwootHttpError(new ChatwootRequestError(http(422, "")), 404)).toBe(false);
   });
 });

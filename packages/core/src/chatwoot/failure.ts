@@ -42,6 +42,16 @@ export function isChatwootRequestError(value: unknown): value is ChatwootRequest
   return value instanceof Error && value.name === "ChatwootRequestError" && "failure" in value;
 }
 
+/** Whether a call failed because Chatwoot answered HTTP `status` (e.g. 422: a contact that already exists). */
+export function isChatwootHttpError(value: unknown, status: number): boolean {
+  return isChatwootRequestError(value) && value.failure.kind === "http" && value.failure.status === status;
+}
+
+/** Whether Chatwoot answered 404: what the call named (an inbox, a conversation) does not exist, or no longer. */
+export function isChatwootNotFound(value: unknown): boolean {
+  return isChatwootHttpError(value, 404);
+}
+
 const MAX_BODY = 500;
 
 /** The `Detail:` text of the contract: the raw root cause, never a secret (tokens travel in headers only). */
@@ -74,7 +84,7 @@ function classify401(body: string): ChatwootFailureClass {
   return "CHATWOOT_TOKEN_REJECTED";
 }
 
-/** Which row of the error table of `spec/http-api.md` a failure belongs to. */
+/** Which row of the error table of `docs/http-api.md` a failure belongs to. */
 export function failureClass(failure: ChatwootFailure): ChatwootFailureClass {
   switch (failure.kind) {
     case "transport":

@@ -60,7 +60,7 @@ export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Normalises anything thrown into an BridgeError (unknown errors become INTERNAL, message hidden). */
+/** Normalises anything thrown into a BridgeError (unknown errors become INTERNAL, message hidden). */
 export function toBridgeError(value: unknown): BridgeError {
   if (isBridgeError(value)) return value;
   return new BridgeError("INTERNAL", "internal error", { cause: value });

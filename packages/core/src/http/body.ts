@@ -35,25 +35,34 @@ export async function readStream(stream: AsyncIterable<Uint8Array>, limit: numbe
 export interface ReadBody {
   /** The parsed JSON value (undefined for an empty body). */
   value: unknown;
-  /** The exact bytes, when known (signature checks need them). */
+  /** The exact bytes, when known (signature checks need them); null when only a host's parsed body exists. */
   raw: Buffer | null;
 }
 
+/** The bytes as a Buffer, without copying them (a string is UTF-8 encoded). */
+function asBuffer(bytes: Uint8Array | string): Buffer {
+  if (typeof bytes === "string") return Buffer.from(bytes, "utf8");
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /**
- * Gets the JSON body of a request, whichever way the adapter delivered it: parsed by the host, raw, or as an
- * unread stream. Enforces the size cap and the JSON content type.
+ * Gets the JSON body of a request, whichever way the adapter delivered it: parsed by the host (used as is, with the
+ * raw bytes when the host kept them), raw, or as an unread stream. Enforces the size cap, and the JSON content type
+ * on the bodies it parses itself.
  */
 export async function readJsonBody(request: HttpRequest, limit: number): Promise<ReadBody> {
   const declared = Number(header(request, "content-length"));
   if (Number.isFinite(declared) && declared > limit) throw tooLarge();
-  let raw: Buffer | null = null;
-  if (request.rawBody !== undefined) raw = Buffer.from(request.rawBody);
-  else if (request.body === undefined && request.stream) raw = await readStream(request.stream, limit);
-  if (raw === null) {
-    // Parsed by the host from a body of unknown length (streamed): judge its size by its JSON form.
-    if (!Number.isFinite(declared) && jsonSize(request.body) > limit) throw tooLarge();
-    return { value: request.body, raw: null };
+  const kept = request.rawBody === undefined ? null : asBuffer(request.rawBody);
+  if (request.body !== undefined) {
+    // Without its bytes, a body of unknown length (streamed) is judged by its JSON form.
+    if (kept ? kept.length > limit : !Number.isFinite(declared) && jsonSize(request.body) > limit) {
+      throw tooLarge();
+    }
+    return { value: request.body, raw: kept };
   }
+  const raw = kept ?? (request.stream ? await readStream(request.stream, limit) : null);
+  if (raw === null) return { value: undefined, raw: null };
   if (raw.length > limit) throw tooLarge();
   if (raw.length === 0) return { value: undefined, raw };
   const type = (header(request, "content-type") ?? "").split(";")[0]!.trim().toLowerCase();

@@ -18,7 +18,7 @@ describe("createRateLimiter", () => {
 
   it("counts per token and starts over when the window ends", async () => {
     vi.useFakeTimers({ now: new Date("2026-04-28T10:00:00Z") });
-    const limiter = createRateLimiter({ points: 3, durationSeconds: 60 });
+    const limiter = createRateLimiter({ points: 3, durationSeconds: 60, onStoreError: "open" });
     const first = await Promise.all([1, 2, 3].map(() => limiter.consume("alpha")));
     expect(first.map((decision) => [decision.allowed, decision.remaining])).toEqual([
       [true, 2],
@@ -45,16 +45,24 @@ describe("createRateLimiter", () => {
   it("never uses the token itself as the store key", async () => {
     const store = new RateLimiterMemory({ points: 5, duration: 60 });
     const consume = vi.spyOn(store, "consume");
-    await createRateLimiter({ points: 5, limiter: store }).consume("secret-caller-token");
+    await createRateLimiter({ points: 5, durationSeconds: 60, onStoreError: "open", limiter: store }).consume(
+      "secret-caller-token",
+    );
     const key = String(consume.mock.calls[0]?.[0]);
     expect(key).not.toContain("secret-caller-token");
     expect(key).toMatch(/^[A-Za-z0-9_-]{32}$/);
   });
 
-  it("fails open by default when the shared store is down, and says so", async () => {
+  it("fails open when told to: requests go through while the shared store is down, and it says so", async () => {
     const store = new UnreachableStore({ points: 2, duration: 60 });
     const errors: unknown[] = [];
-    const limiter = createRateLimiter({ points: 2, limiter: store, onError: (error) => errors.push(error) });
+    const limiter = createRateLimiter({
+      points: 2,
+      durationSeconds: 60,
+      limiter: store,
+      onStoreError: "open",
+      onError: (error) => errors.push(error),
+    });
     const decisions = await Promise.all([1, 2, 3, 4].map(() => limiter.consume("alpha")));
     expect(decisions.every((decision) => decision.allowed && decision.retryAfter === 0)).toBe(true);
     expect(store.calls).toBe(4);
@@ -90,6 +98,8 @@ describe("createRateLimiter", () => {
     const errors: unknown[] = [];
     const limiter = createRateLimiter({
       points: 3,
+      durationSeconds: 60,
+      onStoreError: "open",
       limiter: new OtherCopy({ points: 3, duration: 60 }),
       onError: (error) => errors.push(error),
     });
@@ -102,8 +112,8 @@ describe("createRateLimiter", () => {
     // examples/cluster (rate-limit-stores.test.ts), where a Redis client is installed.
     const store = new RateLimiterMemory({ points: 10, duration: 60 });
     const processes = [
-      createRateLimiter({ points: 10, limiter: store }),
-      createRateLimiter({ points: 10, limiter: store }),
+      createRateLimiter({ points: 10, durationSeconds: 60, onStoreError: "open", limiter: store }),
+      createRateLimiter({ points: 10, durationSeconds: 60, onStoreError: "open", limiter: store }),
     ];
     const decisions = await Promise.all(
       Array.from({ length: 30 }, (_, n) => processes[n % 2]!.consume("shared-token")),

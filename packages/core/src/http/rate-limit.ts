@@ -17,17 +17,17 @@ export interface RateLimiter {
 }
 
 export interface RateLimiterOptions {
-  /** Requests per window. Default 100. */
-  points?: number;
-  /** Window in seconds. Default 60. */
-  durationSeconds?: number;
+  /** Requests per window. */
+  points: number;
+  /** Window in seconds. */
+  durationSeconds: number;
   /**
    * A rate-limiter-flexible limiter built on a shared store (Redis, PostgreSQL/knex) for clusters; it must be
-   * configured with the same points and duration. Default: an in-process memory limiter.
+   * configured with the same points and duration. Without it: an in-process memory limiter.
    */
   limiter?: RateLimiterAbstract;
-  /** When the shared store is down: `open` lets requests through (default), `closed` refuses them. */
-  onStoreError?: "open" | "closed";
+  /** When the shared store is down: `open` lets requests through, `closed` refuses them. */
+  onStoreError: "open" | "closed";
   /** Told about store failures (never with the token). */
   onError?: (error: unknown) => void;
   now?: () => number;
@@ -48,9 +48,8 @@ function isRefusal(error: unknown): error is RateLimiterRes {
 /** Tokens are never used as keys in plain text: a shared store would persist them. */
 const keyOf = (token: string) => createHash("sha256").update(token, "utf8").digest("base64url").slice(0, 32);
 
-export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter {
-  const points = options.points ?? 100;
-  const duration = options.durationSeconds ?? 60;
+export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
+  const { points, durationSeconds: duration } = options;
   const limiter = options.limiter ?? new RateLimiterMemory({ points, duration });
   const now = options.now ?? Date.now;
   const decide = (res: RateLimiterRes, allowed: boolean): RateLimitDecision => {

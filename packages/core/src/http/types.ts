@@ -7,9 +7,12 @@ export interface HttpRequest {
   headers: Record<string, string | string[] | undefined>;
   /** Parsed query; when absent, the query string of `path` is used. */
   query?: Record<string, unknown>;
-  /** The body the host's body parser already produced. */
+  /** The body the host's body parser already produced (used as is). */
   body?: unknown;
-  /** The raw body, when the adapter has it. */
+  /**
+   * The exact bytes of the body, when the adapter has them: with `body`, the bytes the host's parser read (webhook
+   * signatures are computed over them); alone, the body the core parses.
+   */
   rawBody?: Uint8Array | string;
   /** The unread request stream, when no body parser ran; the core reads it with the route's size cap. */
   stream?: AsyncIterable<Uint8Array>;

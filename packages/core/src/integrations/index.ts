@@ -1,7 +1,13 @@
 import { randomBytes } from "node:crypto";
+import type { ChatwootAccountTarget } from "../chatwoot/index.js";
 import { type Cipher, secretAad } from "../crypto/index.js";
 import type { Clock } from "../observability/index.js";
-import type { IntegrationPatch, IntegrationRow, IntegrationStore } from "../store/ports.js";
+import type {
+  IntegrationPatch,
+  IntegrationRow,
+  IntegrationStatus,
+  IntegrationStore,
+} from "../store/ports.js";
 
 /** An integration with its secrets opened. Only this module seals and opens; stores see ciphertext only. */
 export interface Integration extends Omit<IntegrationRow, "apiToken" | "webhookSecret"> {
@@ -13,9 +19,39 @@ export type IntegrationUpdate = Partial<
   Omit<Integration, "id" | "instance" | "version" | "createdAt" | "updatedAt">
 >;
 
+/** An integration whose first activation completed: it has its inbox. */
+export type ProvisionedIntegration = Integration & {
+  status: Exclude<IntegrationStatus, "provisioning">;
+  inboxId: number;
+};
+
+/**
+ * Whether the instance has an integration: its first activation completed (a row still `provisioning` is an
+ * activation in progress, not an integration). Such an integration accepts work, `list` shows it, `delete`
+ * removes it; a paused one keeps its work until it is re-activated.
+ */
+export function isProvisioned(integration: Integration | null): integration is ProvisionedIntegration {
+  return integration !== null && integration.status !== "provisioning" && integration.inboxId !== null;
+}
+
+/**
+ * Whether an integration is serving: provisioned and not paused (`active`, or `error` while its realtime link
+ * is retried), so its work is delivered now and its realtime subscription is held.
+ */
+export function isServing(integration: Integration | null): integration is ProvisionedIntegration {
+  return isProvisioned(integration) && (integration.status === "active" || integration.status === "error");
+}
+
+/** Where and as whom to call Chatwoot for an integration. */
+export function chatwootTargetOf(integration: Integration): ChatwootAccountTarget {
+  return { baseUrl: integration.baseUrl, accountId: integration.accountId, apiToken: integration.apiToken };
+}
+
 const TABLE = "chatwoot_integrations";
 /** Opened secrets kept (oldest dropped first): two per integration, for ~1,000 busy integrations. */
 const OPENED_CACHE_SIZE = 2_048;
+/** Rows read per page by `all()` and `rotateKeys()` unless the caller says otherwise. */
+const BATCH_SIZE = 100;
 
 /** A new `bridge_integration_id`: `int_` + 16 URL-safe random characters. */
 export function newIntegrationId(): string {
@@ -124,13 +160,13 @@ export function createIntegrationRepository(
     delete(id, expectedVersion) {
       return store.delete(id, expectedVersion);
     },
-    async *all(batchSize = 100) {
+    async *all(batchSize = BATCH_SIZE) {
       for await (const row of rows(batchSize)) yield open(row);
     },
     async rotateKeys(options = {}) {
       let resealed = 0;
       let skipped = 0;
-      for await (const row of rows(options.batchSize ?? 100)) {
+      for await (const row of rows(options.batchSize ?? BATCH_SIZE)) {
         const stale =
           cipher.keyIdOf(row.apiToken) !== cipher.currentKeyId ||
           (row.webhookSecret !== null && cipher.keyIdOf(row.webhookSecret) !== cipher.currentKeyId);

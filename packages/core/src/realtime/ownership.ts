@@ -1,6 +1,6 @@
 import { classifyChatwootFailure, isChatwootRequestError } from "../chatwoot/index.js";
 import { errorMessage } from "../errors/index.js";
-import type { Integration, IntegrationRepository } from "../integrations/index.js";
+import { type Integration, type IntegrationRepository, isServing } from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { Lease, LeaseStore } from "../store/ports.js";
 import type { RealtimeHub } from "./hub.js";
@@ -13,7 +13,7 @@ export interface RealtimeOwnershipOptions {
   logger: Logger;
   /** This process. */
   owner: string;
-  /** Lease time to live; renewed at a third of it. Default 15 s. */
+  /** Lease time to live; renewed at a third of it. */
   ttlMs: number;
   /** A subscription was taken over (or started) after a gap that began at `since`: fetch what was missed. */
   onTakeover(integration: Integration, since: Date): void;
@@ -110,10 +110,7 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
       failures.set(
         integration.id,
         isChatwootRequestError(error)
-          ? classifyChatwootFailure(error.failure, {
-              baseUrl: integration.baseUrl,
-              accountId: integration.accountId,
-            }).message
+          ? classifyChatwootFailure(error.failure, integration).message
           : errorMessage(error),
       );
       logger.warn(
@@ -184,12 +181,7 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
     const stored = new Set<string>();
     for await (const integration of options.integrations.all()) {
       stored.add(integration.id);
-      if (
-        integration.deliveryMode === "realtime" &&
-        (integration.status === "active" || integration.status === "error")
-      ) {
-        wanted.push(integration);
-      }
+      if (integration.deliveryMode === "realtime" && isServing(integration)) wanted.push(integration);
     }
     const byId = new Map(wanted.map((integration) => [integration.id, integration]));
 

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { errorMessage } from "../errors/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { OutboxDirection, OutboxItem, OutboxStore } from "../store/ports.js";
@@ -33,13 +32,14 @@ export interface DispatcherOptions {
   /** Told when an item is given up (dead letter). */
   onDead(item: OutboxItem, error: string): Promise<void>;
   retry: Record<OutboxDirection, RetryPolicy>;
-  /** Items processed at once (distinct chats). Default 16. */
-  concurrency?: number;
-  /** A crashed process's claims return after this. Default 30 s. */
-  claimTtlMs?: number;
-  /** How often an idle dispatcher looks for work enqueued by other processes. Default 250 ms. */
-  pollIntervalMs?: number;
-  owner?: string;
+  /** Items processed at once (distinct chats). */
+  concurrency: number;
+  /** A crashed process's claims return after this. */
+  claimTtlMs: number;
+  /** How often an idle dispatcher looks for work enqueued by other processes. */
+  pollIntervalMs: number;
+  /** This process, in the outbox claims. */
+  owner: string;
 }
 
 /** Exponential backoff with jitter: between half and all of `base * 2^attempt`, capped. */
@@ -67,7 +67,7 @@ export class OutboxDispatcher {
 
   constructor(options: DispatcherOptions) {
     this.options = options;
-    this.owner = options.owner ?? `dispatcher-${randomUUID()}`;
+    this.owner = options.owner;
   }
 
   start(): void {
@@ -75,7 +75,7 @@ export class OutboxDispatcher {
     this.running = true;
     this.loop = this.run();
     // Keep the claims of items being worked on alive, so a slow attempt is never taken over while it runs.
-    const claimTtlMs = this.options.claimTtlMs ?? 30_000;
+    const { claimTtlMs } = this.options;
     this.heartbeat = setInterval(() => void this.extendClaims(claimTtlMs), claimTtlMs / 3);
     this.heartbeat.unref();
   }
@@ -110,8 +110,7 @@ export class OutboxDispatcher {
   }
 
   private async run(): Promise<void> {
-    const concurrency = this.options.concurrency ?? 16;
-    const pollIntervalMs = this.options.pollIntervalMs ?? 250;
+    const { concurrency, pollIntervalMs } = this.options;
     while (this.running) {
       let claimed: OutboxItem[] = [];
       const free = concurrency - this.inFlight.size;
@@ -123,7 +122,7 @@ export class OutboxDispatcher {
           claimed = await this.options.outbox.claim({
             owner: this.owner,
             limit: free,
-            claimTtlMs: this.options.claimTtlMs ?? 30_000,
+            claimTtlMs: this.options.claimTtlMs,
             now: this.options.clock.now(),
           });
         } catch (error) {

@@ -1,5 +1,5 @@
 import type { ChatwootAccountTarget, ChatwootApi, Upload } from "../chatwoot/index.js";
-import { isChatwootRequestError } from "../chatwoot/index.js";
+import { isChatwootHttpError, isChatwootNotFound } from "../chatwoot/index.js";
 import type { Integration } from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { ChatMapping, MappingStore } from "../store/ports.js";
@@ -37,9 +37,6 @@ export class DeferDelivery extends Error {
     this.name = "DeferDelivery";
   }
 }
-
-const isHttp = (error: unknown, status: number) =>
-  isChatwootRequestError(error) && error.failure.kind === "http" && error.failure.status === status;
 
 const RECEIPT_STATUS = {
   sent: "sent",
@@ -82,7 +79,7 @@ export function createInboundDelivery(deps: InboundDeps) {
       );
       return created.id;
     } catch (error) {
-      if (!isHttp(error, 422)) throw error;
+      if (!isChatwootHttpError(error, 422)) throw error;
       const known = await chatwoot.findContactBySourceId(ctx.target, ctx.inboxId, jid, options);
       if (known) return known.id;
       // The contact exists (same phone or identifier, e.g. from another inbox): give it our contact-inbox.
@@ -216,7 +213,7 @@ export function createInboundDelivery(deps: InboundDeps) {
       const recent = await chatwoot
         .listMessages(ctx.target, conversationId, {}, { signal: ctx.signal })
         .catch((error) => {
-          if (isHttp(error, 404)) return [];
+          if (isChatwootNotFound(error)) return [];
           throw error;
         });
       const found = recent.find((entry) => entry.source_id === sourceId);
@@ -245,7 +242,7 @@ export function createInboundDelivery(deps: InboundDeps) {
       created = await chatwoot.createMessage(ctx.target, conversationId, input, { signal: ctx.signal });
     } catch (error) {
       // The conversation was deleted in Chatwoot: start a new one, once.
-      if (!isHttp(error, 404) || annotation) throw error;
+      if (!isChatwootNotFound(error) || annotation) throw error;
       conversationId = await openConversation(ctx, { ...chat!, conversationId: null });
       created = await chatwoot.createMessage(ctx.target, conversationId, input, { signal: ctx.signal });
     }

@@ -18,14 +18,16 @@ export class MediaUnavailableError extends Error {
 }
 
 export interface MediaFetcherOptions {
-  /** Largest file carried, in bytes. Default 40 MiB. */
-  maxBytes?: number;
-  /** Deadline of one download. Default 60 s. */
-  timeoutMs?: number;
-  /** Redirects followed (ActiveStorage → S3 and the like). Default 5. */
-  maxRedirects?: number;
+  /** Largest file carried, in bytes. */
+  maxBytes: number;
+  /** Deadline of one download. */
+  timeoutMs: number;
+  /** An undici dispatcher to use instead of a keep-alive pool of its own. */
   dispatcher?: Dispatcher;
 }
+
+/** Redirects followed (ActiveStorage → S3 and the like). */
+const MAX_REDIRECTS = 5;
 
 export type MediaFetcher = ReturnType<typeof createMediaFetcher>;
 
@@ -40,11 +42,10 @@ function formatBytes(bytes: number): string {
 }
 
 /** Downloads with a size cap, a deadline and redirects followed; decodes base64 with the same cap. */
-export function createMediaFetcher(options: MediaFetcherOptions = {}) {
-  const maxBytes = options.maxBytes ?? 40 * 1024 * 1024;
-  const timeoutMs = options.timeoutMs ?? 60_000;
+export function createMediaFetcher(options: MediaFetcherOptions) {
+  const { maxBytes, timeoutMs } = options;
   const dispatcher = (options.dispatcher ?? new Agent({ keepAliveTimeout: 10_000 })).compose(
-    interceptors.redirect({ maxRedirections: options.maxRedirects ?? 5 }),
+    interceptors.redirect({ maxRedirections: MAX_REDIRECTS }),
   );
   const tooLarge = (size: number) =>
     new MediaUnavailableError(`file larger than the ${formatBytes(maxBytes)} limit (${formatBytes(size)})`);

@@ -1,18 +1,29 @@
 import type * as z from "zod";
-import { formatIssues } from "../activation/schema.js";
+import { absentIsMissing, formatIssues } from "../activation/schema.js";
 import {
-  type ChatwootAccountTarget,
   type ChatwootApi,
   failureClass,
   isChatwootRequestError,
   isTransientFailure,
 } from "../chatwoot/index.js";
-import { BridgeError, errorMessage, MESSAGES } from "../errors/index.js";
-import type { Integration, IntegrationRepository } from "../integrations/index.js";
+import { BridgeError, errorMessage } from "../errors/index.js";
+import {
+  chatwootTargetOf,
+  type Integration,
+  type IntegrationRepository,
+  isProvisioned,
+  isServing,
+} from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { OutboxItem, StoragePort } from "../store/ports.js";
-import { type DispatcherOptions, OutboxDispatcher, type Outcome, type RetryPolicy } from "./dispatcher.js";
-import { envelopeSchema, messageExchangeSchema, messageStatusSchema } from "./events.js";
+import { type DispatcherOptions, OutboxDispatcher, type Outcome } from "./dispatcher.js";
+import {
+  envelopeSchema,
+  type MessageStatusEvent,
+  messageExchangeSchema,
+  messageStatusSchema,
+  type WhatsAppMessage,
+} from "./events.js";
 import type { WhatsAppGateway } from "./gateway.js";
 import { createInboundDelivery, DeferDelivery } from "./inbound.js";
 import { createMediaFetcher, type MediaFetcherOptions } from "./media.js";
@@ -31,29 +42,33 @@ export interface RouterOptions {
   gateway: WhatsAppGateway | undefined;
   clock: Clock;
   logger: Logger;
-  dispatcher?: Partial<Pick<DispatcherOptions, "concurrency" | "claimTtlMs" | "pollIntervalMs" | "owner">>;
-  retry?: { inbound?: Partial<RetryPolicy>; outbound?: Partial<RetryPolicy> };
-  /** How long a message sent from this number waits before it is mirrored (default 1500 ms). */
-  echoWaitMs?: number;
+  dispatcher: Pick<DispatcherOptions, "concurrency" | "claimTtlMs" | "pollIntervalMs" | "owner">;
+  retry: DispatcherOptions["retry"];
+  /** How long a message sent from this number waits before it is mirrored. */
+  echoWaitMs: number;
   /** Media size cap and download deadline. */
-  media?: MediaFetcherOptions;
+  media: MediaFetcherOptions;
 }
 
+/**
+ * What `ingest` answers once the event is stored, or why nothing was stored. `id` is the WhatsApp message id the
+ * event is about (`""` for an event kind routing does not know).
+ */
 export interface IngestResult {
   id: string;
-  /** True when this event was already stored (redelivery). */
+  /** True when this event was already stored (a redelivery); always false when `ignored` is set. */
   duplicate: boolean;
-  /** Why the event was not routed, when it was not. */
-  ignored?: "unknown_event" | "status_broadcast" | "newsletter" | "group_ignored";
+  /**
+   * Why the event was not stored, when it was not: `no_integration` (the instance has no integration, or its first
+   * activation is still running), `unknown_event` (an event kind that is not routed), `status_broadcast`,
+   * `newsletter`, `group_ignored` (a group message and the integration has `ignoreGroups`). Each is counted in
+   * `counters()`.
+   */
+  ignored?: "no_integration" | "unknown_event" | "status_broadcast" | "newsletter" | "group_ignored";
 }
 
 const PAUSED_RETRY_MS = 60_000;
 const BACKFILL_MARGIN_MS = 30_000;
-
-const DEFAULT_RETRY: Record<"inbound" | "outbound", RetryPolicy> = {
-  inbound: { windowMs: 24 * 60 * 60 * 1000, baseDelayMs: 1_000, maxDelayMs: 10 * 60 * 1000 },
-  outbound: { maxAttempts: 3, baseDelayMs: 5_000, maxDelayMs: 30_000 },
-};
 
 /** Message routing both ways: `ingest` and agent events in, the outbox in between, the dispatcher out. */
 export function createRouter(options: RouterOptions) {
@@ -95,13 +110,7 @@ export function createRouter(options: RouterOptions) {
         count,
       })
     : null;
-  const echoWaitMs = options.echoWaitMs ?? 1_500;
-
-  const targetOf = (integration: Integration): ChatwootAccountTarget => ({
-    baseUrl: integration.baseUrl,
-    accountId: integration.accountId,
-    apiToken: integration.apiToken,
-  });
+  const { echoWaitMs } = options;
 
   async function pause(integration: Integration, reason: string): Promise<void> {
     const paused = await integrations.update(integration, { status: "paused", lastError: reason });
@@ -122,15 +131,11 @@ export function createRouter(options: RouterOptions) {
   async function process(item: OutboxItem, signal: AbortSignal): Promise<Outcome> {
     const integration = await integrations.getById(item.integrationId);
     if (!integration) return { kind: "done" }; // deactivated meanwhile
-    if (
-      integration.status === "paused" ||
-      integration.status === "provisioning" ||
-      integration.inboxId === null
-    ) {
+    if (!isServing(integration)) {
       return { kind: "defer", reason: `integration is ${integration.status}`, afterMs: PAUSED_RETRY_MS };
     }
     const work = item.payload as Work;
-    const target = targetOf(integration);
+    const target = chatwootTargetOf(integration);
     try {
       if (work.kind === "agent-message" || work.kind === "revoke") {
         if (!outbound)
@@ -173,7 +178,7 @@ export function createRouter(options: RouterOptions) {
     if (work.kind === "agent-message") {
       await outbound
         ?.reportFailure(
-          { integration, target: targetOf(integration), signal: new AbortController().signal },
+          { integration, target: chatwootTargetOf(integration), signal: new AbortController().signal },
           work,
           error,
         )
@@ -192,17 +197,13 @@ export function createRouter(options: RouterOptions) {
     });
   }
 
-  const retry = {
-    inbound: { ...DEFAULT_RETRY.inbound, ...options.retry?.inbound },
-    outbound: { ...DEFAULT_RETRY.outbound, ...options.retry?.outbound },
-  };
   const dispatcher = new OutboxDispatcher({
     outbox: store.outbox,
     clock,
     logger,
     process,
     onDead,
-    retry,
+    retry: options.retry,
     ...options.dispatcher,
   });
 
@@ -221,29 +222,26 @@ export function createRouter(options: RouterOptions) {
     return result;
   }
 
-  /** Validates a WhatsApp event envelope and stores it durably; resolves once it is stored. */
+  /**
+   * Validates a WhatsApp event (every event, whatever its instance: a malformed one throws INVALID_EVENT), then
+   * stores it durably for the instance's integration; resolves once it is stored, or says why it was not.
+   */
   async function ingest(instance: string, event: unknown): Promise<IngestResult> {
-    const envelope = envelopeSchema.safeParse(event);
-    if (!envelope.success) throw invalidEvent(envelope.error);
+    const parsed = parseEvent(event);
     const integration = await integrations.get(instance);
-    if (!integration || integration.status === "provisioning") {
-      throw new BridgeError("INTEGRATION_NOT_FOUND", MESSAGES.noIntegration);
-    }
-    if (envelope.data.event === "message.status") {
-      const parsed = messageStatusSchema.safeParse(event);
-      if (!parsed.success) throw invalidEvent(parsed.error);
-      const { id, chat, status } = parsed.data.data;
+    const ignore = (id: string, reason: NonNullable<IngestResult["ignored"]>): IngestResult => {
+      count(reason);
+      return { id, duplicate: false, ignored: reason };
+    };
+    if (!isProvisioned(integration)) return ignore(parsed?.data.id ?? "", "no_integration");
+    if (parsed === null) return ignore("", "unknown_event");
+    if (parsed.kind === "status") {
+      const { id, chat, status } = parsed.data;
       const work: InboundWork = { kind: "receipt", waMessageId: id, chatJid: chat.jid, status };
       const stored = await enqueue(integration, `in:${chat.jid}`, `st:${id}:${status}`, work, "inbound");
       return { id, duplicate: stored.duplicate };
     }
-    if (envelope.data.event !== "message.exchange") {
-      count("unknown_event");
-      return { id: "", duplicate: false, ignored: "unknown_event" };
-    }
-    const parsed = messageExchangeSchema.safeParse(event);
-    if (!parsed.success) throw invalidEvent(parsed.error);
-    const { message } = parsed.data.data;
+    const message = parsed.data;
     const ignored =
       message.chat.jid === "status@broadcast"
         ? "status_broadcast"
@@ -252,10 +250,7 @@ export function createRouter(options: RouterOptions) {
           : message.chat.type === "group" && integration.ignoreGroups
             ? "group_ignored"
             : undefined;
-    if (ignored) {
-      count(ignored);
-      return { id: message.id, duplicate: false, ignored };
-    }
+    if (ignored) return ignore(message.id, ignored);
     const work: InboundWork = { kind: "message", message };
     const stored = await enqueue(
       integration,
@@ -276,7 +271,7 @@ export function createRouter(options: RouterOptions) {
 
   /** An event from Chatwoot (realtime or webhook) for one integration. */
   async function acceptChatwootEvent(integration: Integration, event: string, data: unknown): Promise<void> {
-    if (integration.inboxId === null) return;
+    if (!isProvisioned(integration)) return;
     const name = eventName(event);
     if (name === "message.created" || name === "message.updated") {
       const work = agentMessageOf(data, integration.inboxId);
@@ -321,8 +316,8 @@ export function createRouter(options: RouterOptions) {
 
   /** After a realtime outage: fetches agent replies created since `since` over REST and queues them. */
   async function backfill(integration: Integration, since: Date): Promise<number> {
-    if (integration.inboxId === null) return 0;
-    const target = targetOf(integration);
+    if (!isProvisioned(integration)) return 0;
+    const target = chatwootTargetOf(integration);
     const windowMs = clock.now().getTime() - since.getTime() + BACKFILL_MARGIN_MS;
     const conversations = await chatwoot.listRecentConversations(
       target,
@@ -404,6 +399,31 @@ function looksRetried(data: unknown): boolean {
   return typeof externalError !== "string" || externalError === "";
 }
 
+/** What a valid event carries for routing: a message or a receipt. */
+type RoutedEvent =
+  | { kind: "message"; data: WhatsAppMessage }
+  | { kind: "status"; data: MessageStatusEvent["data"] };
+
+/**
+ * Validates any value as a WhatsApp event: the envelope, then the whole event of a routed kind. Answers what it
+ * carries, or null for a valid event of a kind that is not routed; throws INVALID_EVENT naming the failing paths.
+ */
+function parseEvent(event: unknown): RoutedEvent | null {
+  const envelope = envelopeSchema.safeParse(event, { error: absentIsMissing });
+  if (!envelope.success) throw invalidEvent(envelope.error);
+  if (envelope.data.event === "message.status") {
+    const parsed = messageStatusSchema.safeParse(event, { error: absentIsMissing });
+    if (!parsed.success) throw invalidEvent(parsed.error);
+    return { kind: "status", data: parsed.data.data };
+  }
+  if (envelope.data.event === "message.exchange") {
+    const parsed = messageExchangeSchema.safeParse(event, { error: absentIsMissing });
+    if (!parsed.success) throw invalidEvent(parsed.error);
+    return { kind: "message", data: parsed.data.data.message };
+  }
+  return null;
+}
+
 function invalidEvent(error: z.ZodError): BridgeError {
-  return new BridgeError("INVALID_EVENT", `invalid event: ${formatIssues(error)}`);
+  return new BridgeError("INVALID_EVENT", `invalid event: ${formatIssues(error, "envelope")}`);
 }

@@ -1,6 +1,7 @@
 /**
- * Storage ports. A storage adapter (memory, knex, ...) implements these small interfaces; the
- * core-side wrapper (`createSecureStore`) adds encryption of secrets, ids and timestamps once.
+ * Storage ports. A storage adapter (memory, knex, ...) implements these small interfaces; the core-side
+ * repository over the integration store (`createIntegrationRepository` in `integrations/`) seals and opens
+ * the secrets and sets the timestamps, once for every adapter.
  *
  * Concurrency is part of the contract: every guarded write returns `null` (or `false`) to the loser of a
  * race instead of throwing, and no method may leave a half-applied change behind.

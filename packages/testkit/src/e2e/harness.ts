@@ -5,6 +5,7 @@ import {
   createChatwootBridge,
   createStaticDirectory,
   type StoragePort,
+  type WhatsAppEvent,
 } from "@ryze/chatwoot-core";
 import { createMemoryStore } from "@ryze/chatwoot-core/testing";
 
@@ -21,7 +22,7 @@ export interface RoutingHarness {
   accountId: number;
   agent: { id: number; accessToken: string; name: string };
   inboxId: number;
-  /** Posts a `message.exchange` event through `ingest`. */
+  /** Hands an event to `ingest` for the harness's instance; any value, as a host may (it is validated). */
   ingest(event: unknown): ReturnType<ChatwootBridge["ingest"]>;
   close(): Promise<void>;
 }
@@ -85,7 +86,7 @@ export async function startRoutingHarness(options: RoutingHarnessOptions = {}): 
     accountId,
     agent: { id: admin.id, accessToken: admin.accessToken, name: "Jane" },
     inboxId: result.inboxId,
-    ingest: (event) => bridge.ingest(instance, event),
+    ingest: (event) => bridge.ingest(instance, event as WhatsAppEvent),
     async close() {
       await bridge.stop();
       if (ownSim) await sim.close();

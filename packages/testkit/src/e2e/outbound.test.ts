@@ -33,14 +33,19 @@ const reply = (conversationId: number, content: string, extra: { private?: boole
 describe("Chatwoot → WhatsApp", () => {
   it("forwards an agent reply once, even when Chatwoot sends the event twice", async () => {
     const conversationId = await withConversation();
+    // On a loaded machine the 200 ms pings can be missed and the socket reconnects: post once it is subscribed.
+    await eventually(() => h!.sim.cable.subscriptions().some((subscription) => subscription.confirmed));
     h!.sim.cable.duplicateNext(1);
     const first = reply(conversationId, "How can I help?");
     await eventually(() => h!.gateway.sent("suporte").length === 1);
-    // The duplicate really went out: the reply's message.created reached our socket as two frames.
+    // The duplicate really went out: the reply's message.created reached our socket as two frames (each socket
+    // subscribed at that moment got it twice: during a reconnect the old one may still count).
     const broadcast = h!.sim.broadcasts.find(
       (b) => b.event === "message.created" && b.data["id"] === first.id,
     );
-    expect(broadcast).toMatchObject({ sent: true, frames: 2 });
+    expect(broadcast).toMatchObject({ sent: true });
+    expect(broadcast!.frames).toBeGreaterThanOrEqual(2);
+    expect(broadcast!.frames % 2).toBe(0);
     // A second reply proves the first event's duplicate was processed (events are handled in order).
     reply(conversationId, "Still there?");
     await eventually(() => h!.gateway.sent("suporte").length === 2);
@@ -117,7 +122,8 @@ describe("Chatwoot → WhatsApp", () => {
       chatwootApiToken: h!.agent.accessToken,
     });
     expect(second.status).toBe("active");
-    expect(h!.sim.cable.connections()).toBe(1);
+    // One socket for both (a reconnect after missed pings may leave the old one open for a moment, never two for good).
+    await eventually(() => h!.sim.cable.connections() === 1, { what: "a single socket" });
   });
 
   it("marks a reply failed with a private note after its retries, and Chatwoot's retry sends it once", async () => {
@@ -221,9 +227,10 @@ describe("Chatwoot → WhatsApp", () => {
     const conversationId = await withConversation();
     await h!.bridge.deactivate("suporte");
     reply(conversationId, "too late");
-    await expect(h!.ingest(textEvent({ phone: PHONE, text: "hello?" }))).rejects.toThrow(
-      "no chatwoot integration",
-    );
+    await expect(h!.ingest(textEvent({ phone: PHONE, text: "hello?" }))).resolves.toMatchObject({
+      duplicate: false,
+      ignored: "no_integration",
+    });
     // The realtime link is gone: the socket of this token user is closed.
     await eventually(() => h!.sim.cable.connections() === 0);
     expect(h!.gateway.sent("suporte")).toEqual([]);

@@ -62,7 +62,8 @@ describe("the realtime link during activation", () => {
       what: "recovery",
     });
     expect(await list(bridge)).toMatchObject({ status: "active", last_error: "" });
-    expect(sim.cable.connections()).toBe(1);
+    // One socket (a reconnect after missed 200 ms pings may leave the old one open for a moment, never for good).
+    await eventually(() => sim.cable.connections() === 1, { what: "a single socket" });
   });
 });
 
@@ -95,6 +96,7 @@ describe("the realtime link after activation", () => {
       what: "list to report the link back",
     });
     expect(await list(bridge)).toMatchObject({ status: "active", last_error: "" });
-    expect(sim.cable.connections()).toBe(1);
+    // One socket (a reconnect after missed 200 ms pings may leave the old one open for a moment, never for good).
+    await eventually(() => sim.cable.connections() === 1, { what: "a single socket" });
   });
 });

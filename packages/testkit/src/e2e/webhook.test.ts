@@ -9,7 +9,7 @@ import { createSimulatedWhatsAppGateway } from "../whatsapp/index.js";
 import { eventually, type RoutingHarness, startRoutingHarness, textEvent } from "./harness.js";
 import { chatMessages, conversationsOf, totalMessages } from "./inspect.js";
 
-// A bare node:http host for the integration's handler (the framework adapters have their own suite).
+// A bare node:http host for the bridge's handler (the framework adapters have their own suite).
 async function host(): Promise<{ server: Server; url: string; mount(handler: HttpHandler): void }> {
   let handler: HttpHandler | null = null;
   const server = createServer((req, res) => {

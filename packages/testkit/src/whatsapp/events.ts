@@ -1,4 +1,13 @@
-/** Builders of WhatsApp event envelopes (`reference/whatsapp-events.md`) for tests and benchmarks. */
+/** Builders of WhatsApp event envelopes (`docs/events.md`) for tests and benchmarks. */
+import type { WhatsAppEvent } from "@ryze/chatwoot-core";
+
+/**
+ * A `message.exchange` envelope that `ingest` accepts as it is, and whose message tests may still reshape
+ * (add media, an edit, a reaction) before passing it on.
+ */
+export type TextEvent = Extract<WhatsAppEvent, { event: "message.exchange" }> & {
+  data: { id: string; message: Record<string, unknown> };
+};
 
 let sequence = 0;
 /** A `message.exchange` envelope with a text, from (or, `outgoing`, to) `phone`; ids are unique per process. */
@@ -10,15 +19,15 @@ export function textEvent(options: {
   name?: string;
   group?: { jid: string; subject: string };
   quoted?: string;
-}): { event: string; data: { id: string; message: Record<string, unknown> } } {
+}): TextEvent {
   const id =
     options.id ?? `3EB0${Date.now().toString(16).toUpperCase()}${(sequence++).toString(16).padStart(6, "0")}`;
   const jid = `${options.phone}@s.whatsapp.net`;
   const chat = options.group
-    ? { jid: options.group.jid, name: options.group.subject, type: "group" }
-    : { jid, name: options.name ?? `Customer ${options.phone}`, type: "private" };
+    ? { jid: options.group.jid, name: options.group.subject, type: "group" as const }
+    : { jid, name: options.name ?? `Customer ${options.phone}`, type: "private" as const };
   return {
-    event: "message.exchange",
+    event: "message.exchange" as const,
     data: {
       id,
       message: {

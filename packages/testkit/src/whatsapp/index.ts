@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { BridgeError, type WhatsAppGateway, type WhatsAppSend } from "@ryze/chatwoot-core";
+import { BridgeError, type WhatsAppEvent, type WhatsAppGateway, type WhatsAppSend } from "@ryze/chatwoot-core";
 import {
   type CallerGuard,
   errorResponse,
@@ -75,12 +75,12 @@ export function createSimulatedWhatsAppGateway(): SimulatedWhatsAppGateway {
 }
 
 export interface DevWhatsAppOptions {
-  /** The integration's caller checks: the dev routes take the same tokens. */
+  /** The bridge's caller checks: the dev routes take the same tokens. */
   guard: CallerGuard;
   prefix?: string;
   gateway?: SimulatedWhatsAppGateway;
-  /** The integration's `ingest`; without it the routes answer 501. */
-  ingest?: (instance: string, event: unknown) => Promise<{ id: string }>;
+  /** The bridge's `ingest`; without it the routes answer 501. */
+  ingest?: (instance: string, event: WhatsAppEvent) => Promise<{ id: string }>;
 }
 
 export interface DevWhatsApp {
@@ -95,9 +95,9 @@ const unavailable = () =>
   );
 
 /**
- * The example apps' simulated WhatsApp side (`spec/dev-whatsapp.md`): `POST :prefix/:instance/events` hands an
+ * The example apps' simulated WhatsApp side (`docs/dev-whatsapp.md`): `POST :prefix/:instance/events` hands an
  * event to `ingest`, `GET :prefix/:instance/sent` lists what was sent, `POST :prefix/:instance/fail` makes the
- * next sends fail. Framework-neutral, mounted with the same adapters as the integration.
+ * next sends fail. Framework-neutral, mounted with the same adapters as the bridge.
  */
 export function createDevWhatsApp(options: DevWhatsAppOptions): DevWhatsApp {
   const prefix = (options.prefix ?? "/dev/whatsapp").replace(/\/+$/, "");
@@ -125,7 +125,8 @@ export function createDevWhatsApp(options: DevWhatsAppOptions): DevWhatsApp {
       gateway.failNext(instance, times, typeof body.error === "string" ? body.error : "simulated failure");
       return json(200, { failing: times });
     }
-    const accepted = await options.ingest(instance, value);
+    // Any JSON: `ingest` validates it and answers 400 naming the field.
+    const accepted = await options.ingest(instance, value as WhatsAppEvent);
     return json(202, { accepted: true, id: accepted.id });
   }
 

@@ -1,6 +1,8 @@
 import { createHmac } from "node:crypto";
 import { expect } from "vitest";
 import { eventually } from "../../eventually.js";
+import { toRailsJson } from "../../simulator/rails-json.js";
+import { webhookSignature } from "../../simulator/webhooks.js";
 import {
   ACCOUNT_TOKEN,
   type Answer,
@@ -57,6 +59,83 @@ const notFoundPrefix = (h: Harness, accountId = h.accountId) =>
 const unreachablePrefix = (h: Harness) =>
   `Chatwoot is unreachable at ${h.sim.url} - verify chatwootBaseUrl and that the host is reachable from the server. Detail: `;
 const esc = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** What a Rails-escaped, UTF-8 delivery carries: `<`, `>`, `&` (escaped by Rails), accents, CJK, an emoji, U+2028. */
+const TRICKY_TEXT = "<b>Tom & Jerry</b> -> caf\u00e9, a\u00e7\u00e3o, \u65e5\u672c\u8a9e \u{1F600}\u2028fim";
+
+/**
+ * A webhook delivery exactly as Chatwoot 4.13 sends it: the body is `payload.to_json` (Rails escapes `<`, `>`, `&`,
+ * U+2028 and U+2029, and leaves other non-ASCII as UTF-8), `X-Chatwoot-Timestamp` is Unix seconds, and
+ * `X-Chatwoot-Signature` is `sha256=HMAC-SHA256(inbox secret, "<timestamp>.<raw body>")`. The delivery is an
+ * agent reply, so an accepted one is queued for WhatsApp with the text as sent.
+ */
+function signedDeliveryCase(hostBodyParser: boolean): HttpCase {
+  return {
+    name: `webhook: a delivery signed as Chatwoot 4.13 signs it, over Rails-escaped JSON with <, >, & and non-ASCII, is accepted (${hostBodyParser ? "host body parser" : "no host body parser"})`,
+    // Chatwoot is never told to deliver here: the case posts the deliveries itself.
+    harness: { hostBodyParser, bridge: { delivery: "webhook", publicUrl: "http://127.0.0.1:9" } },
+    async run(h) {
+      const { id } = await activated(h);
+      const inboxId = h.sim.inboxes(h.accountId)[0]!.id as number;
+      h.sim.setWebhookSigning(inboxId, "secret");
+      const inbox = h.sim.getInbox(h.accountId, inboxId) as { webhook_url: string; secret: string };
+      const registered = new URL(inbox.webhook_url);
+      const path = `${registered.pathname}${registered.search}`;
+      const raw = toRailsJson({
+        event: "message_created",
+        id: 4242,
+        content: TRICKY_TEXT,
+        content_type: "text",
+        message_type: "outgoing",
+        private: false,
+        source_id: null,
+        created_at: "2026-04-20T10:15:30.000Z",
+        account: { id: h.accountId, name: "Acme & Co <BR>" },
+        inbox: { id: inboxId, name: "WhatsApp - Orion" },
+        sender: { id: 1, name: "Jane Doe", type: "user" },
+        conversation: { id: 7, inbox_id: inboxId, contact_inbox: { source_id: "5511900001111" } },
+      });
+      // The bytes Chatwoot signs are not what JSON.stringify of the parsed body gives.
+      expect(raw).toContain("\\u003cb\\u003eTom \\u0026 Jerry");
+      expect(raw).toContain("caf\u00e9");
+      expect(raw).not.toBe(JSON.stringify(JSON.parse(raw)));
+      const timestamp = String(Math.floor(Date.now() / 1000));
+      const post = (secret: string) =>
+        send(h.server, path, {
+          method: "POST",
+          raw,
+          headers: {
+            "content-type": "application/json",
+            "x-chatwoot-timestamp": timestamp,
+            "x-chatwoot-signature": webhookSignature(secret, timestamp, raw),
+            "x-chatwoot-delivery": "0b5c7f0e-3f0e-4c8e-9d55-6f1d8c1f2a10",
+          },
+        });
+      // The signature is really checked on this path: the same bytes under another secret are refused.
+      expectError(await post("not-the-inbox-secret"), 401, "invalid webhook secret");
+      const answer = await post(inbox.secret);
+      expect(answer.status, answer.body).toBe(200);
+      expect(answer.headers["content-type"]).toBe(JSON_TYPE);
+      expect(JSON.parse(answer.body)).toEqual({ received: true });
+      const queued = await h.store.outbox.claim({
+        owner: "conformance",
+        limit: 10,
+        claimTtlMs: 60_000,
+        now: new Date(),
+      });
+      expect(queued.map((item) => item.integrationId)).toEqual([id]);
+      expect(queued[0]!.payload).toMatchObject({
+        kind: "agent-message",
+        messageId: 4242,
+        content: TRICKY_TEXT,
+      });
+      return answer;
+    },
+  };
+}
+
+/** Chatwoot 4.13 signatures over the raw bytes, with and without a host body parser before the adapter. */
+export const webhookSignatureCases: HttpCase[] = [signedDeliveryCase(false), signedDeliveryCase(true)];
 
 export const httpCases: HttpCase[] = [
   // --- activation --------------------------------------------------------------------------------
@@ -755,6 +834,8 @@ export const httpCases: HttpCase[] = [
   // --- webhook receiver ------------------------------------------------------------------------------
   {
     name: "webhook: answered through the adapter, without caller tokens, with its own 1 MiB cap",
+    // Chatwoot is never told to deliver here: the case posts the deliveries itself.
+    harness: { bridge: { delivery: "webhook", publicUrl: "http://127.0.0.1:9" } },
     async run(h) {
       const { id } = await activated(h);
       const unknown = await send(h.server, "/api/chatwoot/webhook/int_unknownunknown?secret=x", {
@@ -763,16 +844,42 @@ export const httpCases: HttpCase[] = [
       });
       expectError(unknown, 404, "unknown integration");
       expect(unknown.headers["x-ratelimit-limit"]).toBeUndefined();
-      // Realtime mode registers no webhook secret: no secret can match.
       const refused = await send(h.server, `/api/chatwoot/webhook/${id}?secret=guess`, {
         method: "POST",
-        body: { event: "message_created", padding: "x".repeat(200 * 1024) },
+        body: { event: "message_created" },
       });
       expectError(refused, 401, "invalid webhook secret");
       expect(
         (await send(h.server, `/api/chatwoot/webhook/${id}?secret=guess`, { method: "GET" })).status,
       ).toBe(404);
-      return refused;
+      // With the registered secret: exactly 1 MiB is accepted (16 times the other routes' 64 KiB), one byte more is
+      // refused, whether its length is declared or it is streamed.
+      const inbox = h.sim.getInbox(h.accountId, h.sim.inboxes(h.accountId)[0]!.id as number) as {
+        webhook_url: string;
+      };
+      const registered = new URL(inbox.webhook_url);
+      const path = `${registered.pathname}${registered.search}`;
+      const sized = (bytes: number) => {
+        const head = '{"event":"conversation_typing_on","padding":"';
+        return `${head}${"x".repeat(bytes - head.length - 2)}"}`;
+      };
+      const deliver = (bytes: number, chunked = false) =>
+        send(h.server, path, {
+          method: "POST",
+          raw: sized(bytes),
+          headers: { "content-type": "application/json" },
+          chunked,
+        });
+      for (const chunked of [false, true]) {
+        const atCap = await deliver(1024 * 1024, chunked);
+        expect(atCap.status, `exactly 1 MiB${chunked ? ", streamed" : ""}: ${atCap.body}`).toBe(200);
+        expect(JSON.parse(atCap.body)).toEqual({ received: true });
+        expectError(await deliver(1024 * 1024 + 1, chunked), 413, "request body too large");
+      }
+      const tooLarge = await deliver(1024 * 1024 + 1);
+      expectError(tooLarge, 413, "request body too large");
+      expect(tooLarge.headers["x-ratelimit-limit"]).toBeUndefined();
+      return tooLarge;
     },
   },
   {
@@ -812,6 +919,55 @@ export const httpCases: HttpCase[] = [
       expectError(await post(signed(now, "not-the-inbox-secret")), 401, "invalid webhook secret");
       expectError(await post(signed(now - 6 * 60)), 401, "invalid webhook secret");
       return valid;
+    },
+  },
+  ...webhookSignatureCases,
+  {
+    name: "webhook: a store failure answers 500 and logs one line with the cause, like the other routes",
+    harness: {
+      bridge: { delivery: "webhook", publicUrl: "http://127.0.0.1:9" },
+      wrapStore: (store) => ({
+        ...store,
+        integrations: {
+          ...store.integrations,
+          async getById() {
+            throw new Error("disk I/O error (simulated)");
+          },
+        },
+      }),
+    },
+    async run(h) {
+      const { id } = await activated(h);
+      const secret = new URL(
+        (h.sim.getInbox(h.accountId, h.sim.inboxes(h.accountId)[0]!.id as number) as { webhook_url: string })
+          .webhook_url,
+      ).searchParams.get("secret")!;
+      h.logs.length = 0;
+      const answer = await send(
+        h.server,
+        `/api/chatwoot/webhook/${id}?secret=${encodeURIComponent(secret)}`,
+        {
+          method: "POST",
+          body: { event: "conversation_typing_on" },
+        },
+      );
+      expectError(answer, 500, "internal error");
+      expect(answer.headers["x-ratelimit-limit"]).toBeUndefined();
+      const errors = h.logs.filter((line) => line.level === "error");
+      expect(errors, JSON.stringify(h.logs)).toHaveLength(1);
+      expect(errors[0]!.msg).toBe("chatwoot: request failed");
+      expect(JSON.stringify(errors[0]!.obj)).toContain("disk I/O error (simulated)");
+      expect(JSON.stringify(h.logs)).not.toContain(secret);
+      // The other routes log the same way.
+      h.logs.length = 0;
+      h.store.integrations.get = async () => {
+        throw new Error("disk I/O error (simulated)");
+      };
+      expectError(await list(h), 500, "internal error");
+      expect(h.logs.filter((line) => line.level === "error").map((line) => line.msg)).toEqual([
+        "chatwoot: request failed",
+      ]);
+      return answer;
     },
   },
   // --- what is not ours ----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import {
   type ChatwootBridgeOptions,
   createChatwootBridge,
   createStaticDirectory,
+  type Logger,
   type StoragePort,
 } from "@ryze/chatwoot-core";
 import type { HttpHandler } from "@ryze/chatwoot-core/adapter";
@@ -43,7 +44,25 @@ export interface Harness {
   agentToken: string;
   /** A token of a user who is not a member of the account. */
   strangerToken: string;
+  /** What the bridge logged (unless the case passed its own `logger`). */
+  logs: LogLine[];
   close(): Promise<void>;
+}
+
+/** One call of the bridge's logger. */
+export interface LogLine {
+  level: keyof Logger;
+  msg: string | undefined;
+  obj: Record<string, unknown>;
+}
+
+function recordingLogger(lines: LogLine[]): Logger {
+  const at =
+    (level: keyof Logger) =>
+    (obj: object, msg?: string): void => {
+      lines.push({ level, msg, obj: { ...obj } });
+    };
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }
 
 export interface HarnessOptions {
@@ -69,6 +88,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   });
   const base = createMemoryStore();
   const store = options.wrapStore ? options.wrapStore(base) : base;
+  const logs: LogLine[] = [];
   const bridge = createChatwootBridge({
     store,
     directory: createStaticDirectory({
@@ -86,6 +106,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     }),
     encryption: { current: { id: "k1", key: randomBytes(32).toString("base64") } },
     rateLimit: { points: 10_000 },
+    logger: recordingLogger(logs),
     ...options.bridge,
   });
   const server = await options.mount.start({
@@ -101,6 +122,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     adminToken: admin.accessToken,
     agentToken: agent.accessToken,
     strangerToken: stranger.accessToken,
+    logs,
     async close() {
       await server.close();
       await bridge.stop();

@@ -3,8 +3,8 @@ import { type HttpCase, httpCases } from "./cases.js";
 import { type AdapterMount, type Answer, type Harness, startHarness } from "./harness.js";
 
 export type { HttpCase } from "./cases.js";
-export { httpCases } from "./cases.js";
-export type { AdapterMount, Answer, Harness, StartedServer } from "./harness.js";
+export { httpCases, webhookSignatureCases } from "./cases.js";
+export type { AdapterMount, Answer, Harness, LogLine, StartedServer } from "./harness.js";
 export { startHarness } from "./harness.js";
 
 /** Answers recorded per case and framework, for the cross-framework comparison. */
@@ -43,13 +43,17 @@ async function runCase(
 }
 
 /**
- * The HTTP contract (`spec/http-api.md`) over real sockets against one framework adapter. Every case starts
+ * The HTTP contract (`docs/http-api.md`) over real sockets against one framework adapter. Every case starts
  * the framework on 127.0.0.1 port 0 with the adapter mounted, in front of a Chatwoot simulator. Pass a shared
- * `book` to record the answers for {@link compareAnswerBooks}.
+ * `book` to record the answers for {@link compareAnswerBooks}, or `cases` to run a subset (e.g.
+ * `webhookSignatureCases` against a host configured another way).
  */
-export function runHttpAdapterConformance(mount: AdapterMount, options: { book?: AnswerBook } = {}): void {
+export function runHttpAdapterConformance(
+  mount: AdapterMount,
+  options: { book?: AnswerBook; cases?: readonly HttpCase[] } = {},
+): void {
   describe(`HTTP contract on ${mount.name}`, () => {
-    for (const testCase of httpCases) {
+    for (const testCase of options.cases ?? httpCases) {
       it(testCase.name, async () => {
         const { normalized } = await runCase(mount, testCase);
         if (options.book) {
