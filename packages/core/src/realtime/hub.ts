@@ -1,4 +1,11 @@
-import { backoffWithJitter, type Cable, type Channel, createCable, NoopLogger } from "@anycable/core";
+import {
+  backoffWithJitter,
+  type Cable,
+  type Channel,
+  createCable,
+  NoopLogger,
+  stringifyParams,
+} from "@anycable/core";
 import WebSocket from "ws";
 import { type ChatwootApi, ChatwootRequestError } from "../chatwoot/index.js";
 import { errorMessage } from "../errors/index.js";
@@ -21,12 +28,12 @@ export interface RealtimeHubOptions {
   onEvent(integrationId: string, event: string, data: unknown): void;
   /** The subscription is confirmed again after an outage that began at `since`. */
   onReconnect(integrationId: string, since: Date): void;
-  /** Server pings are expected this often; two missing ones mean a stale socket. Default 3000 ms (6 s stale). */
-  pingIntervalMs?: number;
-  /** A subscription not confirmed within this is a failure. Default 10 000 ms. */
-  subscribeTimeoutMs?: number;
-  /** Longest wait between two reconnect attempts. Default 30 000 ms. */
-  maxReconnectDelayMs?: number;
+  /** Server pings are expected this often; two missing ones mean a stale socket. */
+  pingIntervalMs: number;
+  /** A subscription not confirmed within this is a failure. */
+  subscribeTimeoutMs: number;
+  /** Longest wait between two reconnect attempts. */
+  maxReconnectDelayMs: number;
 }
 
 /**
@@ -48,6 +55,8 @@ interface Subscription {
   lostAt: Date | null;
   lastError: string;
   detached: boolean;
+  /** Being replaced: its channel's close is expected. */
+  renewing: boolean;
 }
 
 interface Connection {
@@ -63,6 +72,8 @@ interface Connection {
   pending: Map<number, Promise<Subscription>>;
   /** Short-lived confirmation probes using the socket. */
   probes: number;
+  /** Per identifier: the release of an unconfirmed channel (see `release`); a new subscribe of it waits for it. */
+  releasing: Map<string, Promise<void>>;
 }
 
 interface Attachment {
@@ -97,8 +108,8 @@ function subscribeFailure(baseUrl: string, timeoutMs: number, cause: unknown): C
 export function createRealtimeHub(options: RealtimeHubOptions) {
   const connections = new Map<string, Connection>();
   const byIntegration = new Map<string, Attachment>();
-  const pingInterval = options.pingIntervalMs ?? 3_000;
-  const subscribeTimeout = options.subscribeTimeoutMs ?? 10_000;
+  const pingInterval = options.pingIntervalMs;
+  const subscribeTimeout = options.subscribeTimeoutMs;
   const { logger } = options;
 
   const connectionKey = (integration: Integration) => `${integration.baseUrl}#${integration.chatwootUserId}`;
@@ -113,7 +124,7 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       pingInterval,
       maxMissingPings: 2,
       protocolOptions: { subscribeRetryInterval: subscribeTimeout / 2 },
-      reconnectStrategy: reconnectDelays(pingInterval, options.maxReconnectDelayMs ?? 30_000),
+      reconnectStrategy: reconnectDelays(pingInterval, options.maxReconnectDelayMs),
       // Its logs carry subscription identifiers, which contain the pubsub token: keep them out.
       logger: new NoopLogger(),
     });
@@ -127,6 +138,7 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       subscriptions: new Map(),
       pending: new Map(),
       probes: 0,
+      releasing: new Map(),
     };
     cable.on("disconnect", () => {
       const now = options.clock.now();
@@ -152,10 +164,9 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
   function subscribe(
     connection: Connection,
     accountId: number,
-    token: string,
+    channel: Channel,
     members: Map<number, string>,
   ): Subscription {
-    const channel = roomChannel(connection, accountId, token);
     const subscription: Subscription = {
       accountId,
       channel,
@@ -163,6 +174,7 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       lostAt: null,
       lastError: "",
       detached: false,
+      renewing: false,
     };
     channel.on("message", (message) => {
       const { event, data } = message as { event?: unknown; data?: Record<string, unknown> };
@@ -183,7 +195,7 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       subscription.lostAt ??= options.clock.now();
     });
     channel.on("close", (error) => {
-      if (subscription.detached) return;
+      if (subscription.detached || subscription.renewing) return;
       // Not confirmed (a rotated pubsub token, or Chatwoot refused silently): re-read the profile and retry.
       subscription.lostAt ??= options.clock.now();
       subscription.lastError = error ? CONFIRM_TIMEOUT(subscribeTimeout) : "realtime subscription closed";
@@ -196,13 +208,53 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
     return subscription;
   }
 
-  /** Chatwoot's RoomChannel of one account for the connection's user (channels with one identifier share one subscription). */
-  function roomChannel(connection: Connection, accountId: number, token: string): Channel {
-    return connection.cable.subscribeTo("RoomChannel", {
-      pubsub_token: token,
-      account_id: accountId,
-      user_id: connection.userId,
-    });
+  /**
+   * Chatwoot's RoomChannel of one account for the connection's user (channels with one identifier share one
+   * subscription). Waits first until an unconfirmed channel with the same identifier is released.
+   */
+  async function roomChannel(connection: Connection, accountId: number, token: string): Promise<Channel> {
+    const params = { pubsub_token: token, account_id: accountId, user_id: connection.userId };
+    const identifier = stringifyParams({ channel: "RoomChannel", ...params });
+    let released = connection.releasing.get(identifier);
+    while (released) {
+      await released;
+      released = connection.releasing.get(identifier);
+    }
+    return connection.cable.subscribeTo("RoomChannel", params);
+  }
+
+  /**
+   * Leaves a channel. anycable unsubscribes a confirmed one; an unconfirmed one is unsubscribed here. When
+   * RoomChannel#subscribed raises (database or Redis hiccup, a membership not there yet), ActionCable answers
+   * nothing, keeps the identifier registered on the socket and ignores every later subscribe with it; anycable
+   * retries with the same identifier and never unsubscribes, so without this the subscription would stay down
+   * for the life of the socket while pings keep it healthy. The unsubscribe goes out once anycable has given up
+   * its own subscribe of the identifier (until then a new channel would join that doomed wait) and only when no
+   * other channel uses the identifier; `roomChannel` waits for it. anycable then holds the next subscribe of the
+   * identifier back briefly, so that ActionCable (which runs commands on a thread pool) sees them in order.
+   */
+  function release(connection: Connection, channel: Channel): void {
+    const confirmed = channel.state === "connected";
+    const { cable, releasing } = connection;
+    const identifier = channel.identifier;
+    const held = cable.hub.subscriptions.get(identifier);
+    channel.disconnect();
+    if (confirmed) return;
+    const before = releasing.get(identifier);
+    const released: Promise<void> = (async () => {
+      await before;
+      // anycable's subscribe in flight (ends with the answer or its expiry), then its own unsubscribe step.
+      await held?.pending("subscribed");
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      if (cable.hub.subscriptions.get(identifier)?.channels.length) return;
+      // Rails forgets a closed socket's subscriptions; on a socket opened since, the unsubscribe is just ignored.
+      if (cable.state === "connected") await cable.protocol.unsubscribe(identifier);
+    })()
+      .catch(() => {})
+      .finally(() => {
+        if (releasing.get(identifier) === released) releasing.delete(identifier);
+      });
+    releasing.set(identifier, released);
   }
 
   function closeIfUnused(connection: Connection): void {
@@ -228,29 +280,40 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
     const existing = connection.subscriptions.get(accountId);
     if (existing) return Promise.resolve(existing);
     return single(connection, accountId, async () => {
-      const token = await pubsubToken(connection, false);
-      return connection.subscriptions.get(accountId) ?? subscribe(connection, accountId, token, new Map());
+      const channel = await roomChannel(connection, accountId, await pubsubToken(connection, false));
+      const current = connection.subscriptions.get(accountId);
+      if (!current) return subscribe(connection, accountId, channel, new Map());
+      release(connection, channel);
+      return current;
     });
   }
 
   /**
    * Not confirmed (a rotated pubsub token, or Chatwoot refused silently): re-reads the profile and replaces the
-   * subscription, keeping its members. Whoever comes second joins the replacement.
+   * subscription, keeping its members; the old channel is released first (unsubscribed when it was never
+   * confirmed, see `release`). Whoever comes second joins the replacement.
    */
   function replace(connection: Connection, old: Subscription): Promise<Subscription> {
     return single(connection, old.accountId, async () => {
       const token = await pubsubToken(connection, true);
-      const current = connection.subscriptions.get(old.accountId);
-      if (current !== old) {
-        if (current) return current;
-        throw new Error("realtime subscription left while it was renewed");
+      let current = connection.subscriptions.get(old.accountId);
+      if (current === old) {
+        old.renewing = true;
+        release(connection, old.channel);
+        const channel = await roomChannel(connection, old.accountId, token);
+        // The release can take until anycable's own expiry: its members may have left meanwhile.
+        current = connection.subscriptions.get(old.accountId);
+        if (current === old) {
+          old.detached = true;
+          const next = subscribe(connection, old.accountId, channel, old.members);
+          next.lostAt = old.lostAt;
+          next.lastError = old.lastError;
+          return next;
+        }
+        release(connection, channel);
       }
-      old.detached = true;
-      old.channel.disconnect();
-      const next = subscribe(connection, old.accountId, token, old.members);
-      next.lostAt = old.lostAt;
-      next.lastError = old.lastError;
-      return next;
+      if (current) return current;
+      throw new Error("realtime subscription left while it was renewed");
     });
   }
 
@@ -359,7 +422,8 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
           channel,
           (opened) => opened,
           async (unconfirmed) => {
-            unconfirmed.disconnect();
+            release(connection, unconfirmed);
+            channel = null;
             channel = await open(true);
             return channel;
           },
@@ -368,7 +432,7 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       } catch (error) {
         throw subscribeFailure(integration.baseUrl, subscribeTimeout, error);
       } finally {
-        channel?.disconnect();
+        if (channel) release(connection, channel);
         connection.probes--;
         closeIfUnused(connection);
       }
@@ -387,7 +451,7 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
         connection.subscriptions.get(subscription.accountId) === subscription
       ) {
         subscription.detached = true;
-        subscription.channel.disconnect();
+        release(connection, subscription.channel);
         connection.subscriptions.delete(subscription.accountId);
       }
       closeIfUnused(connection);

@@ -2,7 +2,9 @@
  * ActionCable at `/cable` as Chatwoot 4.10 runs it (Rails 7.1, `RoomChannel`): welcome on connect,
  * pings every 3 s, subscriptions authenticated only by their identifier params, confirmation only
  * on success (a wrong token, user or account gets no answer at all), broadcasts by pubsub token.
- * Test controls can drop sockets, stall them, and duplicate broadcasts.
+ * As in Rails, a subscription that failed keeps its identifier on the socket: the same subscribe is ignored there
+ * until the client unsubscribes it (checked against real ActionCable in src/actioncable/).
+ * Test controls can drop sockets, stall them, duplicate broadcasts and make subscribes fail.
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
@@ -48,6 +50,12 @@ export interface SimulatorCable {
   resumePings(): void;
   /** Sends each of the next `count` broadcasts twice to every receiving subscription. */
   duplicateNext(count: number): void;
+  /**
+   * Makes the next `count` RoomChannel subscribes fail as when `RoomChannel#subscribed` raises (a database or
+   * Redis hiccup): no answer at all, and, as in Rails, the identifier stays registered on its socket, so every
+   * later subscribe with it there is ignored until the client sends `unsubscribe` for it.
+   */
+  failNextSubscribes(count: number): void;
 }
 
 export interface CableServer {
@@ -96,6 +104,7 @@ export function createCableServer(options: { store: SimulatorStore; pingInterval
   const { store, pingIntervalMs } = options;
   const connections = new Set<Connection>();
   let duplicates = 0;
+  let failures = 0;
   const wss = new WebSocketServer({
     noServer: true,
     handleProtocols: (protocols) => (protocols.has(ACTION_CABLE_PROTOCOL) ? ACTION_CABLE_PROTOCOL : false),
@@ -119,9 +128,18 @@ export function createCableServer(options: { store: SimulatorStore; pingInterval
     }
     if (!isPlainObject(params) || params["channel"] !== "RoomChannel") return; // "Subscription class not found"
     const { token, userId, accountId, ok } = authorize(store, params);
-    const subscription: Subscription = { identifier, pubsubToken: token, userId, accountId, confirmed: ok };
+    // `subscribed` raised (failNextSubscribes): Rails registered the identifier before calling it, and keeps it.
+    const raised = failures > 0;
+    if (raised) failures -= 1;
+    const subscription: Subscription = {
+      identifier,
+      pubsubToken: token,
+      userId,
+      accountId,
+      confirmed: ok && !raised,
+    };
     connection.subscriptions.set(identifier, subscription);
-    if (ok) send(connection, { identifier, type: "confirm_subscription" });
+    if (subscription.confirmed) send(connection, { identifier, type: "confirm_subscription" });
   }
 
   function receive(connection: Connection, raw: string) {
@@ -196,6 +214,11 @@ export function createCableServer(options: { store: SimulatorStore; pingInterval
       if (!Number.isInteger(count) || count < 0)
         throw new TypeError(`duplicateNext needs a count >= 0, got ${count}`);
       duplicates += count;
+    },
+    failNextSubscribes(count) {
+      if (!Number.isInteger(count) || count < 0)
+        throw new TypeError(`failNextSubscribes needs a count >= 0, got ${count}`);
+      failures += count;
     },
   };
 
