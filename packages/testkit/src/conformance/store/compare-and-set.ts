@@ -14,7 +14,7 @@ export const compareAndSetChecks: StoreCheckGroup = {
         store.integrations.update(row.id, 1, { status: "provisioning", lastError: `writer-${i}` }),
       );
       const winners = results.filter((r) => r !== null);
-      expect(winners).toHaveLength(1);
+      expect(winners, "exactly one concurrent update at one version wins").toHaveLength(1);
       expect(winners[0]?.version).toBe(2);
       const stored = await store.integrations.getById(row.id);
       expect(stored?.version).toBe(2);
@@ -26,8 +26,14 @@ export const compareAndSetChecks: StoreCheckGroup = {
       await store.integrations.insert(row);
       const v2 = await store.integrations.update(row.id, 1, { lastError: "first" });
       expect(v2?.version).toBe(2);
-      expect(await store.integrations.update(row.id, 1, { lastError: "stale" })).toBeNull();
-      expect(await store.integrations.update(row.id, 3, { lastError: "future" })).toBeNull();
+      expect(
+        await store.integrations.update(row.id, 1, { lastError: "stale" }),
+        "an update at a stale version is refused",
+      ).toBeNull();
+      expect(
+        await store.integrations.update(row.id, 3, { lastError: "future" }),
+        "an update at a future version is refused",
+      ).toBeNull();
       expect(await store.integrations.getById(row.id)).toEqual(v2);
     },
 

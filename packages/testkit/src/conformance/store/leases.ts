@@ -60,7 +60,12 @@ export const leaseChecks: StoreCheckGroup = {
       expect(await store.leases.acquire(name, "p2", TTL, at(TTL - 1))).toBeNull();
       expect(await store.leases.get(name)).toMatchObject({ owner: "p1", epoch: 1 });
       const taken = await store.leases.acquire(name, "p2", TTL, at(TTL));
-      expect(taken).toEqual({ name, owner: "p2", epoch: 2, expiresAt: at(2 * TTL) });
+      expect(taken, "a takeover at expiry raises the epoch").toEqual({
+        name,
+        owner: "p2",
+        epoch: 2,
+        expiresAt: at(2 * TTL),
+      });
       expect(await store.leases.get(name)).toEqual(taken);
       const back = await store.leases.acquire(name, "p1", TTL, at(3 * TTL));
       expect(back).toMatchObject({ owner: "p1", epoch: 3 });
@@ -72,8 +77,8 @@ export const leaseChecks: StoreCheckGroup = {
         store.leases.renew(owner, [{ name: lease, epoch }], TTL, at(now));
       await store.leases.acquire(name, "p1", TTL, at(0));
       expect(await renew("p1", 1, 9_000)).toEqual([{ name, owner: "p1", epoch: 1, expiresAt: at(19_000) }]);
-      expect(await renew("p1", 2, 9_000)).toEqual([]);
-      expect(await renew("p2", 1, 9_000)).toEqual([]);
+      expect(await renew("p1", 2, 9_000), "a renewal at another epoch is refused").toEqual([]);
+      expect(await renew("p2", 1, 9_000), "a renewal by another owner is refused").toEqual([]);
       expect(await renew("p1", 1, 9_000, "missing")).toEqual([]);
       expect(await store.leases.get(name)).toMatchObject({ owner: "p1", epoch: 1, expiresAt: at(19_000) });
       await store.leases.acquire(name, "p2", TTL, at(19_000));

@@ -93,7 +93,7 @@ export const outboxConcurrencyChecks: StoreCheckGroup = {
       }
       const tally = newTally();
       await drain(store, concurrency, 200, tally, at(1_000));
-      expect(tally.violations).toEqual([]);
+      expect(tally.violations, "never claimed twice, FIFO, one in flight per chat key").toEqual([]);
       expect(tally.claimed).toHaveLength(200);
       expect(new Set(tally.claimed).size).toBe(200);
       expect(tally.completedByChat).toEqual(expectedByChat);

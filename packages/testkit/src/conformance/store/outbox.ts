@@ -79,7 +79,10 @@ export const outboxChecks: StoreCheckGroup = {
         at(1),
       );
       expect(first.duplicate).toBe(false);
-      expect(again).toEqual({ id: first.id, duplicate: true });
+      expect(again, "a second enqueue with the same dedupe key is absorbed").toEqual({
+        id: first.id,
+        duplicate: true,
+      });
       expect(await store.outbox.count(integrationId)).toEqual({ pending: 1, claimed: 0, done: 0, dead: 0 });
       const [item] = await claim(store, "w", at(2));
       expect(item).toMatchObject({ id: first.id, chatKey: "c", payload: { v: 1 } });
@@ -133,7 +136,10 @@ export const outboxChecks: StoreCheckGroup = {
       const a = [];
       for (let i = 0; i < 4; i++) a.push(await put(store, { integrationId, chatKey: "A" }, at(i)));
       const b1 = await put(store, { integrationId, chatKey: "B" }, at(10));
-      expect(ids(await claim(store, "w", at(99)))).toEqual([a[0], b1]);
+      expect(
+        ids(await claim(store, "w", at(99))),
+        "a claim takes only the oldest item of each chat key",
+      ).toEqual([a[0], b1]);
       await store.outbox.complete(a[0]!, "w");
       await store.outbox.complete(b1, "w");
       const order: string[] = [];
@@ -153,7 +159,9 @@ export const outboxChecks: StoreCheckGroup = {
       const first = await put(store, { integrationId, chatKey: "A" }, at(0));
       await put(store, { integrationId, chatKey: "A" }, at(1));
       const other = await put(store, { integrationId, chatKey: "B" }, at(2));
-      expect(ids(await claim(store, "w1", at(10))).sort()).toEqual([first, other].sort());
+      expect(ids(await claim(store, "w1", at(10))).sort(), "one live claim per chat key").toEqual(
+        [first, other].sort(),
+      );
       expect(await claim(store, "w2", at(11))).toEqual([]);
       expect(await claim(store, "w1", at(12))).toEqual([]);
     },

@@ -23,6 +23,21 @@ const check = (group: { checks: Readonly<Record<string, StoreCheck>> }, title: s
   return found;
 };
 
+/**
+ * The check must fail on the assertion written for the defect (its label), not on anything else: a TypeError or a
+ * timeout in the broken store, or another assertion, would not prove that the check catches the defect.
+ */
+async function expectCaught(run: Promise<void>, label: string): Promise<void> {
+  const error = await run.then(
+    () => null,
+    (caught: unknown) => caught,
+  );
+  expect(error, `the check passed; it must fail on "${label}"`).not.toBeNull();
+  expect(error, String(error)).toBeInstanceOf(Error);
+  expect((error as Error).name, `not an assertion failure: ${String(error)}`).toBe("AssertionError");
+  expect((error as Error).message).toContain(`${label}: `);
+}
+
 // Proves the suite can fail: each defect below must be caught by the check written for it.
 describe("storage conformance suite catches broken stores", () => {
   it("an update that ignores the version guard fails the compare-and-set checks", async () => {
@@ -44,12 +59,12 @@ describe("storage conformance suite catches broken stores", () => {
       compareAndSetChecks,
       "exactly one of N concurrent updates at the same version wins; the losers get null",
     );
-    await expect(concurrent(context)).rejects.toThrow();
+    await expectCaught(concurrent(context), "exactly one concurrent update at one version wins");
     const stale = check(
       compareAndSetChecks,
       "a stale expected version is refused and leaves the row unchanged",
     );
-    await expect(stale(context)).rejects.toThrow();
+    await expectCaught(stale(context), "an update at a stale version is refused");
   });
 
   it("the same checks pass on the intact memory store", async () => {
@@ -65,12 +80,13 @@ describe("storage conformance suite catches broken stores", () => {
           store.outbox.enqueue({ ...input, dedupeKey: `${input.dedupeKey}:${Math.random()}` }, now),
       },
     }));
-    await expect(
+    await expectCaught(
       check(
         outboxChecks,
         "a second enqueue with the same dedupe key is absorbed and writes nothing",
       )(context),
-    ).rejects.toThrow();
+      "a second enqueue with the same dedupe key is absorbed",
+    );
   });
 
   it("a claim that ignores chat keys fails the FIFO and concurrency checks", async () => {
@@ -92,21 +108,24 @@ describe("storage conformance suite catches broken stores", () => {
         },
       },
     }));
-    await expect(
+    await expectCaught(
       check(
         outboxChecks,
         "per chat key only the oldest unfinished item is claimed; the rest follow in order",
       )(context),
-    ).rejects.toThrow();
-    await expect(
+      "a claim takes only the oldest item of each chat key",
+    );
+    await expectCaught(
       check(outboxChecks, "a chat key never has two live claims, whatever the limit")(context),
-    ).rejects.toThrow();
-    await expect(
+      "one live claim per chat key",
+    );
+    await expectCaught(
       check(
         outboxConcurrencyChecks,
         "N claimers over 200 items in 20 chat keys: none claimed twice, FIFO and one in flight per chat",
       )(context),
-    ).rejects.toThrow();
+      "never claimed twice, FIFO, one in flight per chat key",
+    );
   });
 
   it("a renewal that ignores the fencing epoch fails the lease checks", async () => {
@@ -121,9 +140,10 @@ describe("storage conformance suite catches broken stores", () => {
         },
       },
     }));
-    await expect(
+    await expectCaught(
       check(leaseChecks, "renew extends a lease held at the given epoch and refuses a lost one")(context),
-    ).rejects.toThrow();
+      "a renewal at another epoch is refused",
+    );
   });
 
   it("a lease takeover that keeps the old epoch fails the lease checks", async () => {
@@ -136,11 +156,12 @@ describe("storage conformance suite catches broken stores", () => {
         },
       },
     }));
-    await expect(
+    await expectCaught(
       check(
         leaseChecks,
         "another owner is refused while the lease is live and takes over at expiry with epoch + 1",
       )(context),
-    ).rejects.toThrow();
+      "a takeover at expiry raises the epoch",
+    );
   });
 });
