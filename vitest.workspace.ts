@@ -1,4 +1,4 @@
-import type { TestProjectConfiguration } from "vitest/config";
+import { configDefaults, type TestProjectConfiguration } from "vitest/config";
 
 /** One test project per package and example; `vitest.config.ts` imports this list into `test.projects`. */
 const shared = {
@@ -6,10 +6,16 @@ const shared = {
   ssr: { resolve: { conditions: ["@ryze/source"], externalConditions: ["@ryze/source"] } },
 };
 
-const projects = ["core", "knex", "express", "koa", "fastify", "testkit"].map((name) => ({
+const projects = ["core", "knex", "express", "koa", "fastify", "testkit", "baileys"].map((name) => ({
   extends: true as const,
   ...shared,
-  test: { name, root: `packages/${name}`, include: ["src/**/*.test.ts"] },
+  test: {
+    name,
+    root: `packages/${name}`,
+    include: ["src/**/*.test.ts"],
+    // The pack test has a project of its own (below).
+    ...(name === "testkit" ? { exclude: [...configDefaults.exclude, "src/pack/**"] } : {}),
+  },
 }));
 
 export default [
@@ -18,5 +24,16 @@ export default [
     extends: true as const,
     ...shared,
     test: { name: "examples", root: "examples", include: ["*/src/**/*.test.ts"] },
+  },
+  {
+    // The packed packages installed into a fresh project (README host, simulator round trip). It runs after
+    // every other project (a later group), alone: it installs, type-checks and starts processes of its own.
+    extends: true as const,
+    test: {
+      name: "pack",
+      root: "packages/testkit",
+      include: ["src/pack/**/*.test.ts"],
+      sequence: { groupOrder: 1 },
+    },
   },
 ] satisfies TestProjectConfiguration[];

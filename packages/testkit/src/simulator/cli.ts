@@ -1,7 +1,10 @@
+#!/usr/bin/env node
 /**
- * Runs a Chatwoot simulator until SIGINT/SIGTERM, seeded with one account and one administrator.
+ * `chatwoot-simulator`, the bin of @ryze/chatwoot-testkit: runs a Chatwoot simulator until SIGINT/SIGTERM, seeded
+ * with one account and one administrator.
  *
- *   PORT=3000 node --conditions=@ryze/source --import tsx packages/testkit/src/simulator/cli.ts
+ *   PORT=3000 npx chatwoot-simulator                   # from a project that installed @ryze/chatwoot-testkit
+ *   PORT=3000 npm run simulator                        # in this repository (runs this file from source)
  *
  * PORT defaults to 0 (a free port). ACCOUNT_NAME and ADMIN_NAME / ADMIN_EMAIL are optional.
  */
