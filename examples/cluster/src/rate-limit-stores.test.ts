@@ -59,7 +59,12 @@ async function processLimiter(env: Record<string, string>): Promise<RateLimiter>
   const store = await createRateLimitStore(config, knex, { points: POINTS, durationSeconds: 60, logger });
   stores.push(store);
   expect(store.limiter).toBeDefined();
-  return createRateLimiter({ points: POINTS, durationSeconds: 60, onStoreError: "open", limiter: store.limiter! });
+  return createRateLimiter({
+    points: POINTS,
+    durationSeconds: 60,
+    onStoreError: "open",
+    limiter: store.limiter!,
+  });
 }
 
 /** 30 requests with one fresh token, alternating between the two processes: exactly POINTS go through. */
@@ -126,7 +131,13 @@ describe("a Redis store that is down (127.0.0.1:1, no retries, no offline queue)
 
   it("lets requests through when failing open, and reports the failure", async () => {
     const errors: unknown[] = [];
-    const open = createRateLimiter({ points: POINTS, durationSeconds: 60, onStoreError: "open", limiter, onError: (error) => errors.push(error) });
+    const open = createRateLimiter({
+      points: POINTS,
+      durationSeconds: 60,
+      onStoreError: "open",
+      limiter,
+      onError: (error) => errors.push(error),
+    });
     const decisions = await Promise.all(Array.from({ length: 2 * POINTS }, () => open.consume("caller")));
     expect(decisions.every((decision) => decision.allowed)).toBe(true);
     expect(errors).toHaveLength(2 * POINTS);

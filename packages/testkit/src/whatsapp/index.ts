@@ -1,5 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
-import { BridgeError, type WhatsAppEvent, type WhatsAppGateway, type WhatsAppSend } from "@ryze/chatwoot-core";
+import {
+  BridgeError,
+  type WhatsAppEvent,
+  type WhatsAppGateway,
+  type WhatsAppSend,
+} from "@ryze/chatwoot-core";
 import {
   type CallerGuard,
   errorResponse,
