@@ -98,6 +98,7 @@ switch (task) {
   case "start:express":
   case "start:koa":
   case "start:fastify":
+  case "start:baileys":
     run(node, [...source, join("examples", task.split(":")[1], "src", "main.ts"), ...rest]);
     break;
   case "simulator":
