@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { isIP, isIPv4 } from "node:net";
 import * as z from "zod";
 
 /**
@@ -20,7 +21,19 @@ const envSchema = z.object({
   RATE_LIMIT_STORE: z.enum(["memory", "redis", "database"]).optional(),
   RATE_LIMIT_FAIL: z.enum(["open", "closed"]).default("open"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  CHATWOOT_ALLOW_PRIVATE_NETWORKS: z
+    .enum(["true", "false"], { error: 'must be "true" or "false"' })
+    .default("true"),
+  CHATWOOT_DENY_NETWORKS: z.string().optional(),
 });
+
+/** A CIDR (`10.0.0.0/8`, `fd00::/8`) or a single address; IPv4 in its four-part decimal form. */
+function isCidr(value: string): boolean {
+  const [address = "", prefix, ...rest] = value.split("/");
+  const bits = isIPv4(address) ? 32 : isIP(address) === 6 ? 128 : 0;
+  if (bits === 0 || rest.length > 0) return false;
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits);
+}
 
 export interface ExampleConfig {
   host: string;
@@ -42,6 +55,11 @@ export interface ExampleConfig {
   /** What the rate limit does when its store is down: let requests through (`open`) or refuse them. */
   rateLimitFail: "open" | "closed";
   logLevel: string;
+  /**
+   * The bridge's network policy (`docs/security.md`): private networks (loopback, RFC 1918, CGNAT, unique-local)
+   * allowed unless CHATWOOT_ALLOW_PRIVATE_NETWORKS=false; CHATWOOT_DENY_NETWORKS refused in addition.
+   */
+  network: { allowPrivateNetworks: boolean; deny: string[] };
   /** Which tokens were generated because they were unset. */
   generated: { accountToken: boolean; instances: string[] };
 }
@@ -74,6 +92,17 @@ export function readConfig(env: Record<string, string | undefined> = process.env
     generatedInstances.push(name);
     return { name, token: newToken() };
   });
+  const deny = (values.CHATWOOT_DENY_NETWORKS ?? "")
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry);
+  deny.forEach((entry, index) => {
+    if (!isCidr(entry)) {
+      throw new Error(
+        `invalid environment: CHATWOOT_DENY_NETWORKS: entry ${index + 1} (${JSON.stringify(entry)}) must be a CIDR such as 10.0.0.0/8 or fd00::/8`,
+      );
+    }
+  });
   const previousKeys = (values.CHATWOOT_PREVIOUS_KEYS ?? "")
     .split(",")
     .filter((entry) => entry.trim())
@@ -101,6 +130,7 @@ export function readConfig(env: Record<string, string | undefined> = process.env
     rateLimitStore,
     rateLimitFail: values.RATE_LIMIT_FAIL,
     logLevel: values.LOG_LEVEL,
+    network: { allowPrivateNetworks: values.CHATWOOT_ALLOW_PRIVATE_NETWORKS === "true", deny },
     generated: { accountToken: values.RYZE_ACCOUNT_TOKEN === undefined, instances: generatedInstances },
   };
 }

@@ -244,6 +244,7 @@ export async function createExampleRuntime(
     enabled: config.enabled,
     delivery: config.delivery,
     ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+    network: config.network,
     logger,
     ...options.bridge,
     rateLimit: {

@@ -98,7 +98,8 @@ describe("option defaults", () => {
         maxReconnectDelayMs: 30_000,
         leaseTtlMs: 15_000,
       },
-      dispatcher: { concurrency: 16, claimTtlMs: 30_000, pollIntervalMs: 250 },
+      dispatcher: { concurrency: 16, itemTimeoutMs: 120_000, claimTtlMs: 30_000, pollIntervalMs: 250 },
+      outbound: { maxAttachments: 10 },
       retry: {
         inbound: { windowMs: 24 * 60 * 60 * 1000, baseDelayMs: 1_000, maxDelayMs: 10 * 60 * 1000 },
         outbound: { maxAttempts: 3, baseDelayMs: 5_000, maxDelayMs: 30_000 },

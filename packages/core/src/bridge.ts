@@ -8,11 +8,15 @@ import {
   formatIssues,
   missingOr,
 } from "./activation/schema.js";
-import { type ActivationHooks, createActivationService } from "./activation/service.js";
-import { type ChatwootApi, createChatwootApi } from "./chatwoot/index.js";
+import {
+  type ActivationHooks,
+  type ActivationService,
+  createActivationService,
+} from "./activation/service.js";
+import { type ChatwootApi, createChatwootApi, isChatwootRequestError } from "./chatwoot/index.js";
 import { type Cipher, createKeyring } from "./crypto/index.js";
 import type { InstanceDirectory } from "./directory/index.js";
-import { BridgeError, errorMessage, isBridgeError } from "./errors/index.js";
+import { BridgeError, errorMessage, errorRef, isBridgeError, toBridgeError } from "./errors/index.js";
 import {
   activationRoutes,
   type CallerGuard,
@@ -23,6 +27,12 @@ import {
   type RateLimiter,
 } from "./http/index.js";
 import { createIntegrationRepository, type Integration } from "./integrations/index.js";
+import {
+  createNetworkPolicy,
+  createPolicyAgent,
+  type NetworkPolicy,
+  networkOptionsSchema,
+} from "./net/index.js";
 import { type Clock, type Logger, silentLogger, systemClock } from "./observability/index.js";
 import { createRealtimeHub, createRealtimeOwnership } from "./realtime/index.js";
 import type { WhatsAppEvent } from "./routing/events.js";
@@ -112,8 +122,16 @@ export const bridgeOptionsSchema = z.strictObject({
   /** Outbox dispatcher tuning. */
   dispatcher: z
     .object({
-      /** Items processed at once (distinct chats). */
+      /**
+       * Items processed at once (distinct chats), shared fairly between integrations: while others have work
+       * waiting, one gets at most max(1, ⌊concurrency ÷ integrations at work⌋) (`docs/scaling.md`).
+       */
       concurrency: z.number().int().positive().default(16),
+      /**
+       * Longest time one outbox item may take (all its Chatwoot calls, downloads and sends): then it is stopped,
+       * its slot freed, and it is retried later like any transient failure.
+       */
+      itemTimeoutMs: z.number().int().positive().default(120_000),
       /** A crashed process's claims return after this; live claims are renewed at a third of it. */
       claimTtlMs: z.number().int().positive().default(30_000),
       /** How often an idle dispatcher looks for work enqueued by other processes. */
@@ -140,6 +158,23 @@ export const bridgeOptionsSchema = z.strictObject({
           maxDelayMs: z.number().int().positive().default(30_000),
         })
         .prefault({}),
+    })
+    .prefault({}),
+  /**
+   * Which addresses the bridge may connect to: Chatwoot's REST API and realtime socket, media downloads and every
+   * redirect hop, each checked on the address actually connected to. Unspecified, link-local (cloud metadata),
+   * multicast, broadcast and reserved addresses are always refused; loopback, RFC 1918, carrier-grade NAT and
+   * unique-local ones unless `allowPrivateNetworks` is false; `deny` adds CIDRs (`docs/security.md`).
+   */
+  network: networkOptionsSchema,
+  /** Agent replies sent to WhatsApp. */
+  outbound: z
+    .object({
+      /**
+       * Attachments sent per reply; the text and the first ones are sent, the reply is then marked failed with a
+       * note naming the cap.
+       */
+      maxAttachments: z.number().int().positive().default(10),
     })
     .prefault({}),
   /** Media carried between WhatsApp and Chatwoot: size cap and download deadline. */
@@ -222,7 +257,12 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
     );
   }
   const cipher = options.cipher ?? createKeyring(options.encryption!);
-  const ownApi = options.chatwootApi ? null : createChatwootApi();
+  const network = createNetworkPolicy(options.network);
+  // Chatwoot's REST calls go through a keep-alive pool whose every connection the network policy checks.
+  const chatwootAgent = options.chatwootApi
+    ? null
+    : createPolicyAgent(network, { keepAliveTimeout: 30_000, connections: 32 });
+  const ownApi = chatwootAgent ? createChatwootApi({ dispatcher: chatwootAgent }) : null;
   const chatwoot = options.chatwootApi ?? ownApi!;
   const integrations = createIntegrationRepository(options.store.integrations, cipher, options.clock);
   const router = createRouter({
@@ -233,9 +273,10 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
     clock: options.clock,
     logger: options.logger,
     dispatcher: { ...options.dispatcher, owner: options.processId },
+    outbound: options.outbound,
     retry: options.retry,
     echoWaitMs: options.echoWaitMs,
-    media: options.media,
+    media: { ...options.media, network },
   });
   const withIntegration = (id: string, action: (integration: Integration) => Promise<unknown>) => {
     integrations
@@ -255,6 +296,7 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
     pingIntervalMs: options.realtime.pingIntervalMs,
     subscribeTimeoutMs: options.realtime.subscribeTimeoutMs,
     maxReconnectDelayMs: options.realtime.maxReconnectDelayMs,
+    network,
     onEvent: (id, event, data) => {
       // Most events are not for us (typing, presence, our own messages' echoes): drop them before any read.
       if (router.isRelevantEvent(event, data)) {
@@ -306,18 +348,22 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
         : "no process holds the realtime link to Chatwoot at the moment - it is taken over within the lease time";
     },
   };
-  const activation = createActivationService({
-    integrations,
-    chatwoot,
-    clock: options.clock,
-    logger: options.logger,
-    timeoutMs: options.activationTimeoutMs,
-    delivery: options.delivery,
-    webhookUrl: (id, secret) =>
-      `${options.publicUrl}${options.prefix}/webhook/${encodeURIComponent(id)}?secret=${encodeURIComponent(secret)}`,
-    newWebhookSecret: () => randomBytes(32).toString("base64url"),
-    hooks,
-  });
+  const activation = policed(
+    network,
+    options.logger,
+    createActivationService({
+      integrations,
+      chatwoot,
+      clock: options.clock,
+      logger: options.logger,
+      timeoutMs: options.activationTimeoutMs,
+      delivery: options.delivery,
+      webhookUrl: (id, secret) =>
+        `${options.publicUrl}${options.prefix}/webhook/${encodeURIComponent(id)}?secret=${encodeURIComponent(secret)}`,
+      newWebhookSecret: () => randomBytes(32).toString("base64url"),
+      hooks,
+    }),
+  );
   const rateLimiter: RateLimiter = createRateLimiter({
     ...options.rateLimit,
     onError: (error) =>
@@ -353,7 +399,15 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
         const integration = await activation.activate(instance, body.data, callOptions?.signal);
         return { status: "active", bridgeIntegrationId: integration.id, inboxId: integration.inboxId! };
       } catch (error) {
-        return { status: "error", error: isBridgeError(error) ? error.message : "internal error" };
+        const publicError = toBridgeError(error);
+        if (publicError.code !== "INTERNAL") return { status: "error", error: publicError.message };
+        // As on the HTTP routes: a generic answer, and the cause in the log under the same reference.
+        const ref = errorRef();
+        options.logger.error(
+          { instance, ref, err: errorMessage(publicError.cause ?? error) },
+          "chatwoot: activation failed",
+        );
+        return { status: "error", error: `internal error (ref ${ref})` };
       }
     },
     async deactivate(instance, callOptions) {
@@ -373,6 +427,43 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
       await router.stop();
       hub.close();
       await ownApi?.close();
+      await chatwootAgent?.close();
     },
   };
+}
+
+/** The message of a refused `chatwootBaseUrl`: a 400 naming the field, as for any other bad value of the body. */
+function refusedBaseUrl(reason: string): BridgeError {
+  return new BridgeError("INVALID_BODY", `invalid body: chatwootBaseUrl: ${reason}`);
+}
+
+/**
+ * Activation under the network policy: a base URL whose host is written as a refused address is refused before
+ * anything else (no claim, no connection); a name is refused when the first call resolves it (the connector checks
+ * every connection), which is reported the same way.
+ */
+function policed(network: NetworkPolicy, logger: Logger, service: ActivationService) {
+  return {
+    ...service,
+    async activate(instance, config, signal) {
+      const refused = network.checkUrl(config.chatwootBaseUrl);
+      if (refused) {
+        logger.warn({ instance, err: refused.message }, "chatwoot: activation refused by the network policy");
+        throw refusedBaseUrl(refused.message);
+      }
+      try {
+        return await service.activate(instance, config, signal);
+      } catch (error) {
+        const cause = isBridgeError(error) ? error.cause : null;
+        if (
+          isChatwootRequestError(cause) &&
+          cause.failure.kind === "transport" &&
+          cause.failure.code === "ERR_NETWORK_REFUSED"
+        ) {
+          throw refusedBaseUrl(cause.failure.cause);
+        }
+        throw error;
+      }
+    },
+  } satisfies ActivationService;
 }

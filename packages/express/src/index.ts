@@ -9,7 +9,7 @@ import type { NextFunction, Request, RequestHandler, Response } from "express";
 export function chatwootExpress(bridge: { http: HttpHandler }): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     bridge.http
-      .handle(toHttpRequest(req, res, { path: req.originalUrl, parsedBody: req.body }))
+      .handle(toHttpRequest(req, res, { path: req.originalUrl, parsedBody: req.body, remoteAddress: req.ip }))
       .then((response) => {
         if (!response) return next();
         res.status(response.status).set(response.headers);

@@ -44,7 +44,13 @@ export const chatwootFastify: FastifyPluginAsync<ChatwootFastifyOptions> = async
   }
   async function serve(request: FastifyRequest, reply: FastifyReply) {
     const [stream, rawBody, parsedBody] = [unread.get(request), bytes.get(request), request.body];
-    const http = toHttpRequest(request.raw, reply.raw, { path: request.url, parsedBody, stream, rawBody });
+    const http = toHttpRequest(request.raw, reply.raw, {
+      path: request.url,
+      parsedBody,
+      stream,
+      rawBody,
+      remoteAddress: request.ip,
+    });
     const response = await bridge.http.handle(http);
     if (!response) return reply.callNotFound();
     // A string is sent as is (the host's reply serializer applies to objects only); `undefined` (HEAD) keeps the

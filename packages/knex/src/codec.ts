@@ -42,6 +42,8 @@ export function integrationFromRow(row: Row): IntegrationRow {
     accountId: number(row.account_id),
     apiToken: string(row.api_token),
     webhookSecret: nullableString(row.webhook_secret),
+    signingSecret: nullableString(row.signing_secret),
+    chatwootVersion: nullableString(row.chatwoot_version),
     inboxId: nullableNumber(row.inbox_id),
     inboxName: string(row.inbox_name),
     chatwootUserId: nullableNumber(row.chatwoot_user_id),
@@ -65,11 +67,16 @@ export function integrationColumns(patch: IntegrationPatch): Row {
   };
   if (patch.baseUrl !== undefined) checkLength("baseUrl", patch.baseUrl, COLUMN_LIMITS.baseUrl);
   if (patch.inboxName !== undefined) checkLength("inboxName", patch.inboxName, COLUMN_LIMITS.inboxName);
+  if (patch.chatwootVersion !== undefined && patch.chatwootVersion !== null) {
+    checkLength("chatwootVersion", patch.chatwootVersion, COLUMN_LIMITS.chatwootVersion);
+  }
   set("status", patch.status);
   set("base_url", patch.baseUrl);
   set("account_id", patch.accountId);
   set("api_token", patch.apiToken);
   set("webhook_secret", patch.webhookSecret);
+  set("signing_secret", patch.signingSecret);
+  set("chatwoot_version", patch.chatwootVersion);
   set("inbox_id", patch.inboxId);
   set("inbox_name", patch.inboxName);
   set("chatwoot_user_id", patch.chatwootUserId);

@@ -9,6 +9,7 @@ export const COLUMN_LIMITS = {
   sourceId: 255,
   inboxName: 255,
   baseUrl: 2048,
+  chatwootVersion: 64,
 } as const;
 
 export interface ChatwootMigrationOptions {
@@ -189,6 +190,24 @@ const migrations: ChatwootMigration[] = [
         table.index(["integration_id", "chat_key", "status", "seq"], `${t.outbox}_chat_idx`);
         table.index(["status", "available_at"], `${t.outbox}_due_idx`);
         table.index(["status", "claim_until"], `${t.outbox}_claim_idx`);
+      });
+    },
+  },
+  {
+    name: "0004_integrations_signing_secret_and_chatwoot_version",
+    // Chatwoot 4.13 signs API-inbox webhooks with the inbox's `secret`: activation reads it (sealed like the API
+    // token) together with Chatwoot's version (`GET /api`). Both nullable: rows of earlier activations have neither
+    // until they are re-activated.
+    async up(knex, t) {
+      await knex.schema.alterTable(t.integrations, (table) => {
+        table.text("signing_secret").nullable();
+        table.string("chatwoot_version", COLUMN_LIMITS.chatwootVersion).nullable();
+      });
+    },
+    async down(knex, t) {
+      await knex.schema.alterTable(t.integrations, (table) => {
+        table.dropColumn("chatwoot_version");
+        table.dropColumn("signing_secret");
       });
     },
   },

@@ -35,6 +35,9 @@ import type { ChatwootTableNames } from "./tables.js";
  *
  * Concurrent enqueues and completes (SQLite, PostgreSQL) share one statement each (`batched`): every ingested
  * event is an enqueue, every delivered one a complete.
+ *
+ * A claim may leave the items of some integrations alone (`excludeIntegrations`, the dispatcher's fair share): their
+ * heads are no candidates (a JSON array bound once on SQLite and PostgreSQL, so the statement's text stays the same).
  */
 
 const UNFINISHED: OutboxStatus[] = ["pending", "claimed"];
@@ -57,6 +60,8 @@ interface ClaimRequest {
   limit: number;
   at: number;
   claimUntil: number;
+  /** Integrations whose items are left alone. */
+  exclude: readonly string[];
 }
 
 /**
@@ -318,7 +323,7 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
    * (`NOT INDEXED` still allows rowid look-ups): left to itself SQLite answers its claimable condition from the due
    * and claim indexes, a scan of every due item.
    */
-  const claimSqliteSql = (() => {
+  const claimSqliteSql = (excluding: boolean) => {
     const openIndex = knex.client.wrapIdentifier(`${t.outbox}_open_idx`);
     const outbox = knex.client.wrapIdentifier(t.outbox);
     const next = (after: string) =>
@@ -331,12 +336,21 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
       `${next(" and p.integration_id = h.integration_id and p.chat_key > h.chat_key")}, ` +
       `${next(" and p.integration_id > h.integration_id")})), ` +
       `chosen as (select d.seq from heads as h cross join ${outbox} as d where d.seq = h.seq and ` +
-      `${claimableSql("d.")} order by h.seq limit ?) ` +
-      `update ${outbox} not indexed ${claimSet}`
+      `${claimableSql("d.")}${excluding ? " and h.integration_id not in (select value from json_each(?))" : ""} ` +
+      `order by h.seq limit ?) update ${outbox} not indexed ${claimSet}`
     );
-  })();
+  };
+  /** The statement, and the one leaving some integrations alone (their ids bound as one JSON array). */
+  const claimSqliteSqls = [claimSqliteSql(false), claimSqliteSql(true)] as const;
   function claimSqlite(request: ClaimRequest): Promise<Row[]> {
-    return knex.raw(claimSqliteSql, [request.at, request.at, request.limit, ...claimSetBindings(request)]);
+    const excluding = request.exclude.length > 0;
+    return knex.raw(claimSqliteSqls[excluding ? 1 : 0], [
+      request.at,
+      request.at,
+      ...(excluding ? [JSON.stringify(request.exclude)] : []),
+      request.limit,
+      ...claimSetBindings(request),
+    ]);
   }
 
   /**
@@ -351,13 +365,15 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
    * which bitmap scans do not.
    */
   async function claimPostgres(request: ClaimRequest): Promise<Row[]> {
+    const excluding = request.exclude.length > 0;
     const next = (after: string) =>
       "select integration_id, chat_key, seq, status, available_at, claim_until from ?? " +
       `where status in ('pending', 'claimed')${after} order by integration_id, chat_key, seq limit 1`;
     const result = (await knex.raw(
       `with recursive heads as ((${next("")}) union all select n.* from heads cross join lateral ` +
         `(${next(" and (integration_id, chat_key) > (heads.integration_id, heads.chat_key)")}) as n), ` +
-        `cand as (select integration_id, chat_key, seq from heads where ${claimableSql()} order by seq limit ?), ` +
+        `cand as (select integration_id, chat_key, seq from heads where ${claimableSql()}` +
+        `${excluding ? " and integration_id not in (select jsonb_array_elements_text(?::jsonb))" : ""} order by seq limit ?), ` +
         "locked as (select c.integration_id, c.chat_key from ?? as c where exists (select 1 from cand " +
         "where cand.integration_id = c.integration_id and cand.chat_key = c.chat_key) for update of c skip locked), " +
         "chosen as (select cand.seq from cand join locked as l " +
@@ -368,6 +384,7 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
         t.outbox,
         request.at,
         request.at,
+        ...(excluding ? [JSON.stringify(request.exclude)] : []),
         wantedFor(request.limit),
         t.outboxChats,
         request.limit,
@@ -382,7 +399,7 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
    * MySQL/MariaDB (no partial index, no UPDATE ... RETURNING), one transaction: candidates along the due indexes,
    * their chat locks, then fresh reads and claims, head by head.
    */
-  function claimMysql({ owner, limit, at, claimUntil }: ClaimRequest): Promise<Row[]> {
+  function claimMysql({ owner, limit, at, claimUntil, exclude }: ClaimRequest): Promise<Row[]> {
     const wanted = wantedFor(limit);
     // Due pending heads and heads whose claim expired, read separately, each along its own index in due order, so
     // that a claim never walks the finished items.
@@ -391,7 +408,10 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
         db(`${t.outbox} as o`)
           .select("o.integration_id", "o.chat_key", "o.seq")
           .where("o.status", status)
-          .andWhere(`o.${deadline}`, "<=", at),
+          .andWhere(`o.${deadline}`, "<=", at)
+          .modify((query) => {
+            if (exclude.length > 0) query.whereNotIn("o.integration_id", [...exclude]);
+          }),
         t.outbox,
       )
         .orderBy(`o.${deadline}`, "asc")
@@ -479,7 +499,7 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
       });
     },
 
-    async claim({ owner, limit, claimTtlMs, now }) {
+    async claim({ owner, limit, claimTtlMs, now, excludeIntegrations = [] }) {
       if (limit <= 0) return [];
       checkKey("owner", owner);
       const request: ClaimRequest = {
@@ -487,6 +507,7 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
         limit,
         at: now.getTime(),
         claimUntil: now.getTime() + claimTtlMs,
+        exclude: excludeIntegrations,
       };
       const claimed =
         dialect === "sqlite"

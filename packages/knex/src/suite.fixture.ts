@@ -52,7 +52,7 @@ export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> 
         migrationSource: other,
         tableName: other.tableName,
       })) as [unknown[], unknown[]];
-      expect([done.length, pending.length]).toEqual([3, 0]);
+      expect([done.length, pending.length]).toEqual([4, 0]);
       expect(await db.schema.hasTable("mig_outbox_chats")).toBe(true);
       expect(await db.schema.hasTable("mig_history")).toBe(true);
       await migrate(db, { tablePrefix: "mig_", migrationsTableName: "mig_history" }); // idempotent
@@ -122,6 +122,8 @@ export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> 
       const full = ["chat_idx", "claim_idx", "dedupe_uq", "due_idx", "id_uq"];
       // SQLite and PostgreSQL: the open-items index replaces the chat, due and claim indexes (writes touch fewer).
       expect(await indexes()).toEqual(mysql ? full : ["dedupe_uq", "id_uq", "open_idx"]);
+      await db.migrate.down(options); // 0004: integrations only
+      expect(await indexes()).toEqual(mysql ? full : ["dedupe_uq", "id_uq", "open_idx"]);
       await db.migrate.down(options);
       expect(await indexes()).toEqual(mysql ? full : [...full, "open_idx"].sort());
       await db.migrate.down(options);
@@ -175,6 +177,63 @@ export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> 
         const chatLocks = statements.filter((sql) => sql.includes("chatwoot_outbox_chats"));
         expect(chatLocks.some((sql) => sql.includes("for update skip locked"))).toBe(true);
       }
+    });
+
+    it("0004 adds the nullable signing_secret and chatwoot_version to rows activated before it, and rolls back", async () => {
+      const source = chatwootMigrations({ tablePrefix: "m4_", migrationsTableName: "m4_history" });
+      const options = { migrationSource: source, tableName: source.tableName };
+      await db.migrate.latest(options);
+      await db.migrate.down(options);
+      expect(await db.schema.hasColumn("m4_integrations", "signing_secret")).toBe(false);
+      expect(await db.schema.hasColumn("m4_integrations", "chatwoot_version")).toBe(false);
+      // A row written by the schema before 0004 (an integration activated by an earlier release).
+      await db("m4_integrations").insert({
+        id: "int_before0004",
+        instance: "suporte",
+        status: "active",
+        version: 3,
+        base_url: "https://chatwoot.example.test",
+        account_id: 1,
+        api_token: "cw1:k1:sealed",
+        webhook_secret: null,
+        inbox_id: 7,
+        inbox_name: "WhatsApp",
+        chatwoot_user_id: 2,
+        delivery_mode: "webhook",
+        sign_messages: false,
+        ignore_groups: false,
+        start_as_pending: false,
+        reopen_resolved: false,
+        last_error: "",
+        provisioning_until: null,
+        created_at: 1,
+        updated_at: 2,
+      });
+      await db.migrate.latest(options);
+      const store = createKnexStore(db, { tablePrefix: "m4_" });
+      expect(await store.integrations.getById("int_before0004")).toMatchObject({
+        version: 3,
+        signingSecret: null,
+        chatwootVersion: null,
+      });
+      const updated = await store.integrations.update("int_before0004", 3, {
+        signingSecret: "cw1:k1:signing",
+        chatwootVersion: "4.13.0",
+      });
+      expect(updated).toMatchObject({
+        version: 4,
+        signingSecret: "cw1:k1:signing",
+        chatwootVersion: "4.13.0",
+      });
+      await expect(
+        store.integrations.update("int_before0004", 4, { chatwootVersion: "4".repeat(65) }),
+      ).rejects.toThrow(RangeError);
+      await db.migrate.down(options);
+      expect(await db("m4_integrations").where({ id: "int_before0004" }).first()).toMatchObject({
+        version: 4,
+      });
+      await db.migrate.rollback(options, true);
+      expect(await db.schema.hasTable("m4_integrations")).toBe(false);
     });
 
     it("refuses an unusable table prefix", () => {

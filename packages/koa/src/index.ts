@@ -12,6 +12,7 @@ export function chatwootKoa(bridge: { http: HttpHandler }): Middleware {
     const http = toHttpRequest(ctx.req, ctx.res, {
       path: ctx.originalUrl,
       parsedBody,
+      remoteAddress: ctx.ip,
       rawBody: typeof rawBody === "string" || rawBody instanceof Uint8Array ? rawBody : undefined,
     });
     const response = await bridge.http.handle(http);

@@ -18,11 +18,23 @@ export function absentIsMissing(issue: { input?: unknown }): string | undefined 
   return issue.input === undefined ? "missing" : undefined;
 }
 
-/** `chatwootBaseUrl`: absolute http(s) URL, no credentials, query or fragment; trailing `/` removed. */
+/** The longest `chatwootBaseUrl` (the stores' `base_url` column is `varchar(2048)`). */
+export const MAX_BASE_URL_LENGTH = 2048;
+
+/**
+ * `chatwootBaseUrl`: absolute http(s) URL, no credentials, query or fragment; trailing `/` removed; at most 2048
+ * characters as given and as normalised (URL parsing can lengthen it: percent-encoding, punycode).
+ */
 export const chatwootBaseUrlSchema = z
   .string({ error: requiredOr("must be a string") })
   .transform((value, ctx) => {
+    const tooLong = () =>
+      ctx.addIssue({ code: "custom", message: `must be at most ${MAX_BASE_URL_LENGTH} characters` });
     const text = value.trim();
+    if (text.length > MAX_BASE_URL_LENGTH) {
+      tooLong();
+      return z.NEVER;
+    }
     let url: URL;
     try {
       url = new URL(text);
@@ -42,7 +54,12 @@ export const chatwootBaseUrlSchema = z
       ctx.addIssue({ code: "custom", message: "must not contain a query or fragment" });
       return z.NEVER;
     }
-    return `${url.origin}${url.pathname}`.replace(/\/+$/, "");
+    const normalised = `${url.origin}${url.pathname}`.replace(/\/+$/, "");
+    if (normalised.length > MAX_BASE_URL_LENGTH) {
+      tooLong();
+      return z.NEVER;
+    }
+    return normalised;
   });
 
 /** The body of `POST /set/:instance`. Unknown keys are rejected. */

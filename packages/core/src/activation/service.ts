@@ -9,7 +9,7 @@ import {
   isChatwootNotFound,
   isChatwootRequestError,
 } from "../chatwoot/index.js";
-import { BridgeError, errorMessage, isBridgeError, MESSAGES } from "../errors/index.js";
+import { BridgeError, errorMessage, errorRef, isBridgeError, MESSAGES } from "../errors/index.js";
 import {
   chatwootTargetOf,
   type Integration,
@@ -22,6 +22,12 @@ import {
 import type { Clock, Logger } from "../observability/index.js";
 import type { DeliveryMode, IntegrationStatus } from "../store/ports.js";
 import type { ActivationConfig } from "./schema.js";
+import {
+  isSupportedVersion,
+  OLDEST_SUPPORTED_VERSION,
+  parseChatwootVersion,
+  signsWebhooks,
+} from "./version.js";
 
 /** What the rest of the system needs to hear about activations (realtime links, routing). */
 export interface ActivationHooks {
@@ -55,6 +61,8 @@ export interface IntegrationStatusView {
 }
 
 const DELETE_INBOX_TIMEOUT_MS = 30_000;
+/** `GET /api` starts step 1; an answer later than this counts as an unknown version. */
+const VERSION_BUDGET_MS = 5_000;
 const LIVE_CHECK_BUDGET_MS = 10_000;
 const LIVE_CHECK_INTERVAL_MS = 30_000;
 /** How long past the deadline a crashed activation's claim still blocks a new one. */
@@ -72,12 +80,17 @@ export function createActivationService(options: ActivationServiceOptions) {
   >();
 
   const inProgress = () => new BridgeError("ACTIVATION_IN_PROGRESS", MESSAGES.activationInProgress);
-  const persistFailed = (cause: unknown) =>
-    new BridgeError(
+  // The store's message stays in the log (a database error names its SQL and bound values); the answer, the
+  // caller and `last_error` get a reference to that log line.
+  const persistFailed = (cause: unknown) => {
+    const ref = errorRef();
+    logger.error({ ref, err: errorMessage(cause) }, "chatwoot: persist integration failed");
+    return new BridgeError(
       "PERSIST_FAILED",
-      `chatwoot integration failed: persist integration: ${errorMessage(cause)}`,
+      `chatwoot integration failed: persist integration: storage error (ref ${ref})`,
       { cause },
     );
+  };
   const storage = async <T>(operation: () => Promise<T>): Promise<T> => {
     try {
       return await operation();
@@ -107,6 +120,8 @@ export function createActivationService(options: ActivationServiceOptions) {
             accountId: config.chatwootAccountId,
             apiToken: config.chatwootApiToken,
             webhookSecret: null,
+            signingSecret: null,
+            chatwootVersion: null,
             inboxId: null,
             inboxName: config.inboxName,
             chatwootUserId: null,
@@ -145,6 +160,44 @@ export function createActivationService(options: ActivationServiceOptions) {
     return profile;
   }
 
+  /**
+   * Chatwoot's version (`GET /api`, no authentication: `app/controllers/api_controller.rb`), or null when it cannot be
+   * read or is not a version (a proxy in front of Chatwoot, an old or unusual build): unknown, and accepted.
+   */
+  async function readVersion(target: ChatwootAccountTarget, signal: AbortSignal): Promise<string | null> {
+    try {
+      const answer = await chatwoot.getVersion(target, { signal, timeoutMs: VERSION_BUDGET_MS });
+      const version = parseChatwootVersion(answer);
+      if (version === null)
+        logger.warn({ baseUrl: target.baseUrl }, "chatwoot: GET /api answered no version");
+      return version;
+    } catch (error) {
+      logger.warn(
+        { baseUrl: target.baseUrl, err: errorMessage(error) },
+        "chatwoot: could not read Chatwoot's version (GET /api)",
+      );
+      return null;
+    }
+  }
+
+  /**
+   * Step 1: Chatwoot's version, then the administrator check. A version older than the oldest supported one is refused
+   * before anything else is asked (no inbox is created); an unknown one is accepted.
+   */
+  async function checkChatwoot(
+    target: ChatwootAccountTarget,
+    signal: AbortSignal,
+  ): Promise<{ profile: ChatwootProfile; version: string | null }> {
+    const version = await readVersion(target, signal);
+    if (version !== null && !isSupportedVersion(version)) {
+      throw new BridgeError(
+        "CHATWOOT_VERSION_UNSUPPORTED",
+        `Chatwoot ${version} is not supported - upgrade Chatwoot at ${target.baseUrl} to ${OLDEST_SUPPORTED_VERSION} or later. Detail: ${target.baseUrl}/api answered version "${version}"`,
+      );
+    }
+    return { profile: await verifyAdmin(target, signal), version };
+  }
+
   /** The inbox webhook in webhook mode (a re-activation keeps its secret); none in realtime mode. */
   function webhookOf(claimed: Integration): { secret: string | null; url: string } {
     if (options.delivery !== "webhook") return { secret: null, url: "" };
@@ -163,7 +216,7 @@ export function createActivationService(options: ActivationServiceOptions) {
     config: ActivationConfig,
     webhookUrl: string,
     signal: AbortSignal,
-  ): Promise<{ inboxId: number; created: boolean }> {
+  ): Promise<{ inboxId: number; created: boolean; signingSecret: string | null }> {
     const reusable =
       !fresh &&
       claimed.inboxId !== null &&
@@ -174,15 +227,20 @@ export function createActivationService(options: ActivationServiceOptions) {
         const inbox = await chatwoot.getInbox(target, claimed.inboxId!, { signal });
         const rename = inbox.name !== config.inboxName;
         const rehook = (inbox.webhook_url ?? "") !== webhookUrl;
+        let current = inbox;
         if (rename || rehook) {
-          await chatwoot.updateInbox(
+          current = await chatwoot.updateInbox(
             target,
             inbox.id,
             { ...(rename ? { name: config.inboxName } : {}), ...(rehook ? { webhookUrl } : {}) },
             { signal },
           );
         }
-        return { inboxId: inbox.id, created: false };
+        return {
+          inboxId: inbox.id,
+          created: false,
+          signingSecret: signingSecretOf(current) ?? signingSecretOf(inbox),
+        };
       } catch (error) {
         if (!isChatwootNotFound(error)) throw error;
         logger.info(
@@ -192,7 +250,7 @@ export function createActivationService(options: ActivationServiceOptions) {
       }
     }
     const inbox = await chatwoot.createInbox(target, { name: config.inboxName, webhookUrl }, { signal });
-    return { inboxId: inbox.id, created: true };
+    return { inboxId: inbox.id, created: true, signingSecret: signingSecretOf(inbox) };
   }
 
   /** Step 3: the claimed row becomes the active integration, in one compare-and-set. */
@@ -200,7 +258,13 @@ export function createActivationService(options: ActivationServiceOptions) {
     claimed: Integration,
     target: ChatwootAccountTarget,
     config: ActivationConfig,
-    chatwootSide: { chatwootUserId: number; inboxId: number; webhookSecret: string | null },
+    chatwootSide: {
+      chatwootUserId: number;
+      inboxId: number;
+      webhookSecret: string | null;
+      signingSecret: string | null;
+      chatwootVersion: string | null;
+    },
   ): Promise<Integration> {
     const saved = await storage(() =>
       integrations.update(claimed, {
@@ -307,14 +371,24 @@ export function createActivationService(options: ActivationServiceOptions) {
     let createdInbox: number | null = null;
     let persisted: Integration;
     try {
-      const profile = await verifyAdmin(target, signal);
+      const { profile, version } = await checkChatwoot(target, signal);
       const webhook = webhookOf(claimed);
       const inbox = await ensureInbox(claimed, fresh, target, config, webhook.url, signal);
       if (inbox.created) createdInbox = inbox.inboxId;
+      // The webhook route verifies Chatwoot's signatures with it (webhook mode only; realtime mode keeps none).
+      const signingSecret = options.delivery === "webhook" ? inbox.signingSecret : null;
+      if (options.delivery === "webhook" && signingSecret === null && signsWebhooks(version)) {
+        logger.warn(
+          { instance, version },
+          "chatwoot: the inbox JSON shows no webhook signing secret; deliveries are refused until it can be read",
+        );
+      }
       persisted = await persist(claimed, target, config, {
         chatwootUserId: profile.id,
         inboxId: inbox.inboxId,
         webhookSecret: webhook.secret,
+        signingSecret,
+        chatwootVersion: version,
       });
     } catch (error) {
       const publicError = toPublicError(error);
@@ -420,6 +494,12 @@ export function createActivationService(options: ActivationServiceOptions) {
 }
 
 export type ActivationService = ReturnType<typeof createActivationService>;
+
+/** The webhook-signing `secret` of an API inbox (administrators see it from Chatwoot 4.13), or null. */
+function signingSecretOf(inbox: { secret?: string | null | undefined } | null | undefined): string | null {
+  const secret = inbox?.secret;
+  return typeof secret === "string" && secret !== "" ? secret : null;
+}
 
 function toActivationError(
   error: unknown,

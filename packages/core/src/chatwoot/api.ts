@@ -27,6 +27,8 @@ export const profileSchema = z.looseObject({
   accounts: z.array(accountSchema),
 });
 export type ChatwootProfile = z.infer<typeof profileSchema>;
+/** `GET /api`: `{"version","timestamp","queue_services","data_services"}`. */
+const versionSchema = z.looseObject({ version: z.string() });
 
 export const inboxSchema = z.looseObject({
   id: z.number(),
@@ -40,7 +42,10 @@ export type ChatwootInbox = z.infer<typeof inboxSchema>;
 
 const contactSchema = z.looseObject({ id: z.number() });
 const createContactSchema = z.looseObject({
-  payload: z.looseObject({ contact: contactSchema }),
+  payload: z.looseObject({
+    contact: contactSchema,
+    contact_inbox: z.looseObject({ source_id: z.string().nullish() }).nullish(),
+  }),
 });
 const searchContactsSchema = z.looseObject({
   payload: z.array(
@@ -60,6 +65,8 @@ export const conversationSchema = z.looseObject({
   inbox_id: z.number().optional(),
   contact_inbox: z.looseObject({ source_id: z.string().nullish() }).nullish(),
   meta: z.looseObject({ sender: z.looseObject({ id: z.number().optional() }).nullish() }).nullish(),
+  /** The last message (or the last unread ones): after a create with a first message, usually that message. */
+  messages: z.array(z.looseObject({ id: z.number(), source_id: z.string().nullish() })).nullish(),
 });
 export type ChatwootConversation = z.infer<typeof conversationSchema>;
 const conversationListSchema = z.looseObject({
@@ -110,6 +117,11 @@ export interface CreateConversationInput {
   contactId: number;
   sourceId: string;
   status: "open" | "pending";
+  /**
+   * The first message, created in the same request and transaction (`params[:message]` through
+   * `Messages::MessageBuilder`, Chatwoot ≥ 1.15): messages#create's parameters, attachments included.
+   */
+  message?: CreateMessageInput;
 }
 
 export interface Upload {
@@ -145,6 +157,11 @@ export interface ChatwootRequestEvent {
 /** Typed calls to Chatwoot's Application API. Every call throws ChatwootRequestError on failure. */
 export interface ChatwootApi {
   getProfile(target: ChatwootTarget, options?: CallOptions): Promise<ChatwootProfile>;
+  /**
+   * `GET {base}/api` (no authentication; `app/controllers/api_controller.rb`): the `version` Chatwoot answers, e.g.
+   * `"4.13.0"`. Throws like every call when the answer is not Chatwoot's.
+   */
+  getVersion(target: ChatwootTarget, options?: CallOptions): Promise<string>;
   createInbox(
     target: ChatwootAccountTarget,
     input: CreateInboxInput,
@@ -158,12 +175,15 @@ export interface ChatwootApi {
     options?: CallOptions,
   ): Promise<ChatwootInbox>;
   deleteInbox(target: ChatwootAccountTarget, inboxId: number, options?: CallOptions): Promise<void>;
-  /** Creates a contact together with its contact-inbox (`source_id`); returns the contact id. */
+  /**
+   * Creates a contact together with its contact-inbox (`source_id`) in one request; returns the contact id and the
+   * `source_id` of the contact inbox Chatwoot answered (null when it made none).
+   */
   createContact(
     target: ChatwootAccountTarget,
     input: CreateContactInput,
     options?: CallOptions,
-  ): Promise<{ id: number }>;
+  ): Promise<{ id: number; sourceId: string | null }>;
   /** The contact of an inbox's `source_id`, or null (Chatwoot answers 404). */
   findContactBySourceId(
     target: ChatwootAccountTarget,
@@ -183,11 +203,19 @@ export interface ChatwootApi {
     input: { inboxId: number; sourceId: string },
     options?: CallOptions,
   ): Promise<void>;
+  /** JSON, or multipart (`message[attachments][]`) when the first message has uploads. */
   createConversation(
     target: ChatwootAccountTarget,
     input: CreateConversationInput,
     options?: CallOptions,
   ): Promise<ChatwootConversation>;
+  /** The inbox's conversations (all statuses) of a contact inbox `source_id`, most recently active first (25). */
+  listConversationsBySourceId(
+    target: ChatwootAccountTarget,
+    inboxId: number,
+    sourceId: string,
+    options?: CallOptions,
+  ): Promise<ChatwootConversation[]>;
   /** Conversations of an inbox updated within the last `updatedWithinSeconds` (all statuses). */
   listRecentConversations(
     target: ChatwootAccountTarget,
@@ -195,6 +223,12 @@ export interface ChatwootApi {
     updatedWithinSeconds: number,
     options?: CallOptions,
   ): Promise<ChatwootConversation[]>;
+  /** One conversation (display id); its JSON carries the `uuid` of the CSAT survey link. */
+  getConversation(
+    target: ChatwootAccountTarget,
+    conversationId: number,
+    options?: CallOptions,
+  ): Promise<ChatwootConversation>;
   toggleConversationStatus(
     target: ChatwootAccountTarget,
     conversationId: number,
@@ -208,11 +242,14 @@ export interface ChatwootApi {
     input: CreateMessageInput,
     options?: CallOptions,
   ): Promise<ChatwootMessage>;
-  /** The latest messages of a conversation, or the ones after `afterId` (ascending). */
+  /**
+   * The latest 20 messages of a conversation, the (up to 100) after `afterId`, or the 20 before `beforeId`; always
+   * ascending (`MessageFinder`).
+   */
   listMessages(
     target: ChatwootAccountTarget,
     conversationId: number,
-    query?: { afterId?: number },
+    query?: { afterId?: number; beforeId?: number },
     options?: CallOptions,
   ): Promise<ChatwootMessage[]>;
   /** Delivery status of a message in an API inbox (`sent`, `delivered`, `read`, `failed`). */
@@ -298,9 +335,20 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
         throw new ChatwootRequestError({ kind: "http", method, url, status, body: text });
       }
       if (!schema) return undefined as T;
-      const parsed = schema.safeParse(parseJson(text));
+      const json = parseJson(text);
+      const parsed = schema.safeParse(json);
       if (!parsed.success) {
-        throw new ChatwootRequestError({ kind: "http", method, url, status, body: text, notChatwoot: true });
+        // Which fields are wrong, never the answer itself (a profile carries the user's access and pubsub tokens).
+        const invalid = json === undefined ? "not JSON" : describeIssues(parsed.error);
+        throw new ChatwootRequestError({
+          kind: "http",
+          method,
+          url,
+          status,
+          body: "",
+          notChatwoot: true,
+          invalid,
+        });
       }
       return parsed.data;
     } finally {
@@ -315,6 +363,11 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
   return {
     getProfile(target, callOptions) {
       return call(target, "GET", "/api/v1/profile", "/api/v1/profile", profileSchema, undefined, callOptions);
+    },
+    async getVersion(target, callOptions) {
+      // Chatwoot needs no token here (it ignores the one every call sends).
+      const answer = await call(target, "GET", "/api", "/api", versionSchema, undefined, callOptions);
+      return answer.version;
     },
     createInbox(target, input, callOptions) {
       const payload = {
@@ -388,7 +441,7 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
         payload,
         callOptions,
       );
-      return { id: created.payload.contact.id };
+      return { id: created.payload.contact.id, sourceId: created.payload.contact_inbox?.source_id ?? null };
     },
     async findContactBySourceId(target, inboxId, sourceId, callOptions) {
       const found = await call(
@@ -427,20 +480,43 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
       );
     },
     createConversation(target, input, callOptions) {
+      const fields = {
+        inbox_id: input.inboxId,
+        contact_id: input.contactId,
+        source_id: input.sourceId,
+        status: input.status,
+      };
+      let body: unknown = fields;
+      if (input.message?.attachments && input.message.attachments.length > 0) {
+        const form = new FormData();
+        for (const [name, value] of Object.entries(fields)) form.set(name, String(value));
+        appendMessageFields(form, input.message, "message");
+        body = form;
+      } else if (input.message) {
+        body = { ...fields, message: messageJson(input.message) };
+      }
       return call(
         target,
         "POST",
         "/api/v1/accounts/:id/conversations",
         `${accountPath(target)}/conversations`,
         conversationSchema,
-        {
-          inbox_id: input.inboxId,
-          contact_id: input.contactId,
-          source_id: input.sourceId,
-          status: input.status,
-        },
+        body,
         callOptions,
       );
+    },
+    async listConversationsBySourceId(target, inboxId, sourceId, callOptions) {
+      const query = `inbox_id=${inboxId}&status=all&assignee_type=all&source_id=${encodeURIComponent(sourceId)}`;
+      const list = await call(
+        target,
+        "GET",
+        "/api/v1/accounts/:id/conversations",
+        `${accountPath(target)}/conversations?${query}`,
+        conversationListSchema,
+        undefined,
+        callOptions,
+      );
+      return list.data.payload;
     },
     async listRecentConversations(target, inboxId, updatedWithinSeconds, callOptions) {
       const query = `inbox_id=${inboxId}&status=all&assignee_type=all&updated_within=${Math.ceil(updatedWithinSeconds)}`;
@@ -454,6 +530,17 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
         callOptions,
       );
       return list.data.payload;
+    },
+    getConversation(target, conversationId, callOptions) {
+      return call(
+        target,
+        "GET",
+        "/api/v1/accounts/:id/conversations/:conversation",
+        conversationPath(target, conversationId),
+        conversationSchema,
+        undefined,
+        callOptions,
+      );
     },
     async toggleConversationStatus(target, conversationId, status, callOptions) {
       await call(
@@ -470,23 +557,10 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
       let body: unknown;
       if (input.attachments && input.attachments.length > 0) {
         const form = new FormData();
-        form.set("content", input.content);
-        form.set("message_type", input.messageType);
-        form.set("private", String(input.private ?? false));
-        if (input.sourceId) form.set("source_id", input.sourceId);
-        if (input.contentAttributes) form.set("content_attributes", JSON.stringify(input.contentAttributes));
-        for (const upload of input.attachments) {
-          form.append("attachments[]", new Blob([upload.data], { type: upload.mimetype }), upload.fileName);
-        }
+        appendMessageFields(form, input);
         body = form;
       } else {
-        body = {
-          content: input.content,
-          message_type: input.messageType,
-          private: input.private ?? false,
-          ...(input.sourceId ? { source_id: input.sourceId } : {}),
-          ...(input.contentAttributes ? { content_attributes: input.contentAttributes } : {}),
-        };
+        body = messageJson(input);
       }
       return call(
         target,
@@ -499,7 +573,11 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
       );
     },
     async listMessages(target, conversationId, query = {}, callOptions) {
-      const suffix = query.afterId === undefined ? "" : `?after=${query.afterId}`;
+      const params = [
+        ...(query.afterId === undefined ? [] : [`after=${query.afterId}`]),
+        ...(query.beforeId === undefined ? [] : [`before=${query.beforeId}`]),
+      ];
+      const suffix = params.length === 0 ? "" : `?${params.join("&")}`;
       const list = await call(
         target,
         "GET",
@@ -526,6 +604,45 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
       await ownDispatcher?.close();
     },
   };
+}
+
+/** `path: reason` of the first few schema issues (zod's messages name the expected type, never the value). */
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((issue) => `${issue.path.length > 0 ? issue.path.join(".") : "answer"}: ${issue.message}`)
+    .join("; ");
+}
+
+/** A message create's JSON body (messages#create, or the `message` of conversations#create). */
+function messageJson(input: CreateMessageInput): Record<string, unknown> {
+  return {
+    content: input.content,
+    message_type: input.messageType,
+    private: input.private ?? false,
+    ...(input.sourceId ? { source_id: input.sourceId } : {}),
+    ...(input.contentAttributes ? { content_attributes: input.contentAttributes } : {}),
+  };
+}
+
+/**
+ * A message create's multipart fields, top-level (`content`, `attachments[]`) or nested (`message[content]`,
+ * `message[attachments][]`); `content_attributes` travels as a JSON string, which `MessageBuilder` parses.
+ */
+function appendMessageFields(form: FormData, input: CreateMessageInput, scope?: string): void {
+  const name = (field: string) => (scope ? `${scope}[${field}]` : field);
+  form.set(name("content"), input.content);
+  form.set(name("message_type"), input.messageType);
+  form.set(name("private"), String(input.private ?? false));
+  if (input.sourceId) form.set(name("source_id"), input.sourceId);
+  if (input.contentAttributes) form.set(name("content_attributes"), JSON.stringify(input.contentAttributes));
+  for (const upload of input.attachments ?? []) {
+    form.append(
+      `${name("attachments")}[]`,
+      new Blob([upload.data], { type: upload.mimetype }),
+      upload.fileName,
+    );
+  }
 }
 
 function parseJson(text: string): unknown {

@@ -5,6 +5,7 @@ import {
   classifyChatwootFailure,
   isChatwootHttpError,
   isChatwootNotFound,
+  isPermanentMessageRejection,
   isTransientFailure,
 } from "./failure.js";
 
@@ -60,18 +61,18 @@ const rows: Array<[string, ChatwootFailure, number, string, string]> = [
   ],
   [
     "2xx that is not Chatwoot JSON",
-    http(200, "<html>hello</html>", true),
+    { kind: "http", method: "POST", url, status: 200, body: "", notChatwoot: true, invalid: "not JSON" },
     400,
     NOT_FOUND,
-    `${url} HTTP 200: <html>hello</html>`,
+    `${url} HTTP 200: not a Chatwoot answer (not JSON)`,
   ],
-  ["3xx redirect", http(302, ""), 400, NOT_FOUND, `${url} HTTP 302: `],
+  ["3xx redirect", http(302, ""), 400, NOT_FOUND, `${url} HTTP 302`],
   [
     "422",
     http(422, '{"message":"Name can\'t be blank","attributes":["name"]}'),
     400,
     INVALID,
-    `${url} HTTP 422: {"message":"Name can't be blank","attributes":["name"]}`,
+    `${url} HTTP 422: {"message":"Name can't be blank"}`,
   ],
   [
     "402 plan limit",
@@ -95,7 +96,7 @@ const rows: Array<[string, ChatwootFailure, number, string, string]> = [
     TOKEN,
     `${url} HTTP 401: {"errors":["You need to sign in or sign up before continuing."]}`,
   ],
-  ["401 empty body", http(401, ""), 401, TOKEN, `${url} HTTP 401: `],
+  ["401 empty body", http(401, ""), 401, TOKEN, `${url} HTTP 401`],
   [
     "role is not administrator",
     { kind: "not-admin", url: "https://cw.example.com/api/v1/profile", role: "agent" },
@@ -146,8 +147,8 @@ const rows: Array<[string, ChatwootFailure, number, string, string]> = [
     UNREACHABLE,
     `POST "${url}": timed out after 15000ms`,
   ],
-  ["5xx", http(503, "Service Unavailable"), 502, UNREACHABLE, `${url} HTTP 503: Service Unavailable`],
-  ["429", http(429, "Retry later\n"), 502, UNREACHABLE, `${url} HTTP 429: Retry later\n`],
+  ["5xx", http(503, "Service Unavailable"), 502, UNREACHABLE, `${url} HTTP 503`],
+  ["429", http(429, "Retry later\n"), 502, UNREACHABLE, `${url} HTTP 429`],
   [
     "activation deadline",
     { kind: "deadline", seconds: 60 },
@@ -164,9 +165,11 @@ describe("classifyChatwootFailure", () => {
     expect(error.message).toBe(`${prefix}${detail}`);
   });
 
-  it("cuts the response body in Detail at 500 characters", () => {
-    const error = classifyChatwootFailure(http(500, "x".repeat(2000)), context);
-    expect(error.message.endsWith(`HTTP 500: ${"x".repeat(500)}`)).toBe(true);
+  it("shows Chatwoot's error message fields in Detail, cut at 200 characters, and nothing else of the body", () => {
+    const long = classifyChatwootFailure(http(500, JSON.stringify({ error: "x".repeat(2000) })), context);
+    expect(long.message.endsWith(`HTTP 500: ${`{"error":"${"x".repeat(2000)}`.slice(0, 200)}`)).toBe(true);
+    // Not JSON: nothing of it (docs/security.md).
+    expect(classifyChatwootFailure(http(500, "x".repeat(2000)), context).message).toMatch(/HTTP 500$/);
   });
 
   it("marks network trouble, 5xx, 408 and 429 as transient and other 4xx as permanent", () => {
@@ -188,5 +191,114 @@ describe("isChatwootNotFound / isChatwootHttpError", () => {
     expect(isChatwootNotFound(new Error("HTTP 404"))).toBe(false);
     expect(isChatwootHttpError(new ChatwootRequestError(http(422, "")), 422)).toBe(true);
     expect(isChatwootHttpError(new ChatwootRequestError(http(422, "")), 404)).toBe(false);
+  });
+});
+
+/**
+ * A 422 to a message create. messages#create rescues every `StandardError` into 422 `{"error": e.message}`
+ * (app/controllers/api/v1/accounts/conversations/messages_controller.rb): its validation of our body, its
+ * per-conversation flood guard (`Message#prevent_message_flooding`, app/models/message.rb: 200 messages per
+ * conversation per rolling minute, `CONVERSATION_MESSAGE_PER_MINUTE_LIMIT`) and infrastructure errors alike, the
+ * latter possibly after the message was committed (`after_create_commit`). conversations#create with a first
+ * `message` lets `ActiveRecord::RecordInvalid` through as 422 `{"message", "attributes"}`
+ * (app/controllers/concerns/request_exception_handler.rb). Texts from Chatwoot 4.10.0/4.13.0 (see the facts §8).
+ */
+describe("422 from a message create: permanent only when a retry cannot change it", () => {
+  const messagesUrl = "https://cw.example.com/api/v1/accounts/5/conversations/17/messages";
+  const conversationsUrl = "https://cw.example.com/api/v1/accounts/5/conversations";
+  const rejected = (
+    body: unknown,
+    at = messagesUrl,
+    method = "POST",
+  ): Extract<ChatwootFailure, { kind: "http" }> => ({
+    kind: "http",
+    method,
+    url: at,
+    status: 422,
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+
+  it.each([
+    // app/builders/messages/message_builder.rb#message_type
+    ["an incoming message outside an API inbox", "Incoming messages are only allowed in Api inboxes"],
+    // ArgumentError of the enums in app/models/message.rb
+    ["an unknown message_type", "'foo' is not a valid message_type"],
+    ["an unknown content_type", "'bar' is not a valid content_type"],
+    // validates :content, length: { maximum: 150_000 } (app/models/message.rb)
+    [
+      "content over 150,000 characters",
+      "Validation failed: Content is too long (maximum is 150000 characters)",
+    ],
+    // ApplicationRecord#validates_column_content_length (app/models/application_record.rb)
+    [
+      "a source_id over 20,000 characters",
+      "Validation failed: Source id is too long (maximum is 20000 characters)",
+    ],
+    // app/models/concerns/content_attribute_validator.rb
+    [
+      "structured content without items",
+      "Validation failed: Content attributes At least one item is required.",
+    ],
+    [
+      "structured content with non-hash items",
+      "Validation failed: Content attributes Items should be a hash.",
+    ],
+    [
+      "structured content with unknown keys",
+      "Validation failed: Content attributes contains invalid keys for items : [:foo]",
+    ],
+    // JsonSchemaValidator over TEMPLATE_PARAMS_SCHEMA (app/models/concerns/json_schema_validator.rb)
+    ["template_params without a name", "Validation failed: Template params name is required"],
+    // The flood guard together with a validation of our own body: the body is refused either way.
+    [
+      "flooded and too long",
+      "Validation failed: Too many messages, Content is too long (maximum is 150000 characters)",
+    ],
+  ])("%s is permanent", (_what, error) => {
+    expect(isPermanentMessageRejection(rejected({ error }))).toBe(true);
+    expect(isTransientFailure(rejected({ error }))).toBe(false);
+  });
+
+  it.each([
+    ["the flood guard (200 per conversation per minute)", "Validation failed: Too many messages"],
+    [
+      "a connection pool timeout",
+      "could not obtain a connection from the pool within 5.000 seconds (waited 5.001 seconds); all pooled connections were in use",
+    ],
+    [
+      "Redis down in an after_create_commit callback",
+      "Error connecting to Redis on 127.0.0.1:6379 (Errno::ECONNREFUSED)",
+    ],
+    ["a deadlock", "PG::TRDeadlockDetected: ERROR:  deadlock detected"],
+    ["any text this library does not know", "Something else went wrong"],
+  ])("%s is retried", (_what, error) => {
+    expect(isPermanentMessageRejection(rejected({ error }))).toBe(false);
+    expect(isTransientFailure(rejected({ error }))).toBe(true);
+  });
+
+  it("reads conversations#create's RecordInvalid body: only the flood guard is retried", () => {
+    const flooded = rejected({ message: "Too many messages", attributes: ["base"] }, conversationsUrl);
+    expect(isTransientFailure(flooded)).toBe(true);
+    const tooLong = rejected(
+      { message: "Content is too long (maximum is 150000 characters)", attributes: ["content"] },
+      conversationsUrl,
+    );
+    expect(isTransientFailure(tooLong)).toBe(false);
+    // The contact inbox belongs to another contact: a retry of the same body fails the same way.
+    expect(isTransientFailure(rejected({ error: "source_id should be unique" }, conversationsUrl))).toBe(
+      false,
+    );
+  });
+
+  it("applies to message creates only: other 422s stay permanent", () => {
+    const flood = { error: "Validation failed: Too many messages" };
+    expect(isTransientFailure(rejected(flood, "https://cw.example.com/api/v1/accounts/5/contacts"))).toBe(
+      false,
+    );
+    expect(isTransientFailure(rejected(flood, `${messagesUrl}/99`, "PATCH"))).toBe(false);
+    expect(isTransientFailure(rejected(flood, messagesUrl, "GET"))).toBe(false);
+    expect(isTransientFailure({ ...rejected(flood), status: 400 })).toBe(false);
+    // An answer that is not Chatwoot's JSON is not understood: retried, like an unknown text.
+    expect(isTransientFailure(rejected("<html>Unprocessable</html>"))).toBe(true);
   });
 });

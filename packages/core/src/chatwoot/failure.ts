@@ -7,10 +7,12 @@ export type ChatwootFailure =
       method: string;
       url: string;
       status: number;
-      /** Response body text (truncated). */
+      /** Response body text (truncated). Never shown as is: `Detail:` carries only its error message fields. */
       body: string;
       /** True when a 2xx answer was not the Chatwoot JSON we expected (wrong URL, an HTML page). */
       notChatwoot?: boolean;
+      /** With `notChatwoot`: what was wrong with it (`not JSON`, or the failing fields), never its values. */
+      invalid?: string;
     }
   | {
       kind: "transport";
@@ -52,13 +54,58 @@ export function isChatwootNotFound(value: unknown): boolean {
   return isChatwootHttpError(value, 404);
 }
 
-const MAX_BODY = 500;
+/** How much of Chatwoot's error message fields `Detail:` carries. */
+const MAX_DETAIL = 200;
+/** The fields of a Chatwoot error answer that say what went wrong. */
+const MESSAGE_FIELDS = ["error", "message", "errors"];
+/** Keys never shown, at any depth. */
+const SECRET_KEY = /token|secret|password/i;
 
-/** The `Detail:` text of the contract: the raw root cause, never a secret (tokens travel in headers only). */
+/** A JSON value without the keys that name a secret (at most a few levels deep). */
+function withoutSecrets(value: unknown, depth = 0): unknown {
+  if (Array.isArray(value)) return depth > 4 ? [] : value.map((item) => withoutSecrets(item, depth + 1));
+  if (value === null || typeof value !== "object") return value;
+  if (depth > 4) return {};
+  const kept: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (!SECRET_KEY.test(key)) kept[key] = withoutSecrets(item, depth + 1);
+  }
+  return kept;
+}
+
+/**
+ * What an answer's body may show: Chatwoot's error message fields (`error`, `message`, `errors`) of a JSON object,
+ * without any key naming a token, secret or password, as JSON cut to 200 characters. A body that is not JSON, or
+ * has none of these fields, shows nothing: whatever a misdirected URL answers stays out of errors, logs and
+ * `last_error`.
+ */
+export function errorFieldsOf(body: string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return "";
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return "";
+  const fields: Record<string, unknown> = {};
+  for (const key of MESSAGE_FIELDS) {
+    if (key in parsed) fields[key] = withoutSecrets((parsed as Record<string, unknown>)[key]);
+  }
+  return Object.keys(fields).length > 0 ? JSON.stringify(fields).slice(0, MAX_DETAIL) : "";
+}
+
+/**
+ * The `Detail:` text of the contract: the root cause, never a secret (tokens travel in headers only) and never
+ * more of an answer than its error message fields.
+ */
 export function describeFailure(failure: ChatwootFailure): string {
   switch (failure.kind) {
-    case "http":
-      return `${failure.url} HTTP ${failure.status}: ${failure.body.slice(0, MAX_BODY)}`;
+    case "http": {
+      const shown = failure.notChatwoot
+        ? `not a Chatwoot answer (${(failure.invalid ?? "unexpected content").slice(0, MAX_DETAIL)})`
+        : errorFieldsOf(failure.body);
+      return `${failure.url} HTTP ${failure.status}${shown ? `: ${shown}` : ""}`;
+    }
     case "transport":
       return `${failure.method} "${failure.url}": ${failure.cause}`;
     case "account-missing":
@@ -106,9 +153,63 @@ export function failureClass(failure: ChatwootFailure): ChatwootFailureClass {
   }
 }
 
-/** Whether retrying later may succeed (network trouble, 5xx, 429, 408); everything else is permanent. */
+/**
+ * Whether retrying later may succeed: network trouble, 5xx, 429, 408, and a 422 to a message create that is not the
+ * validation of our own body (see `isPermanentMessageRejection`); everything else is permanent.
+ */
 export function isTransientFailure(failure: ChatwootFailure): boolean {
-  return failureClass(failure) === "CHATWOOT_UNREACHABLE";
+  return failureClass(failure) === "CHATWOOT_UNREACHABLE" || isRetryableMessageRejection(failure);
+}
+
+/** A message create: messages#create, or conversations#create (which takes the first message along). */
+const MESSAGE_CREATE = /\/api\/v1\/accounts\/\d+\/conversations(?:\/\d+\/messages)?\/?(?:\?.*)?$/;
+/** `Message#prevent_message_flooding` (app/models/message.rb): `errors.add(:base, 'Too many messages')`. */
+const FLOOD_GUARD = "Too many messages";
+/** ActiveRecord's `RecordInvalid` text: `"Validation failed: " + full_messages.join(", ")`. */
+const VALIDATION_FAILED = "Validation failed: ";
+
+/**
+ * The texts of a message create that a retry of the same body can never change (Chatwoot 4.10.0–4.13.0):
+ * `Messages::MessageBuilder`'s own refusal (app/builders/messages/message_builder.rb) and the `ArgumentError` of an
+ * unknown enum value (app/models/message.rb). Validation failures are recognised by their prefix.
+ */
+const PERMANENT_TEXTS = [/^Incoming messages are only allowed in Api inboxes$/, /^'.*' is not a valid \w+$/s];
+
+/**
+ * Whether Chatwoot's 422 to a message create is the validation of our own body, refused again whatever the moment:
+ * - messages#create rescues every `StandardError` into `{"error": e.message}`
+ *   (app/controllers/api/v1/accounts/conversations/messages_controller.rb): validation (`Validation failed: …`:
+ *   content or source_id too long, structured content, template_params), `Incoming messages are only allowed in Api
+ *   inboxes`, `'x' is not a valid message_type` are permanent; the flood guard alone (`Validation failed: Too many
+ *   messages`, 200 messages per conversation per rolling minute) and every other text (a database, storage or Redis
+ *   error, possibly raised after the message was saved) are not;
+ * - conversations#create lets its first message's `RecordInvalid` through as `{"message": …, "attributes": […]}`
+ *   (app/controllers/concerns/request_exception_handler.rb): permanent unless it is the flood guard alone;
+ *   its `{"error": "source_id should be unique"}` (the contact inbox belongs to another contact) is permanent too.
+ * An answer that is not Chatwoot's JSON says nothing about our body: not permanent.
+ */
+export function isPermanentMessageRejection(failure: ChatwootFailure): boolean {
+  if (failure.kind !== "http" || failure.status !== 422) return false;
+  let body: unknown;
+  try {
+    body = JSON.parse(failure.body);
+  } catch {
+    return false;
+  }
+  if (body === null || typeof body !== "object") return false;
+  const { error, message, attributes } = body as { error?: unknown; message?: unknown; attributes?: unknown };
+  if (typeof message === "string" && Array.isArray(attributes)) return message !== FLOOD_GUARD;
+  if (typeof error !== "string") return false;
+  if (error === "source_id should be unique") return true;
+  if (error.startsWith(VALIDATION_FAILED)) return error.slice(VALIDATION_FAILED.length) !== FLOOD_GUARD;
+  return PERMANENT_TEXTS.some((text) => text.test(error));
+}
+
+/** Whether the failure is a 422 to a message create that a retry may turn into a success. */
+export function isRetryableMessageRejection(failure: ChatwootFailure): boolean {
+  if (failure.kind !== "http" || failure.status !== 422 || failure.method !== "POST") return false;
+  if (!MESSAGE_CREATE.test(failure.url)) return false;
+  return !isPermanentMessageRejection(failure);
 }
 
 export interface ClassifyContext {

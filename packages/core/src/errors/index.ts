@@ -1,3 +1,5 @@
+import { randomBytes } from "node:crypto";
+
 /**
  * The one error class of the library and the one code → HTTP status table. Every status and public
  * message the HTTP contract names comes from here; adapters never invent their own.
@@ -17,6 +19,7 @@ export const ERROR_STATUS = {
   ACTIVATION_IN_PROGRESS: 409,
   CHATWOOT_NOT_FOUND: 400,
   CHATWOOT_INVALID_REQUEST: 400,
+  CHATWOOT_VERSION_UNSUPPORTED: 400,
   CHATWOOT_TOKEN_REJECTED: 401,
   CHATWOOT_FORBIDDEN: 403,
   CHATWOOT_UNREACHABLE: 502,
@@ -58,6 +61,14 @@ export function isBridgeError(value: unknown): value is BridgeError {
 /** The message of anything thrown, for logs and `Detail:` texts. */
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * A correlation reference for an error whose cause is only logged (a database or internal error): the answer says
+ * `(ref <ref>)`, the log line carries `ref` and the cause.
+ */
+export function errorRef(): string {
+  return randomBytes(6).toString("hex");
 }
 
 /** Normalises anything thrown into a BridgeError (unknown errors become INTERNAL, message hidden). */

@@ -58,6 +58,8 @@ export function activationRoutes(options: ActivationRoutesOptions): Route[] {
           chatwoot_api_token: options.exposeApiToken ? integration.apiToken : null,
           chatwoot_inbox_id: integration.inboxId,
           chatwoot_inbox_name: integration.inboxName,
+          // As `GET /api` answered at the last activation; null when it could not be read.
+          chatwoot_version: integration.chatwootVersion,
           last_error: view.lastError,
           created_at: isoSeconds(integration.createdAt),
           sign_messages: integration.signMessages,

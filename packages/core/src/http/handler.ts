@@ -1,4 +1,4 @@
-import { BridgeError, MESSAGES, toBridgeError } from "../errors/index.js";
+import { BridgeError, errorRef, MESSAGES, toBridgeError } from "../errors/index.js";
 import type { Logger } from "../observability/index.js";
 import { errorResponse } from "./response.js";
 import { compilePath, matchPath, type Route, type RouteCall } from "./routes.js";
@@ -47,7 +47,10 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
     return null;
   }
 
-  /** The one error path: a BridgeError answers as itself; anything else is a 500 with one log line. */
+  /**
+   * The one error path: a BridgeError answers as itself; anything else is a 500 `internal error (ref <ref>)` with one
+   * log line carrying the same `ref` and the cause (never the answer: a database error names its SQL and values).
+   */
   async function serve(route: Route, call: Omit<RouteCall, "grant">, method: string): Promise<HttpResponse> {
     try {
       const grant = await route.access(call);
@@ -56,10 +59,12 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
     } catch (error) {
       const publicError = toBridgeError(error);
       if (publicError.code === "INTERNAL") {
+        const ref = errorRef();
         options.logger.error(
-          { method, route: route.path, params: call.params, err: describe(error) },
+          { method, route: route.path, params: call.params, ref, err: describe(error) },
           "chatwoot: request failed",
         );
+        return errorResponse(new BridgeError("INTERNAL", `internal error (ref ${ref})`), call.headers);
       }
       return errorResponse(publicError, call.headers);
     }

@@ -14,6 +14,11 @@ export interface NodeRequestOptions {
   rawBody?: Uint8Array | string | undefined;
   /** The unread body when it is not `req` itself (e.g. the stream Fastify hands its content-type parsers). */
   stream?: AsyncIterable<Uint8Array> | undefined;
+  /**
+   * The client's address as the framework determines it (its trusted-proxy setting decides behind a proxy: Express
+   * `req.ip`, Koa `ctx.ip`, Fastify `request.ip`). Default: the socket's peer address.
+   */
+  remoteAddress?: string | undefined;
 }
 
 const bytesOf = (value: unknown): Uint8Array | string | undefined =>
@@ -40,6 +45,8 @@ export function toHttpRequest(
     headers: req.headers,
     signal: aborted.signal,
   };
+  const remoteAddress = options.remoteAddress ?? req.socket?.remoteAddress;
+  if (remoteAddress) request.remoteAddress = remoteAddress;
   if (options.stream) request.stream = options.stream;
   else if (!req.readableEnded) request.stream = req;
   else {

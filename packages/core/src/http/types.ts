@@ -18,6 +18,12 @@ export interface HttpRequest {
   stream?: AsyncIterable<Uint8Array>;
   /** Aborted when the client goes away. */
   signal?: AbortSignal;
+  /**
+   * The client's address, as the host's framework determines it (behind a proxy: its trusted-proxy setting, e.g.
+   * Express `req.ip`, Koa `ctx.ip`, Fastify `request.ip`); the socket's peer address otherwise. The webhook route counts
+   * failed attempts per address.
+   */
+  remoteAddress?: string;
 }
 
 /** The answer: the adapter writes status, headers and body as they are (the body is already serialised). */

@@ -10,10 +10,19 @@ import type {
 } from "../store/ports.js";
 
 /** An integration with its secrets opened. Only this module seals and opens; stores see ciphertext only. */
-export interface Integration extends Omit<IntegrationRow, "apiToken" | "webhookSecret"> {
+export interface Integration extends Omit<IntegrationRow, "apiToken" | "webhookSecret" | "signingSecret"> {
   apiToken: string;
   webhookSecret: string | null;
+  /** The Chatwoot inbox's webhook-signing secret (4.13+, webhook mode), opened; null when it has none. */
+  signingSecret: string | null;
 }
+
+/** What `insert` takes: the signing secret and Chatwoot's version default to null (a first activation has neither). */
+export type IntegrationInsert = Omit<
+  Integration,
+  "version" | "createdAt" | "updatedAt" | "signingSecret" | "chatwootVersion"
+> &
+  Partial<Pick<Integration, "signingSecret" | "chatwootVersion">>;
 
 export type IntegrationUpdate = Partial<
   Omit<Integration, "id" | "instance" | "version" | "createdAt" | "updatedAt">
@@ -48,8 +57,17 @@ export function chatwootTargetOf(integration: Integration): ChatwootAccountTarge
 }
 
 const TABLE = "chatwoot_integrations";
-/** Opened secrets kept (oldest dropped first): two per integration, for ~1,000 busy integrations. */
+/**
+ * Opened secrets kept (oldest dropped first): the API token of ~2,000 busy integrations, or all three secrets of ~700 in
+ * webhook mode (URL secret and inbox signing secret too).
+ */
 const OPENED_CACHE_SIZE = 2_048;
+/** The sealed columns: each is sealed with the AAD `chatwoot_integrations.<column>:<id>`. */
+const SEALED = {
+  apiToken: "api_token",
+  webhookSecret: "webhook_secret",
+  signingSecret: "signing_secret",
+} as const;
 /** Rows read per page by `all()` and `rotateKeys()` unless the caller says otherwise. */
 const BATCH_SIZE = 100;
 
@@ -63,7 +81,7 @@ export interface IntegrationRepository {
   get(instance: string): Promise<Integration | null>;
   getById(id: string): Promise<Integration | null>;
   /** Null when the instance already has an integration. */
-  insert(integration: Omit<Integration, "version" | "createdAt" | "updatedAt">): Promise<Integration | null>;
+  insert(integration: IntegrationInsert): Promise<Integration | null>;
   /** Compare-and-set against `current.version`; null to the loser. */
   update(current: Integration, patch: IntegrationUpdate): Promise<Integration | null>;
   delete(id: string, expectedVersion?: number): Promise<boolean>;
@@ -98,21 +116,26 @@ export function createIntegrationRepository(
     return plaintext;
   };
 
+  const openNullable = (sealed: string | null, id: string, column: string) =>
+    sealed === null ? null : openSecret(sealed, id, column);
+  const sealNullable = (plaintext: string | null, id: string, column: string) =>
+    plaintext === null ? null : cipher.seal(plaintext, aad(id, column));
+
   const open = (row: IntegrationRow): Integration => ({
     ...row,
-    apiToken: openSecret(row.apiToken, row.id, "api_token"),
-    webhookSecret:
-      row.webhookSecret === null ? null : openSecret(row.webhookSecret, row.id, "webhook_secret"),
+    apiToken: openSecret(row.apiToken, row.id, SEALED.apiToken),
+    webhookSecret: openNullable(row.webhookSecret, row.id, SEALED.webhookSecret),
+    signingSecret: openNullable(row.signingSecret, row.id, SEALED.signingSecret),
   });
 
   const sealPatch = (id: string, patch: IntegrationUpdate): IntegrationPatch => {
-    const { apiToken, webhookSecret, ...rest } = patch;
+    const { apiToken, webhookSecret, signingSecret, ...rest } = patch;
     const sealed: IntegrationPatch = { ...rest, updatedAt: clock.now() };
-    if (apiToken !== undefined) sealed.apiToken = cipher.seal(apiToken, aad(id, "api_token"));
-    if (webhookSecret !== undefined) {
-      sealed.webhookSecret =
-        webhookSecret === null ? null : cipher.seal(webhookSecret, aad(id, "webhook_secret"));
-    }
+    if (apiToken !== undefined) sealed.apiToken = cipher.seal(apiToken, aad(id, SEALED.apiToken));
+    if (webhookSecret !== undefined)
+      sealed.webhookSecret = sealNullable(webhookSecret, id, SEALED.webhookSecret);
+    if (signingSecret !== undefined)
+      sealed.signingSecret = sealNullable(signingSecret, id, SEALED.signingSecret);
     return sealed;
   };
 
@@ -141,11 +164,10 @@ export function createIntegrationRepository(
       const now = clock.now();
       const row: IntegrationRow = {
         ...integration,
-        apiToken: cipher.seal(integration.apiToken, aad(integration.id, "api_token")),
-        webhookSecret:
-          integration.webhookSecret === null
-            ? null
-            : cipher.seal(integration.webhookSecret, aad(integration.id, "webhook_secret")),
+        apiToken: cipher.seal(integration.apiToken, aad(integration.id, SEALED.apiToken)),
+        webhookSecret: sealNullable(integration.webhookSecret, integration.id, SEALED.webhookSecret),
+        signingSecret: sealNullable(integration.signingSecret ?? null, integration.id, SEALED.signingSecret),
+        chatwootVersion: integration.chatwootVersion ?? null,
         version: 1,
         createdAt: now,
         updatedAt: now,
@@ -167,9 +189,9 @@ export function createIntegrationRepository(
       let resealed = 0;
       let skipped = 0;
       for await (const row of rows(options.batchSize ?? BATCH_SIZE)) {
-        const stale =
-          cipher.keyIdOf(row.apiToken) !== cipher.currentKeyId ||
-          (row.webhookSecret !== null && cipher.keyIdOf(row.webhookSecret) !== cipher.currentKeyId);
+        const stale = [row.apiToken, row.webhookSecret, row.signingSecret].some(
+          (sealed) => sealed !== null && cipher.keyIdOf(sealed) !== cipher.currentKeyId,
+        );
         // A running activation owns the row; touching it would make its final compare-and-set fail.
         const claimed =
           row.provisioningUntil !== null && row.provisioningUntil.getTime() > clock.now().getTime();
@@ -178,7 +200,11 @@ export function createIntegrationRepository(
           continue;
         }
         const opened = open(row);
-        const patch: IntegrationUpdate = { apiToken: opened.apiToken, webhookSecret: opened.webhookSecret };
+        const patch: IntegrationUpdate = {
+          apiToken: opened.apiToken,
+          webhookSecret: opened.webhookSecret,
+          signingSecret: opened.signingSecret,
+        };
         const updated = await store.update(row.id, row.version, sealPatch(row.id, patch));
         if (updated) resealed++;
       }

@@ -10,6 +10,8 @@ const integration = (status: IntegrationStatus, inboxId: number | null = 7): Int
   accountId: 1,
   apiToken: "token",
   webhookSecret: null,
+  signingSecret: null,
+  chatwootVersion: null,
   inboxId,
   inboxName: "WhatsApp",
   chatwootUserId: 3,

@@ -10,6 +10,7 @@ import WebSocket from "ws";
 import { type ChatwootApi, ChatwootRequestError } from "../chatwoot/index.js";
 import { errorMessage } from "../errors/index.js";
 import type { Integration } from "../integrations/index.js";
+import { type NetworkPolicy, websocketOptions } from "../net/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 
 export type LinkState = "connecting" | "connected" | "disconnected";
@@ -34,6 +35,8 @@ export interface RealtimeHubOptions {
   subscribeTimeoutMs: number;
   /** Longest wait between two reconnect attempts. */
   maxReconnectDelayMs: number;
+  /** Checks every socket's connection (the host, then each resolved address); without it, any host is reached. */
+  network?: NetworkPolicy;
 }
 
 /**
@@ -118,9 +121,14 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
     const key = connectionKey(integration);
     const existing = connections.get(key);
     if (existing) return existing;
-    const cable = createCable(cableUrl(integration.baseUrl), {
+    const url = cableUrl(integration.baseUrl);
+    const cable = createCable(url, {
       protocol: "actioncable-v1-json",
       websocketImplementation: WebSocket,
+      // ws hands `createConnection` to http.request: the network policy checks the host before any socket exists.
+      ...(options.network
+        ? { websocketOptions: websocketOptions(options.network, url.startsWith("wss:")) }
+        : {}),
       pingInterval,
       maxMissingPings: 2,
       protocolOptions: { subscribeRetryInterval: subscribeTimeout / 2 },

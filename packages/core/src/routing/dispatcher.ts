@@ -32,8 +32,16 @@ export interface DispatcherOptions {
   /** Told when an item is given up (dead letter). */
   onDead(item: OutboxItem, error: string): Promise<void>;
   retry: Record<OutboxDirection, RetryPolicy>;
-  /** Items processed at once (distinct chats). */
+  /**
+   * Items processed at once (distinct chats), shared fairly between integrations: see {@link fairShare} and
+   * `docs/scaling.md` ("Fair delivery").
+   */
   concurrency: number;
+  /**
+   * Longest time one item may take. Past it the item's signal is aborted, its slot is freed (even when the work
+   * ignores the signal) and it is retried later: a transient failure, never a permanent one.
+   */
+  itemTimeoutMs: number;
   /** A crashed process's claims return after this. */
   claimTtlMs: number;
   /** How often an idle dispatcher looks for work enqueued by other processes. */
@@ -41,6 +49,21 @@ export interface DispatcherOptions {
   /** This process, in the outbox claims. */
   owner: string;
 }
+
+/**
+ * The fair share of each of `integrations` integrations with work in flight: `max(1, ⌊concurrency ÷ integrations⌋)`
+ * items at once. An integration at its share or above gets new items only when no other integration has any
+ * waiting; alone, it may use every slot.
+ */
+export function fairShare(concurrency: number, integrations: number): number {
+  return Math.max(1, Math.floor(concurrency / Math.max(1, integrations)));
+}
+
+/**
+ * How long an item whose signal was aborted (its deadline, a lost claim, shutdown) may still take to settle before
+ * its slot is freed anyway; a settled outcome is still recorded (a reply completed just then is not sent again).
+ */
+const ABANDON_GRACE_MS = 1_000;
 
 /** Exponential backoff with jitter: between half and all of `base * 2^attempt`, capped. */
 export function backoffDelay(policy: RetryPolicy, attempt: number, random = Math.random): number {
@@ -52,11 +75,25 @@ export function backoffDelay(policy: RetryPolicy, attempt: number, random = Math
  * Delivers outbox items: claims them from the shared outbox (one in flight per chat key, oldest first), runs
  * them concurrently across chats, and completes, retries with backoff, or dead-letters each one. Every process
  * runs one; the store's claims keep them from stepping on each other.
+ *
+ * Fair delivery ({@link fairShare}): a claim first leaves out the integrations holding the share they would have
+ * with one more integration at work, then those holding their share now; what the others leave goes to anyone, so
+ * an integration alone may use every slot. When no batch of slots is free, waiting work of the others borrows the
+ * slots held beyond the first of those shares (at most twice `concurrency` items run at once, briefly), and the
+ * integrations above their share get nothing new until they are back within it. Each item has a deadline
+ * (`itemTimeoutMs`): past it the slot is freed, whatever the work does, and the item is retried later.
  */
 export class OutboxDispatcher {
   readonly owner: string;
   private readonly options: DispatcherOptions;
   private readonly inFlight = new Map<string, Promise<void>>();
+  /** Items in flight per integration. */
+  private readonly held = new Map<string, number>();
+  /**
+   * Until then (`performance.now()`), claims do not look for the work of other integrations first: the last look
+   * found none. Cleared when an integration below its share enqueues work here or finishes an item.
+   */
+  private othersIdleUntil = 0;
   /** Per in-flight item: aborted when its claim is lost, or on shutdown. */
   private readonly controllers = new Map<string, AbortController>();
   private heartbeat: NodeJS.Timeout | null = null;
@@ -90,20 +127,29 @@ export class OutboxDispatcher {
     );
   }
 
-  /** Looks for work now (after a local enqueue). */
-  wake(): void {
+  /** Looks for work now (after a local enqueue: `integrationId` says whose, for the fair share). */
+  wake(integrationId?: string): void {
+    if (
+      integrationId !== undefined &&
+      (this.held.get(integrationId) ?? 0) < fairShare(this.options.concurrency, this.held.size + 1)
+    ) {
+      this.othersIdleUntil = 0;
+    }
     this.wakeUp?.();
   }
 
-  /** Stops claiming; waits for in-flight items to finish (or, after `graceMs`, aborts them: they return to the outbox). */
+  /**
+   * Stops claiming; waits for in-flight items to finish (or, after `graceMs`, aborts them: they return to the outbox
+   * once their claims expire). Work that ignores its signal is left behind a second later.
+   */
   async stop(graceMs = 10_000): Promise<void> {
     if (!this.running) return;
     this.running = false;
     this.wake();
+    await this.loop; // no claim after this one
     const finished = Promise.all(this.inFlight.values()).then(() => true);
     const timedOut = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), graceMs).unref());
     if (!(await Promise.race([finished, timedOut]))) this.abort.abort();
-    await this.loop;
     await Promise.all(this.inFlight.values());
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
@@ -112,30 +158,12 @@ export class OutboxDispatcher {
   private async run(): Promise<void> {
     const { concurrency, pollIntervalMs } = this.options;
     while (this.running) {
-      let claimed: OutboxItem[] = [];
-      const free = concurrency - this.inFlight.size;
-      // A claim is a transaction: with work in flight, wait until a batch of slots is free instead of claiming
-      // one item per completion.
-      const batch = this.inFlight.size === 0 ? 1 : Math.max(1, Math.ceil(concurrency / 4));
-      if (free >= batch) {
-        try {
-          claimed = await this.options.outbox.claim({
-            owner: this.owner,
-            limit: free,
-            claimTtlMs: this.options.claimTtlMs,
-            now: this.options.clock.now(),
-          });
-        } catch (error) {
-          this.options.logger.error({ err: errorMessage(error) }, "chatwoot: outbox claim failed");
-        }
+      const claimed = await this.claimFairly();
+      if (!this.running) {
+        await this.handBack(claimed);
+        break;
       }
-      for (const item of claimed) {
-        const task = this.handle(item).finally(() => {
-          this.inFlight.delete(item.id);
-          this.wake();
-        });
-        this.inFlight.set(item.id, task);
-      }
+      for (const item of claimed) this.begin(item);
       if (claimed.length > 0 && this.inFlight.size < concurrency) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, pollIntervalMs);
@@ -148,20 +176,133 @@ export class OutboxDispatcher {
     }
   }
 
-  private async handle(item: OutboxItem): Promise<void> {
-    const { outbox, logger } = this.options;
-    let outcome: Outcome;
-    const controller = new AbortController();
-    this.controllers.set(item.id, controller);
-    const signal = AbortSignal.any([this.abort.signal, controller.signal]);
+  /** What to claim now, the fair share applied (see the class comment). */
+  private async claimFairly(): Promise<OutboxItem[]> {
+    const { concurrency } = this.options;
+    const running = this.inFlight.size;
+    const free = concurrency - running;
+    const active = this.held.size;
+    // The share each integration at work would have with one more at work: those holding it or more give way.
+    const share = fairShare(concurrency, active + 1);
+    const above = this.holding(share);
+    // A claim is a transaction: with work in flight, wait until a batch of slots is free instead of claiming
+    // one item per completion.
+    const batch = running === 0 ? 1 : Math.max(1, Math.ceil(concurrency / 4));
+    if (free >= batch) {
+      const claimed: OutboxItem[] = [];
+      if (above.length > 0 && !this.othersIdle()) {
+        // The others' work first: of integrations below that share, then of those below their share now; what
+        // they leave goes to anyone.
+        const levels = [above];
+        const full = this.holding(fairShare(concurrency, active));
+        if (full.length > 0 && full.length < above.length) levels.push(full);
+        for (const exclude of levels) {
+          claimed.push(...(await this.claim(free - claimed.length, exclude)));
+          if (claimed.length === free) return claimed;
+        }
+        this.markOthersIdle();
+      }
+      return [...claimed, ...(await this.claim(free - claimed.length))];
+    }
+    // No batch of slots is free. Work of the others that is waiting borrows the slots held beyond that share.
+    if (above.length === 0 || this.othersIdle()) return [];
+    const beyond = above.reduce((sum, id) => sum + this.held.get(id)! - share, 0);
+    const borrowed = Math.max(0, running - concurrency);
+    const limit = Math.min(Math.max(0, free) + beyond - borrowed, share, 2 * concurrency - running);
+    if (limit <= 0) return [];
+    const claimed = await this.claim(limit, above);
+    if (claimed.length < limit) this.markOthersIdle();
+    return claimed;
+  }
+
+  /** Items claimed as the dispatcher stopped: back to the outbox untried, for any process to take at once. */
+  private async handBack(items: OutboxItem[]): Promise<void> {
+    const now = this.options.clock.now();
+    await Promise.all(
+      items.map((item) =>
+        this.options.outbox
+          .fail(item.id, this.owner, {
+            retryAt: now,
+            error: "not started: the dispatcher stopped",
+            attempted: false,
+          })
+          .catch(() => false),
+      ),
+    );
+  }
+
+  /** The integrations with `share` items or more in flight. */
+  private holding(share: number): string[] {
+    return [...this.held].filter(([, count]) => count >= share).map(([id]) => id);
+  }
+
+  private othersIdle(): boolean {
+    return performance.now() < this.othersIdleUntil;
+  }
+
+  private markOthersIdle(): void {
+    this.othersIdleUntil = performance.now() + this.options.pollIntervalMs;
+  }
+
+  private async claim(limit: number, excludeIntegrations: string[] = []): Promise<OutboxItem[]> {
     try {
-      outcome = await this.options.process(item, signal);
+      return await this.options.outbox.claim({
+        owner: this.owner,
+        limit,
+        claimTtlMs: this.options.claimTtlMs,
+        now: this.options.clock.now(),
+        ...(excludeIntegrations.length > 0 ? { excludeIntegrations } : {}),
+      });
     } catch (error) {
-      outcome = { kind: "retry", error: errorMessage(error) };
+      this.options.logger.error({ err: errorMessage(error) }, "chatwoot: outbox claim failed");
+      return [];
+    }
+  }
+
+  private begin(item: OutboxItem): void {
+    const { integrationId } = item;
+    this.held.set(integrationId, (this.held.get(integrationId) ?? 0) + 1);
+    const task = this.handle(item).finally(() => {
+      this.inFlight.delete(item.id);
+      const left = this.held.get(integrationId)! - 1;
+      if (left > 0) this.held.set(integrationId, left);
+      else this.held.delete(integrationId);
+      // The next item of its chat may be due now: below the share, that is work of others to look for first.
+      if (left < fairShare(this.options.concurrency, this.held.size + 1)) this.othersIdleUntil = 0;
+      this.wake();
+    });
+    this.inFlight.set(item.id, task);
+  }
+
+  private async handle(item: OutboxItem): Promise<void> {
+    const { outbox, logger, itemTimeoutMs } = this.options;
+    const controller = new AbortController();
+    const deadline = new AbortController();
+    this.controllers.set(item.id, controller);
+    const signal = AbortSignal.any([this.abort.signal, controller.signal, deadline.signal]);
+    const timeout = `timed out after ${itemTimeoutMs / 1000}s`;
+    const timer = setTimeout(() => deadline.abort(new Error(timeout)), itemTimeoutMs);
+    timer.unref();
+    const work = Promise.resolve()
+      .then(() => this.options.process(item, signal))
+      .catch((error: unknown): Outcome => ({ kind: "retry", error: errorMessage(error) }));
+    let outcome: Outcome | null;
+    try {
+      outcome = await settledOrAbandoned(work, signal, ABANDON_GRACE_MS);
     } finally {
+      clearTimeout(timer);
       this.controllers.delete(item.id);
     }
     if (controller.signal.aborted) return; // another process holds the item now
+    if (deadline.signal.aborted && outcome?.kind !== "done") {
+      // Whatever the aborted work answered (or not, if it ignored its signal): a transient failure.
+      logger.warn(
+        { item: item.id, direction: item.direction, abandoned: outcome === null },
+        `chatwoot: outbox item ${timeout}`,
+      );
+      outcome = { kind: "retry", error: timeout };
+    }
+    if (outcome === null) return; // shutting down: the claim expires and another process takes it
     try {
       if (outcome.kind === "done") {
         await outbox.complete(item.id, this.owner);
@@ -204,4 +345,24 @@ export class OutboxDispatcher {
       logger.error({ item: item.id, err: errorMessage(error) }, "chatwoot: could not record outbox outcome");
     }
   }
+}
+
+/**
+ * The work's outcome; or, when `signal` is aborted first, whatever it settles with within `graceMs`, else null (the
+ * work is left running on its own: its slot is freed, its outcome ignored).
+ */
+function settledOrAbandoned<T>(work: Promise<T>, signal: AbortSignal, graceMs: number): Promise<T | null> {
+  return new Promise((resolve) => {
+    let grace: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      grace = setTimeout(() => resolve(null), graceMs);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    void work.then((value) => {
+      signal.removeEventListener("abort", onAbort);
+      clearTimeout(grace);
+      resolve(value);
+    });
+  });
 }

@@ -1,6 +1,12 @@
 import mime from "mime-types";
-import { Agent, type Dispatcher, interceptors, request } from "undici";
+import { type Dispatcher, interceptors, request } from "undici";
 import { errorMessage } from "../errors/index.js";
+import {
+  createNetworkPolicy,
+  createPolicyAgent,
+  isNetworkRefusedError,
+  type NetworkPolicy,
+} from "../net/index.js";
 
 /** Media bytes on their way between WhatsApp and Chatwoot. */
 export interface MediaFile {
@@ -11,9 +17,12 @@ export interface MediaFile {
 
 /** Why a file could not be carried over; the message says it in place of the file. */
 export class MediaUnavailableError extends Error {
-  constructor(message: string) {
+  /** Retrying cannot help: the file is over the cap, or the network policy refuses its host. */
+  readonly permanent: boolean;
+  constructor(message: string, options: { permanent?: boolean } = {}) {
     super(message);
     this.name = "MediaUnavailableError";
+    this.permanent = options.permanent ?? false;
   }
 }
 
@@ -22,6 +31,11 @@ export interface MediaFetcherOptions {
   maxBytes: number;
   /** Deadline of one download. */
   timeoutMs: number;
+  /**
+   * The network policy every download and every redirect hop is checked against (default: the policy's defaults,
+   * private networks allowed). Unused when a `dispatcher` is given.
+   */
+  network?: NetworkPolicy;
   /** An undici dispatcher to use instead of a keep-alive pool of its own. */
   dispatcher?: Dispatcher;
 }
@@ -41,14 +55,23 @@ function formatBytes(bytes: number): string {
   return `${value.toFixed(1).replace(/\.0$/, "")} ${unit}`;
 }
 
-/** Downloads with a size cap, a deadline and redirects followed; decodes base64 with the same cap. */
+/**
+ * Downloads with a size cap, a deadline and redirects followed, every connection (each redirect hop included) checked
+ * by the network policy; decodes base64 with the same cap. A body is read as it arrives and dropped as soon as it
+ * passes the cap, so no more than the cap (plus the chunk that crossed it) is ever held.
+ */
 export function createMediaFetcher(options: MediaFetcherOptions) {
   const { maxBytes, timeoutMs } = options;
-  const dispatcher = (options.dispatcher ?? new Agent({ keepAliveTimeout: 10_000 })).compose(
-    interceptors.redirect({ maxRedirections: MAX_REDIRECTS }),
-  );
-  const tooLarge = (size: number) =>
-    new MediaUnavailableError(`file larger than the ${formatBytes(maxBytes)} limit (${formatBytes(size)})`);
+  const dispatcher = (
+    options.dispatcher ??
+    createPolicyAgent(options.network ?? createNetworkPolicy(), { keepAliveTimeout: 10_000 })
+  ).compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTS }));
+  /** `atLeast`: the body was cut short, so its size is only known to be over the cap. */
+  const tooLarge = (size: number, atLeast = false) =>
+    new MediaUnavailableError(
+      `file larger than the ${formatBytes(maxBytes)} limit (${atLeast ? "more than " : ""}${formatBytes(size)})`,
+      { permanent: true },
+    );
 
   return {
     maxBytes,
@@ -69,6 +92,10 @@ export function createMediaFetcher(options: MediaFetcherOptions) {
       try {
         response = await request(url, { method: "GET", dispatcher, signal: combined });
       } catch (error) {
+        // A refused host (the network policy) is final; anything else may work next time.
+        if (isNetworkRefusedError(error)) {
+          throw new MediaUnavailableError(`download refused: ${error.message}`, { permanent: true });
+        }
         const reason = timeout.aborted
           ? `timed out after ${timeoutMs / 1000}s`
           : error instanceof Error
@@ -85,6 +112,7 @@ export function createMediaFetcher(options: MediaFetcherOptions) {
         discard(response.body);
         throw tooLarge(declared);
       }
+      // Streamed to the cap: the first chunk that takes the total past it ends the download.
       const chunks: Buffer[] = [];
       let size = 0;
       try {
@@ -92,13 +120,14 @@ export function createMediaFetcher(options: MediaFetcherOptions) {
           size += chunk.length;
           if (size > maxBytes) {
             discard(response.body);
-            throw tooLarge(size);
+            throw tooLarge(maxBytes, true);
           }
           chunks.push(chunk);
         }
       } catch (error) {
         if (error instanceof MediaUnavailableError) throw error;
-        throw new MediaUnavailableError(`download failed: ${errorMessage(error)}`);
+        const reason = timeout.aborted ? `timed out after ${timeoutMs / 1000}s` : errorMessage(error);
+        throw new MediaUnavailableError(`download failed: ${reason}`);
       }
       const type = response.headers["content-type"];
       return {

@@ -3,6 +3,7 @@ import type { Integration } from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { MappingStore } from "../store/ports.js";
 import type { WhatsAppGateway, WhatsAppSend } from "./gateway.js";
+import { shieldFromLiquid, toWhatsApp } from "./markdown.js";
 import { describeFile, type MediaFetcher, MediaUnavailableError, whatsappKindOf } from "./media.js";
 import { type AgentAttachment, type OutboundWork, type RevokeWork, WAID_PREFIX } from "./work.js";
 
@@ -13,11 +14,31 @@ const num = (value: unknown): number | null =>
   typeof value === "number" && Number.isFinite(value) ? value : null;
 const str = (value: unknown): string | null => (typeof value === "string" ? value : null);
 
-/** Outgoing, not private, not from the contact, not created by us: judged from the message alone. */
+/**
+ * `message_type` of what goes to the contact, as Chatwoot's own channels decide (`outgoing? || template?`,
+ * `app/services/base/send_on_channel_service.rb`): agent replies (1, `"outgoing"`) and the messages Chatwoot writes
+ * itself (3, `"template"`: greeting, out of office, CSAT survey). Numeric in realtime and REST payloads, a string in
+ * webhooks.
+ */
+const SENT_TYPES: readonly unknown[] = [1, "outgoing", 3, "template"];
+
+/** `I18n.t('conversations.templates.csat_input_message_body')`: a CSAT survey's content when the inbox sets none. */
+const CSAT_DEFAULT_MESSAGE = "Please rate the conversation";
+
+/**
+ * A CSAT survey's text with its link, as Chatwoot's channels and webhooks send it
+ * (`app/presenters/message_content_presenter.rb`): the inbox's message and the link, or, for the default message,
+ * `I18n.t('conversations.survey.response', link:)`.
+ */
+export function withSurveyLink(content: string, link: string): string {
+  return content === CSAT_DEFAULT_MESSAGE ? `Please rate this conversation, ${link}` : `${content} ${link}`;
+}
+
+/** Outgoing or template, not private, not from the contact, not created by us: judged from the message alone. */
 export function looksLikeAgentReply(data: unknown): boolean {
   const message = record(data);
   if (!message) return false;
-  if (message.message_type !== 1 && message.message_type !== "outgoing") return false;
+  if (!SENT_TYPES.includes(message.message_type)) return false;
   if (message.private === true) return false;
   const senderType = str(message.sender_type) ?? str(record(message.sender)?.type);
   if (senderType !== null && senderType.toLowerCase() === "contact") return false;
@@ -26,8 +47,9 @@ export function looksLikeAgentReply(data: unknown): boolean {
 
 /**
  * Reads an agent message out of a Chatwoot event (realtime `message.created` with numeric `message_type`, or a
- * webhook `message_created` with a string one). Null when it is not an agent reply to forward: not outgoing,
- * private, another inbox, sent by the contact, or created by us (`WAID:` source id).
+ * webhook `message_created` with a string one), or out of a REST message with its conversation. Null when it is
+ * not one to forward: neither outgoing nor template, private, another inbox, sent by the contact, or created by us
+ * (`WAID:` source id).
  */
 export function agentMessageOf(data: unknown, inboxId: number): OutboundWork | null {
   const message = record(data);
@@ -53,6 +75,11 @@ export function agentMessageOf(data: unknown, inboxId: number): OutboundWork | n
       });
     }
   }
+  // Webhooks carry a CSAT survey's content with its link already; realtime and REST payloads do not.
+  const survey =
+    message.content_type === "input_csat" && typeof message.message_type === "number"
+      ? { survey: { conversationUuid: str(conversation?.uuid) } }
+      : {};
   return {
     kind: "agent-message",
     messageId,
@@ -62,6 +89,7 @@ export function agentMessageOf(data: unknown, inboxId: number): OutboundWork | n
     senderName: str(sender?.available_name) ?? str(sender?.name),
     contactSourceId: str(contactInbox?.source_id),
     inReplyTo: num(attributes?.in_reply_to),
+    ...survey,
   };
 }
 
@@ -73,6 +101,8 @@ export interface OutboundDeps {
   clock: Clock;
   logger: Logger;
   count(event: string): void;
+  /** Attachments sent per reply; the rest are not sent and the reply fails, naming the cap. */
+  maxAttachments: number;
 }
 
 export interface OutboundContext {
@@ -100,19 +130,20 @@ export function createOutboundDelivery(deps: OutboundDeps) {
       const [quoted] = await mappings.getMessagesByChatwoot(integrationId, work.inReplyTo);
       replyTo = quoted?.waMessageId ?? null;
     }
+    // Chatwoot's Markdown as WhatsApp markup, as Chatwoot's own WhatsApp channel sends it.
+    const content = toWhatsApp(work.survey ? await withSurvey(ctx, work, work.survey) : work.content);
+    // Template messages have no sender, so no signature.
     const text =
-      ctx.integration.signMessages && work.senderName
-        ? `*${work.senderName}*:\n${work.content}`
-        : work.content;
+      ctx.integration.signMessages && work.senderName ? `*${work.senderName}*:\n${content}` : content;
     // Part 0 is the text, parts 1..n the attachments; each part is recorded as soon as it is sent.
     const parts: Array<() => Promise<WhatsAppSend>> = [];
     const base = { instance: ctx.integration.instance, to: jid, replyTo };
     parts.push(async () => ({ ...base, kind: "text", text }));
-    work.attachments.forEach((attachment, index) => {
+    work.attachments.slice(0, deps.maxAttachments).forEach((attachment, index) => {
       parts.push(async () => {
         const file = await deps.media.download(attachment.dataUrl, ctx.signal).catch((error: unknown) => {
-          // Over the cap there is nothing to retry; a failed download may work next time.
-          if (error instanceof MediaUnavailableError && error.message.startsWith("file larger")) {
+          // Over the cap or refused by the network policy: nothing to retry; a failed download may work next time.
+          if (error instanceof MediaUnavailableError && error.permanent) {
             throw new PermanentDeliveryError(`attachment ${index + 1}: ${error.message}`);
           }
           throw error;
@@ -134,8 +165,10 @@ export function createOutboundDelivery(deps: OutboundDeps) {
     });
     let sentAny = false;
     for (const [part, build] of parts.entries()) {
-      if (part === 0 && !work.content.trim()) continue;
-      if (sent.some((entry) => entry.part === part)) continue;
+      if (part === 0 && !content.trim()) continue;
+      // Sent already, unless WhatsApp refused it (a retry after an `error` receipt sends those parts again).
+      if (sent.some((entry) => entry.part === part && !work.failedWaIds?.includes(entry.waMessageId)))
+        continue;
       const result = await gateway.send(await build(), { signal: ctx.signal });
       sentAny = true;
       await mappings.putMessage({
@@ -149,6 +182,14 @@ export function createOutboundDelivery(deps: OutboundDeps) {
       });
     }
     if (!sentAny && sent.length > 0) deps.count("outbound_duplicate_skipped");
+    // What fits went out; the rest cannot go, whatever the retries: the agent is told why.
+    const total = work.attachments.length;
+    if (total > deps.maxAttachments) {
+      const cap = deps.maxAttachments;
+      throw new PermanentDeliveryError(
+        `attachments ${cap + 1} to ${total} not sent: a reply carries at most ${cap} attachments`,
+      );
+    }
     // Chatwoot's "retry" left the message failed; it is delivered now.
     if (work.retry && sentAny) {
       await chatwoot.updateMessageStatus(
@@ -161,6 +202,31 @@ export function createOutboundDelivery(deps: OutboundDeps) {
     }
   }
 
+  /**
+   * A CSAT survey from a realtime or REST payload gets the link Chatwoot's webhook would carry:
+   * `<FRONTEND_URL>/survey/responses/<conversation uuid>`, with the Chatwoot URL the integration uses as FRONTEND_URL.
+   */
+  async function withSurvey(
+    ctx: OutboundContext,
+    work: OutboundWork,
+    survey: NonNullable<OutboundWork["survey"]>,
+  ): Promise<string> {
+    const uuid =
+      survey.conversationUuid ??
+      str(
+        record(await chatwoot.getConversation(ctx.target, work.conversationId, { signal: ctx.signal }))?.uuid,
+      );
+    if (!uuid) {
+      deps.logger.warn(
+        { instance: ctx.integration.instance, conversationId: work.conversationId },
+        "chatwoot: no conversation uuid for the CSAT survey link",
+      );
+      return work.content;
+    }
+    const frontendUrl = ctx.integration.baseUrl.replace(/\/+$/, "");
+    return withSurveyLink(work.content, `${frontendUrl}/survey/responses/${uuid}`);
+  }
+
   /** After the last attempt: the agent sees `failed` with the reason, and a private note says why. */
   async function reportFailure(ctx: OutboundContext, work: OutboundWork, reason: string): Promise<void> {
     const externalError = `Not delivered to WhatsApp: ${reason}`;
@@ -169,7 +235,9 @@ export function createOutboundDelivery(deps: OutboundDeps) {
       externalError,
     });
     await chatwoot.createMessage(ctx.target, work.conversationId, {
-      content: `⚠️ The reply (message ${work.messageId}) could not be delivered to WhatsApp: ${reason}. Use "retry" on the message to send it again.`,
+      content: shieldFromLiquid(
+        `⚠️ The reply (message ${work.messageId}) could not be delivered to WhatsApp: ${reason}. Use "retry" on the message to send it again.`,
+      ),
       messageType: "outgoing",
       private: true,
     });

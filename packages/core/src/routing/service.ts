@@ -42,7 +42,12 @@ export interface RouterOptions {
   gateway: WhatsAppGateway | undefined;
   clock: Clock;
   logger: Logger;
-  dispatcher: Pick<DispatcherOptions, "concurrency" | "claimTtlMs" | "pollIntervalMs" | "owner">;
+  dispatcher: Pick<
+    DispatcherOptions,
+    "concurrency" | "claimTtlMs" | "pollIntervalMs" | "owner" | "itemTimeoutMs"
+  >;
+  /** Agent replies: attachments sent per reply. */
+  outbound: { maxAttachments: number };
   retry: DispatcherOptions["retry"];
   /** How long a message sent from this number waits before it is mirrored. */
   echoWaitMs: number;
@@ -79,16 +84,46 @@ export function createRouter(options: RouterOptions) {
   const replyKey = (messageId: number, generation: number) =>
     generation === 0 ? `cw:${messageId}` : `cw:${messageId}:retry:${generation}`;
   /**
-   * The generation of an agent reply's delivery that was given up on last (0: the first delivery, n: the n-th
-   * retry), or null when none was, or a later one is queued or went through. The outbox keeps every item, so it
-   * is the record on every process and across restarts, in both delivery modes.
+   * Where an agent reply's delivery stands, from the outbox (it keeps every item, so this is the record on every
+   * process and across restarts, in both delivery modes): null when the reply was never queued here; otherwise the
+   * generation of its latest delivery (0: the first, n: the n-th retry) and whether the reply is failed now: that
+   * delivery was given up on, or WhatsApp answered an `error` receipt (processed, so Chatwoot shows it failed) for
+   * every send of one of its parts. `refused` lists those sends' WhatsApp ids. A delivery still queued is not failed.
    */
-  async function lastGivenUp(integrationId: string, messageId: number): Promise<number | null> {
-    for (let generation = 0; ; generation++) {
+  async function replyState(
+    integrationId: string,
+    messageId: number,
+  ): Promise<{ generation: number; failed: boolean; refused: string[] } | null> {
+    let latest: OutboxItem | null = null;
+    let generation = 0;
+    for (; ; generation++) {
       const item = await store.outbox.find(integrationId, replyKey(messageId, generation));
-      if (item === null) return generation === 0 ? null : generation - 1;
-      if (item.status !== "dead") return null;
+      if (item === null) break;
+      latest = item;
     }
+    if (latest === null) return null;
+    if (latest.status === "pending" || latest.status === "claimed")
+      return { generation: generation - 1, failed: false, refused: [] };
+    const refused = await refusedByWhatsApp(integrationId, messageId);
+    return { generation: generation - 1, failed: latest.status === "dead" || refused.length > 0, refused };
+  }
+  /** The sends of a reply's parts whose every send got a processed `error` receipt (receipt key `st:<id>:error`). */
+  async function refusedByWhatsApp(integrationId: string, messageId: number): Promise<string[]> {
+    const sends = (await store.mappings.getMessagesByChatwoot(integrationId, messageId)).filter(
+      (entry) => entry.direction === "outbound",
+    );
+    const refusedIds = new Set<string>();
+    for (const entry of sends) {
+      const receipt = await store.outbox.find(integrationId, `st:${entry.waMessageId}:error`);
+      if (receipt?.status === "done") refusedIds.add(entry.waMessageId);
+    }
+    const refused: string[] = [];
+    for (const part of new Set(sends.map((entry) => entry.part))) {
+      const ofPart = sends.filter((entry) => entry.part === part);
+      if (ofPart.every((entry) => refusedIds.has(entry.waMessageId)))
+        refused.push(...ofPart.map((entry) => entry.waMessageId));
+    }
+    return refused;
   }
   const inbound = createInboundDelivery({
     chatwoot,
@@ -97,7 +132,9 @@ export function createRouter(options: RouterOptions) {
     clock,
     logger,
     count,
-    givenUp: async (integrationId, messageId) => (await lastGivenUp(integrationId, messageId)) !== null,
+    // A failed reply's other receipts must not hide the failure (nor look like the agent's retry).
+    givenUp: async (integrationId, messageId) =>
+      (await replyState(integrationId, messageId))?.failed ?? false,
   });
   const outbound = options.gateway
     ? createOutboundDelivery({
@@ -108,6 +145,7 @@ export function createRouter(options: RouterOptions) {
         clock,
         logger,
         count,
+        maxAttachments: options.outbound.maxAttachments,
       })
     : null;
   const { echoWaitMs } = options;
@@ -150,6 +188,7 @@ export function createRouter(options: RouterOptions) {
             target,
             inboxId: integration.inboxId,
             retrying: item.attempts > 0,
+            enqueuedAt: item.createdAt,
             echoWaitMs: Math.max(0, echoWaitMs - age),
             signal,
           },
@@ -218,7 +257,7 @@ export function createRouter(options: RouterOptions) {
       { integrationId: integration.id, direction, chatKey, dedupeKey, payload: work },
       clock.now(),
     );
-    if (!result.duplicate) dispatcher.wake();
+    if (!result.duplicate) dispatcher.wake(integration.id);
     return result;
   }
 
@@ -290,15 +329,33 @@ export function createRouter(options: RouterOptions) {
         return;
       }
       if (name === "message.updated") {
-        // Chatwoot's "retry" on a reply we gave up on: send it again, once per retry. Webhook payloads carry no
-        // status nor previous_changes, so the outbox decides (the last delivery of the reply is dead); the
-        // generation in the key absorbs redeliveries and the second update a retry makes, and only a new give-up
-        // opens the next one.
+        // Chatwoot's "retry" on a failed reply: send it again, once per retry. Webhook payloads carry no status nor
+        // previous_changes, so the outbox decides (the reply's last delivery is dead, or WhatsApp refused a part);
+        // the generation in the key absorbs redeliveries and the second update a retry makes, and only a new
+        // failure opens the next one.
         if (!looksRetried(data)) return;
-        const gaveUp = await lastGivenUp(integration.id, work.messageId);
-        if (gaveUp === null) return;
-        work.retry = gaveUp + 1;
-        dedupeKey = replyKey(work.messageId, work.retry);
+        const state = await replyState(integration.id, work.messageId);
+        if (state === null) {
+          // A webhook for a reply we never saw: its message_created did not reach us (Chatwoot marked it failed)
+          // and the agent retried it. Delivered as a first delivery; realtime catches up over REST instead. Only
+          // the retry's shape counts (`external_error` just cleared, or `content_attributes` emptied), not any
+          // other update of an unknown message (e.g. a CSAT rating, which adds `submitted_values`).
+          if (event.includes(".") || !clearedByRetry(data)) return;
+          const stored = await enqueue(
+            integration,
+            `out:${work.conversationId}`,
+            dedupeKey,
+            work,
+            "outbound",
+          );
+          if (!stored.duplicate) count("retry_first_delivery");
+          return;
+        } else {
+          if (!state.failed) return;
+          work.retry = state.generation + 1;
+          if (state.refused.length > 0) work.failedWaIds = state.refused;
+          dedupeKey = replyKey(work.messageId, work.retry);
+        }
       }
       await enqueue(integration, `out:${work.conversationId}`, dedupeKey, work, "outbound");
       return;
@@ -327,6 +384,13 @@ export function createRouter(options: RouterOptions) {
     const cutoff = (since.getTime() - BACKFILL_MARGIN_MS) / 1000;
     let queued = 0;
     for (const conversation of conversations) {
+      // REST conversations carry no contact inbox: take the chat from the mapping (before a resolved conversation
+      // is forgotten below) or from the last message's push data.
+      const lastMessage = Array.isArray(conversation.messages) ? conversation.messages.at(-1) : undefined;
+      const contactSourceId =
+        conversation.contact_inbox?.source_id ??
+        (await store.mappings.getChatByConversation(integration.id, conversation.id))?.chatJid ??
+        sourceIdOfPushData(lastMessage);
       if (conversation.status === "resolved" && !integration.reopenResolved) {
         await acceptChatwootEvent(integration, "conversation.status_changed", {
           id: conversation.id,
@@ -346,7 +410,7 @@ export function createRouter(options: RouterOptions) {
             ...message,
             conversation_id: conversation.id,
             inbox_id: message.inbox_id ?? integration.inboxId,
-            conversation,
+            conversation: { ...conversation, contact_inbox: { source_id: contactSourceId ?? null } },
           },
           integration.inboxId,
         );
@@ -383,6 +447,13 @@ export function createRouter(options: RouterOptions) {
 
 export type Router = ReturnType<typeof createRouter>;
 
+/** `conversation.contact_inbox.source_id` of a message's push data (the `messages` of a REST conversation). */
+function sourceIdOfPushData(message: unknown): string | null {
+  const sourceId = (message as { conversation?: { contact_inbox?: { source_id?: unknown } } } | undefined)
+    ?.conversation?.contact_inbox?.source_id;
+  return typeof sourceId === "string" ? sourceId : null;
+}
+
 /** Realtime names are dotted (`message.created`); webhook names use an underscore (`message_created`). */
 function eventName(event: string): string {
   return event.includes(".") ? event : event.replace(/^(message|conversation)_/, "$1.");
@@ -397,6 +468,21 @@ function looksRetried(data: unknown): boolean {
   if (message.status !== undefined && message.status !== "sent") return false;
   const externalError = message.content_attributes?.external_error;
   return typeof externalError !== "string" || externalError === "";
+}
+
+/**
+ * Whether an update has the shape of Chatwoot's retry (`MessagesController#retry`): status back to `sent` with
+ * `external_error` set to null, then `content_attributes` replaced by `{}`.
+ */
+function clearedByRetry(data: unknown): boolean {
+  const attributes = (data as { content_attributes?: unknown }).content_attributes;
+  if (attributes === null || attributes === undefined) return true;
+  if (typeof attributes !== "object") return false;
+  const record = attributes as Record<string, unknown>;
+  return (
+    Object.keys(record).length === 0 ||
+    (Object.hasOwn(record, "external_error") && record.external_error === null)
+  );
 }
 
 /** What a valid event carries for routing: a message or a receipt. */

@@ -26,6 +26,13 @@ export interface OutboundWork {
   inReplyTo: number | null;
   /** Set when this is Chatwoot's "retry" of a failed message: send again once. */
   retry?: number;
+  /**
+   * A CSAT survey (`content_type` `input_csat`) from a realtime or REST payload, whose `content` lacks the survey
+   * link Chatwoot's webhooks and channels add: the conversation's `uuid` when the payload had it.
+   */
+  survey?: { conversationUuid: string | null };
+  /** For a retry: the WhatsApp ids WhatsApp reported failed (an `error` receipt); their parts are sent again. */
+  failedWaIds?: string[];
 }
 
 /** A message deleted in Chatwoot: revoke what we sent for it (when the gateway can). */

@@ -246,8 +246,9 @@ export function createMemoryStore(): MemoryStore {
         return { id, duplicate: false };
       },
 
-      async claim({ owner, limit, claimTtlMs, now }) {
+      async claim({ owner, limit, claimTtlMs, now, excludeIntegrations = [] }) {
         const at = now.getTime();
+        const excluded = new Set(excludeIntegrations);
         // One pass in enqueue order: the first unfinished record of a chat key is its head; a chat key with a
         // live claim anywhere is blocked.
         const heads = new Map<string, MemoryOutboxRecord>();
@@ -263,7 +264,7 @@ export function createMemoryStore(): MemoryStore {
         const claimed: OutboxItem[] = [];
         for (const [chat, head] of heads) {
           if (claimed.length >= limit) break;
-          if (blocked.has(chat) || !claimable(head, at)) continue;
+          if (blocked.has(chat) || excluded.has(head.integrationId) || !claimable(head, at)) continue;
           // Taking over an expired claim: the previous attempt ended without an outcome (a crash).
           if (head.status === "claimed") head.attempts += 1;
           head.status = "claimed";

@@ -23,8 +23,15 @@ export interface IntegrationRow {
   accountId: number;
   /** Sealed Chatwoot API token. */
   apiToken: string;
-  /** Sealed webhook secret (webhook delivery mode), or null. */
+  /** Sealed webhook secret (webhook delivery mode): the capability secret of the registered URL, or null. */
   webhookSecret: string | null;
+  /**
+   * Sealed webhook-signing secret of the Chatwoot inbox (`channel_api.secret`, Chatwoot 4.13 and later, webhook
+   * delivery mode), or null when the inbox has none (older Chatwoot, realtime mode).
+   */
+  signingSecret: string | null;
+  /** Chatwoot's version as `GET /api` answered it at the last activation (e.g. `4.13.0`); null when unknown. */
+  chatwootVersion: string | null;
   /** Null until the inbox exists (back-filled by activation). */
   inboxId: number | null;
   inboxName: string;
@@ -148,9 +155,16 @@ export interface OutboxStore {
    * Claims up to `limit` items for `owner` until `now + claimTtlMs`. Per chat key only the oldest unfinished
    * item can be claimed, and only when no other item of that chat key is claimed with a live deadline; items
    * whose claim deadline passed are claimable again (with `attempts + 1`). Two concurrent claimers never get
-   * the same item.
+   * the same item. Items of the integrations in `excludeIntegrations` are left alone (the dispatcher's fair share:
+   * work of the others first).
    */
-  claim(options: { owner: string; limit: number; claimTtlMs: number; now: Date }): Promise<OutboxItem[]>;
+  claim(options: {
+    owner: string;
+    limit: number;
+    claimTtlMs: number;
+    now: Date;
+    excludeIntegrations?: readonly string[];
+  }): Promise<OutboxItem[]>;
   /**
    * Moves the claim deadline of an item `owner` still holds (a heartbeat while it is being processed, so a slow
    * attempt is not taken over while it runs). Returns false when the claim was lost.

@@ -12,6 +12,13 @@ const PHONE = "5511944443333";
 const send = async (text: string, expectedTotal: number) => {
   await h!.ingest(textEvent({ phone: PHONE, text }));
   await eventually(() => totalMessages(h!) === expectedTotal, { what: `${expectedTotal} messages` });
+  // A conversation is created with its first message: the message is in Chatwoot a moment before the chat mapping
+  // points at the conversation. Wait for the delivery to finish before an agent acts on it.
+  const integration = await h!.store.integrations.get("suporte");
+  await eventually(async () => {
+    const counts = await h!.store.outbox.count(integration!.id);
+    return counts.pending === 0 && counts.claimed === 0;
+  });
 };
 const chatConversation = async () => {
   const integration = await h!.store.integrations.get("suporte");

@@ -11,7 +11,7 @@ import { createMemoryStore } from "@ryze/chatwoot-core/testing";
 
 export { eventually } from "../eventually.js";
 
-import { type ChatwootSimulator, startChatwootSimulator } from "../simulator/index.js";
+import { type ChatwootSimulator, type ChatwootVersion, startChatwootSimulator } from "../simulator/index.js";
 import { createSimulatedWhatsAppGateway, type SimulatedWhatsAppGateway } from "../whatsapp/index.js";
 
 export interface RoutingHarness {
@@ -33,13 +33,20 @@ export interface RoutingHarnessOptions {
   bridge?: Partial<ChatwootBridgeOptions>;
   store?: StoragePort;
   sim?: ChatwootSimulator;
+  /** The Chatwoot version the harness's own simulator plays (default the newest); ignored with `sim`. */
+  version?: ChatwootVersion;
 }
 
 /** Simulator + bridge + gateway double, activated for one instance, with short timings for tests. */
 export async function startRoutingHarness(options: RoutingHarnessOptions = {}): Promise<RoutingHarness> {
   const instance = options.instance ?? "suporte";
   const ownSim = !options.sim;
-  const sim = options.sim ?? (await startChatwootSimulator({ cablePingIntervalMs: 200 }));
+  const sim =
+    options.sim ??
+    (await startChatwootSimulator({
+      cablePingIntervalMs: 200,
+      ...(options.version === undefined ? {} : { version: options.version }),
+    }));
   const accountId = sim.createAccount({ name: "Acme" }).id;
   const admin = sim.createUser({
     name: "Jane Doe",

@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import type { WhatsAppGateway, WhatsAppSend } from "@ryze/chatwoot-core";
 import type { HttpHandler } from "@ryze/chatwoot-core/adapter";
 import { afterEach, describe, expect, it } from "vitest";
+import { CHATWOOT_VERSIONS, type ChatwootVersion } from "../simulator/index.js";
 import { createSimulatedWhatsAppGateway } from "../whatsapp/index.js";
 import { eventually, type RoutingHarness, startRoutingHarness, textEvent } from "./harness.js";
 import { chatMessages, conversationsOf, totalMessages } from "./inspect.js";
@@ -101,22 +102,26 @@ function heldGateway(holds: (message: WhatsAppSend) => boolean = () => true) {
   };
 }
 
-async function webhookHarness(signing: "off" | "secret", gateway?: WhatsAppGateway) {
+/** A webhook-mode bridge against a simulator of `version`: unsigned deliveries before 4.13, signed from 4.13. */
+async function webhookHarness(version: ChatwootVersion, gateway?: WhatsAppGateway) {
   const site = await host();
   server = site.server;
   h = await startRoutingHarness({
+    version,
     bridge: { delivery: "webhook", publicUrl: site.url, ...(gateway ? { gateway } : {}) },
   });
   site.mount(h.bridge.http);
-  h.sim.setWebhookSigning(h.inboxId, signing);
   await h.ingest(textEvent({ phone: PHONE, text: "hello" }));
   await eventually(() => totalMessages(h!) === 1);
   return { site, conversationId: conversationsOf(h)[0]!.id };
 }
 
-describe("webhook delivery mode", () => {
+// Every version the library supports (docs/chatwoot-versions.md): 4.10 and 4.11 send no X-Chatwoot-* header, 4.12 sends
+// X-Chatwoot-Delivery, 4.13 also signs (lib/webhooks/trigger.rb). The webhook route must serve each.
+describe.each(CHATWOOT_VERSIONS)("webhook delivery mode (Chatwoot %s)", (version) => {
+  const signed = version === "4.13";
   it("registers the webhook URL with a capability secret and delivers agent replies through it", async () => {
-    const { site, conversationId } = await webhookHarness("off");
+    const { site, conversationId } = await webhookHarness(version);
     const inbox = h!.sim.getInbox(h!.accountId, h!.inboxId) as { webhook_url: string };
     const id = (await h!.store.integrations.get("suporte"))!.id;
     expect(inbox.webhook_url).toMatch(
@@ -153,11 +158,24 @@ describe("webhook delivery mode", () => {
     expect(deliveries.every((delivery) => delivery.status === 200 && delivery.durationMs! < 5_000)).toBe(
       true,
     );
+    expect(deliveries.every((delivery) => "x-chatwoot-signature" in delivery.headers === signed)).toBe(true);
+    // What the bridge learnt at activation: the version, and (4.13) the inbox's signing secret, sealed.
+    const list = await h!.bridge.http.handle({
+      method: "GET",
+      path: "/api/chatwoot/list/suporte",
+      headers: { token: "t" },
+    });
+    expect(JSON.parse(list!.body!)).toMatchObject({
+      chatwoot_version: { "4.10": "4.10.0", "4.11": "4.11.2", "4.12": "4.12.1", "4.13": "4.13.0" }[version],
+    });
+    const stored = await h!.store.integrations.get("suporte");
+    if (signed) expect(stored!.signingSecret).toMatch(/^cw1:k1:/);
+    else expect(stored!.signingSecret).toBeNull();
     expect(h!.gateway.sent("suporte").map((sent) => sent.text)).toEqual(["via webhook"]);
   });
 
-  it("refuses a wrong secret and an unknown integration, and absorbs a duplicate delivery", async () => {
-    const { site, conversationId } = await webhookHarness("off");
+  it("refuses a wrong secret and an unknown integration alike, and absorbs a duplicate delivery", async () => {
+    const { site, conversationId } = await webhookHarness(version);
     h!.sim.webhooks.duplicateNext(1);
     const messageId = reply(conversationId, "once");
     const [delivery, duplicate] = await h!.sim.waitForWebhookDeliveries(
@@ -175,9 +193,11 @@ describe("webhook delivery mode", () => {
     expect(await wrong.json()).toEqual({ success: false, error: { message: "invalid webhook secret" } });
     const missing = await post(delivery!.url.replace(/\?.*$/, ""));
     expect(missing.status).toBe(401);
-    const unknown = await post(`${site.url}/api/chatwoot/webhook/int_doesnotexist000?secret=x`);
-    expect(unknown.status).toBe(404);
-    expect(await unknown.json()).toEqual({ success: false, error: { message: "unknown integration" } });
+    // An unknown integration gets the answer of a wrong secret: nobody learns which ids exist.
+    const secret = new URL(delivery!.url).searchParams.get("secret")!;
+    const unknown = await post(`${site.url}/api/chatwoot/webhook/int_doesnotexist000?secret=${secret}`);
+    expect(unknown.status).toBe(401);
+    expect(await unknown.json()).toEqual({ success: false, error: { message: "invalid webhook secret" } });
     // Nothing of the above sent anything again: replies of a conversation go out in order.
     reply(conversationId, "barrier");
     await eventually(() => h!.gateway.sent("suporte").length === 2);
@@ -186,7 +206,7 @@ describe("webhook delivery mode", () => {
 
   it("answers a late delivery and its redelivery at once, while WhatsApp is slow, and sends the reply once", async () => {
     const slow = heldGateway();
-    const { conversationId } = await webhookHarness("secret", slow.gateway);
+    const { conversationId } = await webhookHarness(version, slow.gateway);
     h!.sim.webhooks.delayNext(1, 1_000);
     h!.sim.webhooks.duplicateNext(1);
     const messageId = reply(conversationId, "late");
@@ -212,7 +232,7 @@ describe("webhook delivery mode", () => {
   });
 
   it("re-sends a reply it gave up on once per retry by the agent, never for redeliveries or other updates", async () => {
-    const { conversationId } = await webhookHarness("off");
+    const { conversationId } = await webhookHarness(version);
     const status = (id: number) => statusOf(conversationId, id);
     const notes = () => notesIn(conversationId);
     h!.gateway.failNext("suporte", 3, "phone offline");
@@ -263,7 +283,7 @@ describe("webhook delivery mode", () => {
   it("takes no update during a failing delivery for a retry; the agent's retry sends only the missing part", async () => {
     const wa = heldGateway((message) => message.kind !== "text");
     wa.failWith("media rejected");
-    const { conversationId } = await webhookHarness("off", wa.gateway);
+    const { conversationId } = await webhookHarness(version, wa.gateway);
     const sent = () => wa.inner.sent("suporte");
     const messageId = h!.sim.postAgentMessage({
       accountId: h!.accountId,
@@ -304,43 +324,121 @@ describe("webhook delivery mode", () => {
     expect(sent().map((entry) => entry.text ?? entry.type)).toEqual(["see attached", "barrier", "image"]);
   });
 
-  it("verifies Chatwoot's signature and its timestamp when the inbox signs deliveries", async () => {
-    const { conversationId } = await webhookHarness("secret");
-    h!.sim.postAgentMessage({
-      accountId: h!.accountId,
-      conversationId,
-      userId: h!.agent.id,
-      content: "signed",
-    });
-    await eventually(() => h!.gateway.sent("suporte").length === 1);
-    const [delivery] = (
-      await h!.sim.waitForWebhookDeliveries({ event: "message_created" }, { count: 2 })
-    ).filter((entry) => entry.payload.content === "signed");
-    expect(delivery!.headers["x-chatwoot-signature"]).toMatch(/^sha256=[0-9a-f]{64}$/);
-    expect(delivery!.status).toBe(200);
+  it.runIf(signed)(
+    "verifies Chatwoot's signature and its timestamp when the inbox signs deliveries",
+    async () => {
+      const { conversationId } = await webhookHarness(version);
+      h!.sim.postAgentMessage({
+        accountId: h!.accountId,
+        conversationId,
+        userId: h!.agent.id,
+        content: "signed",
+      });
+      await eventually(() => h!.gateway.sent("suporte").length === 1);
+      const [delivery] = (
+        await h!.sim.waitForWebhookDeliveries({ event: "message_created" }, { count: 2 })
+      ).filter((entry) => entry.payload.content === "signed");
+      expect(delivery!.headers["x-chatwoot-signature"]).toMatch(/^sha256=[0-9a-f]{64}$/);
+      expect(delivery!.status).toBe(200);
 
-    const secret = (h!.sim.getInbox(h!.accountId, h!.inboxId) as { secret: string }).secret;
-    const send = (timestamp: string, signature: string) =>
-      fetch(delivery!.url, {
+      const secret = (h!.sim.getInbox(h!.accountId, h!.inboxId) as { secret: string }).secret;
+      const send = (timestamp: string, signature: string) =>
+        fetch(delivery!.url, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "x-chatwoot-timestamp": timestamp,
+            "x-chatwoot-signature": signature,
+          },
+          body: delivery!.body,
+        });
+      const sign = (timestamp: string) =>
+        `sha256=${createHmac("sha256", secret).update(`${timestamp}.${delivery!.body}`).digest("hex")}`;
+      const now = String(Math.floor(Date.now() / 1000));
+      expect((await send(now, sign(now))).status).toBe(200);
+      const bad = await send(
+        now,
+        sign(now).replace(/.$/, (c) => (c === "0" ? "1" : "0")),
+      );
+      expect(bad.status).toBe(401);
+      const stale = String(Math.floor(Date.now() / 1000) - 6 * 60);
+      expect((await send(stale, sign(stale))).status).toBe(401);
+      // The inbox has a secret: a delivery without signature is refused, even with the URL secret.
+      const unsigned = await fetch(delivery!.url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: delivery!.body,
+      });
+      expect(unsigned.status).toBe(401);
+      expect(h!.gateway.sent("suporte")).toHaveLength(1);
+    },
+  );
+
+  it.runIf(signed)(
+    "follows a secret rotated in Chatwoot (POST …/inboxes/:id/reset_secret): one re-read, then the new secret is kept",
+    async () => {
+      const { conversationId } = await webhookHarness(version);
+      const reset = await fetch(
+        `${h!.sim.url}/api/v1/accounts/${h!.accountId}/inboxes/${h!.inboxId}/reset_secret`,
+        {
+          method: "POST",
+          headers: { api_access_token: h!.agent.accessToken },
+        },
+      );
+      expect(reset.status).toBe(200);
+      const rotated = ((await reset.json()) as { secret: string }).secret;
+      h!.sim.clearRequests();
+      const first = reply(conversationId, "after the rotation");
+      const second = reply(conversationId, "and again");
+      const deliveries = await h!.sim.waitForWebhookDeliveries({ event: "message_created" }, { count: 3 });
+      expect(
+        deliveries.filter((entry) => [first, second].includes(entry.payload["id"] as number)),
+      ).toMatchObject([{ status: 200 }, { status: 200 }]);
+      await eventually(() => h!.gateway.sent("suporte").length === 2);
+      expect(sentTexts()).toEqual(["after the rotation", "and again"]);
+      // One read of the inbox for both (the second delivery used the kept secret, or shared the read).
+      expect(
+        h!.sim.countRequests({
+          method: "GET",
+          path: `/api/v1/accounts/${h!.accountId}/inboxes/${h!.inboxId}`,
+        }),
+      ).toBe(1);
+      const integration = await h!.bridge.http.handle({
+        method: "GET",
+        path: "/api/chatwoot/list/suporte",
+        headers: { token: "t" },
+      });
+      expect(integration!.status).toBe(200);
+      const stored = await h!.store.integrations.get("suporte");
+      expect(stored!.signingSecret).toMatch(/^cw1:k1:/);
+      expect(JSON.stringify(stored)).not.toContain(rotated);
+    },
+  );
+
+  it.runIf(!signed)(
+    "accepts unsigned deliveries on the URL secret alone, and refuses a signature it cannot check",
+    async () => {
+      const { conversationId } = await webhookHarness(version);
+      const messageId = reply(conversationId, "unsigned");
+      const [delivery] = await h!.sim.waitForWebhookDeliveries({ event: "message_created", messageId });
+      expect(delivery!.status).toBe(200);
+      expect(Object.keys(delivery!.headers).filter((name) => name.startsWith("x-chatwoot-"))).toEqual(
+        version === "4.12" ? ["x-chatwoot-delivery"] : [],
+      );
+      await eventually(() => h!.gateway.sent("suporte").length === 1);
+      const timestamp = String(Math.floor(Date.now() / 1000));
+      const forged = await fetch(delivery!.url, {
         method: "POST",
         headers: {
           "content-type": "application/json",
           "x-chatwoot-timestamp": timestamp,
-          "x-chatwoot-signature": signature,
+          "x-chatwoot-signature": `sha256=${createHmac("sha256", "guess").update(`${timestamp}.${delivery!.body}`).digest("hex")}`,
         },
         body: delivery!.body,
       });
-    const sign = (timestamp: string) =>
-      `sha256=${createHmac("sha256", secret).update(`${timestamp}.${delivery!.body}`).digest("hex")}`;
-    const now = String(Math.floor(Date.now() / 1000));
-    expect((await send(now, sign(now))).status).toBe(200);
-    const bad = await send(
-      now,
-      sign(now).replace(/.$/, (c) => (c === "0" ? "1" : "0")),
-    );
-    expect(bad.status).toBe(401);
-    const stale = String(Math.floor(Date.now() / 1000) - 6 * 60);
-    expect((await send(stale, sign(stale))).status).toBe(401);
-    expect(h!.gateway.sent("suporte")).toHaveLength(1);
-  });
+      // The inbox has no secret before 4.13 (one read of the inbox tells): nothing can check it, so it is refused.
+      expect(forged.status).toBe(401);
+      expect(sentTexts()).toEqual(["unsigned"]);
+    },
+  );
 });

@@ -6,7 +6,8 @@ let sim: ChatwootSimulator;
 let s: Seed;
 
 beforeEach(async () => {
-  sim = await startChatwootSimulator();
+  // Contact search as in 4.10 (resolved contacts, company_name, meta.count = total); 4.11+ in versions.test.ts.
+  sim = await startChatwootSimulator({ version: "4.10" });
   s = seed(sim);
 });
 
@@ -264,5 +265,188 @@ describe("contact lookups", () => {
       body: { inbox_id: 999, source_id: "jid-1" },
     });
     expect(noInbox).toMatchObject({ status: 404, json: { error: "Resource could not be found" } });
+  });
+});
+
+/**
+ * `POST /api/v1/accounts/{id}/actions/contact_merge`: `Actions::ContactMergesController` and `ContactMergeAction`
+ * (app/controllers/api/v1/accounts/actions/contact_merges_controller.rb, app/actions/contact_merge_action.rb; the
+ * same in 4.10.0 and 4.13.0).
+ */
+describe("POST /api/v1/accounts/{id}/actions/contact_merge", () => {
+  const merge = (body: unknown, token = s.agent.accessToken) =>
+    call(sim, "POST", s.path("/actions/contact_merge"), { token, body });
+
+  /** Ours: a WhatsApp contact with its contact inbox and a conversation holding one incoming message. */
+  async function whatsappContact() {
+    const alice = sim.createContact(s.accountId, {
+      name: "Alice",
+      identifier: "15550100@s.whatsapp.net",
+      phone_number: "+15550100",
+      inbox_id: s.inboxId,
+      source_id: "15550100@s.whatsapp.net",
+      additional_attributes: { wa: { push_name: "Alice" }, city: "Recife" },
+    });
+    const conversation = (
+      await call(sim, "POST", s.path("/conversations"), {
+        token: s.admin.accessToken,
+        body: {
+          inbox_id: s.inboxId,
+          contact_id: alice["id"],
+          source_id: "15550100@s.whatsapp.net",
+          message: { content: "hi", message_type: "incoming", source_id: "WAID:1" },
+        },
+      })
+    ).json as AnyJson;
+    return { aliceId: alice["id"] as number, conversationId: conversation.id as number };
+  }
+
+  it("moves the mergee's conversations, contact inboxes and messages to the base contact, then deletes the mergee", async () => {
+    const { aliceId, conversationId } = await whatsappContact();
+    const base = sim.createContact(s.accountId, {
+      name: "Alice Souza",
+      email: "alice@example.test",
+      additional_attributes: { wa: { label: "vip" }, city: "Olinda" },
+    });
+    const reply = await merge({ base_contact_id: base["id"], mergee_contact_id: aliceId });
+    expect(reply.status).toBe(200);
+    // The `_contact` partial of the base contact, unwrapped and without contact_inboxes; base values win, the
+    // mergee's fill the gaps (hashes deep-merged).
+    expect(reply.json).toMatchObject({
+      id: base["id"],
+      name: "Alice Souza",
+      email: "alice@example.test",
+      identifier: "15550100@s.whatsapp.net",
+      phone_number: "+15550100",
+      additional_attributes: { wa: { push_name: "Alice", label: "vip" }, city: "Olinda" },
+    });
+    expect(reply.json).not.toHaveProperty("contact_inboxes");
+    expect(sim.contacts(s.accountId).map((c) => c["id"])).toEqual([base["id"]]);
+    const gone = await call(sim, "GET", s.path(`/contacts/${aliceId}`), { token: s.agent.accessToken });
+    expect(gone).toMatchObject({ status: 404, json: { error: "Resource could not be found" } });
+    // Our source_id now finds the base contact; the conversation (same display id) is the base contact's.
+    const found = await call(sim, "POST", s.path("/contact_inboxes/filter"), {
+      token: s.agent.accessToken,
+      body: { inbox_id: s.inboxId, source_id: "15550100@s.whatsapp.net" },
+    });
+    expect(found.json).toMatchObject({ id: base["id"] });
+    const conversation = await call(sim, "GET", s.path(`/conversations/${conversationId}`), {
+      token: s.agent.accessToken,
+    });
+    expect(conversation.json).toMatchObject({ id: conversationId, meta: { sender: { id: base["id"] } } });
+    const messages = await call(sim, "GET", s.path(`/conversations/${conversationId}/messages`), {
+      token: s.agent.accessToken,
+    });
+    expect((messages.json as AnyJson).payload).toMatchObject([
+      { content: "hi", sender: { id: base["id"], type: "contact" } },
+    ]);
+    // A message to the moved conversation still lands there.
+    const next = await call(sim, "POST", s.path(`/conversations/${conversationId}/messages`), {
+      token: s.agent.accessToken,
+      body: { content: "still here", message_type: "incoming" },
+    });
+    expect(next.status).toBe(200);
+    // The mergee's id is gone for conversation creation too.
+    const stale = await call(sim, "POST", s.path("/conversations"), {
+      token: s.agent.accessToken,
+      body: { inbox_id: s.inboxId, contact_id: aliceId, source_id: "15550100@s.whatsapp.net" },
+    });
+    expect(stale).toMatchObject({ status: 404, json: { error: "Resource could not be found" } });
+  });
+
+  it("answers the contact unchanged when both ids are the same", async () => {
+    const { aliceId } = await whatsappContact();
+    const reply = await merge({ base_contact_id: aliceId, mergee_contact_id: String(aliceId) });
+    expect(reply).toMatchObject({ status: 200, json: { id: aliceId, name: "Alice" } });
+    expect(sim.contacts(s.accountId)).toHaveLength(1);
+    expect(sim.contactInboxes(s.accountId)).toHaveLength(1);
+  });
+
+  it("answers 404 for a missing, unknown or other account's contact, and changes nothing", async () => {
+    const { aliceId } = await whatsappContact();
+    const foreign = sim.createContact(s.otherAccountId, { name: "Elsewhere" })["id"];
+    for (const body of [
+      {},
+      { base_contact_id: aliceId },
+      { mergee_contact_id: aliceId },
+      { base_contact_id: 4242, mergee_contact_id: aliceId },
+      { base_contact_id: aliceId, mergee_contact_id: 4242 },
+      { base_contact_id: foreign, mergee_contact_id: aliceId },
+      { base_contact_id: aliceId, mergee_contact_id: foreign },
+    ]) {
+      expect(await merge(body)).toMatchObject({
+        status: 404,
+        json: { error: "Resource could not be found" },
+      });
+    }
+    expect(sim.contacts(s.accountId).map((c) => c["id"])).toEqual([aliceId]);
+    expect(sim.contacts(s.otherAccountId)).toHaveLength(1);
+  });
+});
+
+/**
+ * `DELETE /api/v1/accounts/{id}/contacts/{id}`: `ContactsController#destroy` (administrators only, `ContactPolicy#destroy?`;
+ * `check_authorization` runs before the contact is looked up), `head :ok`. `Contact` has `dependent: :destroy_async`
+ * on conversations, contact_inboxes and messages (app/models/contact.rb): Chatwoot removes them in a background job
+ * right after; the simulator removes them at once.
+ */
+describe("DELETE /api/v1/accounts/{id}/contacts/{id}", () => {
+  const destroy = (id: unknown, token = s.admin.accessToken) =>
+    call(sim, "DELETE", s.path(`/contacts/${id}`), { token });
+
+  it("deletes the contact with its conversations, messages and contact inboxes", async () => {
+    const alice = sim.createContact(s.accountId, { name: "Alice", inbox_id: s.inboxId, source_id: "jid-a" });
+    const bob = sim.createContact(s.accountId, { name: "Bob", inbox_id: s.inboxId, source_id: "jid-b" });
+    const open = (contactId: unknown, sourceId: string) =>
+      call(sim, "POST", s.path("/conversations"), {
+        token: s.admin.accessToken,
+        body: {
+          inbox_id: s.inboxId,
+          contact_id: contactId,
+          source_id: sourceId,
+          message: { content: `from ${sourceId}`, message_type: "incoming" },
+        },
+      });
+    const aliceConversation = ((await open(alice["id"], "jid-a")).json as AnyJson).id;
+    const bobConversation = ((await open(bob["id"], "jid-b")).json as AnyJson).id;
+
+    const reply = await destroy(alice["id"]);
+    expect(reply.status).toBe(200);
+    expect(reply.text).toBe("");
+    expect(sim.contacts(s.accountId).map((c) => c["name"])).toEqual(["Bob"]);
+    expect(sim.contactInboxes(s.accountId).map((ci) => ci["source_id"])).toEqual(["jid-b"]);
+    expect(sim.conversations(s.accountId).map((c) => c["id"])).toEqual([bobConversation]);
+    expect(sim.messages(s.accountId, aliceConversation)).toEqual([]);
+    const message = await call(sim, "POST", s.path(`/conversations/${aliceConversation}/messages`), {
+      token: s.admin.accessToken,
+      body: { content: "late", message_type: "incoming" },
+    });
+    expect(message).toMatchObject({ status: 404, json: { error: "Resource could not be found" } });
+    const lookup = await call(sim, "POST", s.path("/contact_inboxes/filter"), {
+      token: s.admin.accessToken,
+      body: { inbox_id: s.inboxId, source_id: "jid-a" },
+    });
+    expect(lookup.status).toBe(404);
+    // The source_id is free again: a new contact can take it.
+    const again = await call(sim, "POST", s.path("/contacts"), {
+      token: s.admin.accessToken,
+      body: { name: "Alice", inbox_id: s.inboxId, source_id: "jid-a" },
+    });
+    expect(again.status).toBe(200);
+  });
+
+  it("is for administrators only (401 before the look-up), and answers 404 for an unknown contact", async () => {
+    const alice = sim.createContact(s.accountId, { name: "Alice" });
+    for (const id of [alice["id"], 4242]) {
+      expect(await destroy(id, s.agent.accessToken)).toMatchObject({
+        status: 401,
+        json: { error: "You are not authorized to do this action" },
+      });
+    }
+    expect(await destroy(4242)).toMatchObject({
+      status: 404,
+      json: { error: "Resource could not be found" },
+    });
+    expect(sim.contacts(s.accountId)).toHaveLength(1);
   });
 });

@@ -49,11 +49,18 @@ function contactChanges(params: Params): Partial<ContactRecord> {
   return changes;
 }
 
-/** `Contact` validations in declaration order; `contact` is already normalised (email lower-cased). */
-export function contactErrors(store: SimulatorStore, contact: ContactRecord) {
+/**
+ * `Contact` validations in declaration order; `contact` is already normalised (email lower-cased). Contacts in
+ * `ignoring` count as gone (a merge validates the base contact once the mergee is destroyed).
+ */
+export function contactErrors(
+  store: SimulatorStore,
+  contact: ContactRecord,
+  ignoring: ReadonlySet<number> = new Set(),
+) {
   const errors: Array<{ attribute: string; fullMessage: string }> = [];
   const others = [...store.contacts.values()].filter(
-    (c) => c.accountId === contact.accountId && c.id !== contact.id,
+    (c) => c.accountId === contact.accountId && c.id !== contact.id && !ignoring.has(c.id),
   );
   const { email, identifier, phoneNumber, name } = contact;
   if (!isBlank(email)) {
@@ -220,16 +227,18 @@ function likeMatcher(query: string, caseInsensitive: boolean): (value: string | 
 }
 
 /**
- * `ContactsController#search` over `resolved_contacts` (email, phone number or identifier set):
- * name, email, phone number and `additional_attributes.company_name` ILIKE, identifier LIKE
- * (case-sensitive). Ordered by `last_activity_at` desc, nulls last.
+ * `ContactsController#search`. Up to 4.10 over `resolved_contacts` (email, phone number or identifier set): name,
+ * email, phone number and `additional_attributes.company_name` ILIKE, identifier LIKE (case-sensitive). From 4.11
+ * (`features.searchesAllContacts`, PRs #12956 and #13376) over every contact of the account, without `company_name`.
+ * Ordered by `last_activity_at` desc, nulls last.
  */
 export function searchContacts(store: SimulatorStore, accountId: number, q: string): ContactRecord[] {
   const ilike = likeMatcher(q.trim(), true);
   const like = likeMatcher(q.trim(), false);
+  const all = store.settings.features.searchesAllContacts;
   return [...store.contacts.values()]
     .filter((c) => c.accountId === accountId)
-    .filter((c) => !!c.email || !!c.phoneNumber || !!c.identifier)
+    .filter((c) => all || !!c.email || !!c.phoneNumber || !!c.identifier)
     .filter((c) => {
       const company = c.additionalAttributes["company_name"];
       return (
@@ -237,7 +246,7 @@ export function searchContacts(store: SimulatorStore, accountId: number, q: stri
         ilike(c.email) ||
         ilike(c.phoneNumber) ||
         like(c.identifier) ||
-        (typeof company === "string" && ilike(company))
+        (!all && typeof company === "string" && ilike(company))
       );
     })
     .sort((a, b) => {
@@ -245,4 +254,98 @@ export function searchContacts(store: SimulatorStore, accountId: number, q: stri
       const right = b.lastActivityAt?.getTime() ?? Number.NEGATIVE_INFINITY;
       return right - left || a.id - b.id;
     });
+}
+
+/** `Current.account.contacts.find(id)`: 404 when missing or another account's. */
+export function findAccountContact(store: SimulatorStore, accountId: number, rawId: unknown): ContactRecord {
+  const contact = store.contacts.get(rubyToI(rawId));
+  if (!contact || contact.accountId !== accountId) throw recordNotFound();
+  return contact;
+}
+
+/** The attributes `ContactMergeAction` carries over, `compact_blank`ed (nil, "", {} dropped). */
+function mergeableAttributes(contact: ContactRecord): Record<string, unknown> {
+  const attributes: Record<string, unknown> = {
+    identifier: contact.identifier,
+    name: contact.name,
+    email: contact.email,
+    phoneNumber: contact.phoneNumber,
+    additionalAttributes: contact.additionalAttributes,
+    customAttributes: contact.customAttributes,
+  };
+  return Object.fromEntries(Object.entries(attributes).filter(([, value]) => !isBlank(value)));
+}
+
+/** ActiveSupport's `Hash#deep_merge`: `other` wins, except that two hashes merge key by key. */
+function deepMerge(self: Record<string, unknown>, other: Record<string, unknown>): Record<string, unknown> {
+  const merged: Record<string, unknown> = structuredClone(self);
+  for (const [key, value] of Object.entries(other)) {
+    const mine = merged[key];
+    merged[key] =
+      isPlainObject(mine) && isPlainObject(value) ? deepMerge(mine, value) : structuredClone(value);
+  }
+  return merged;
+}
+
+/**
+ * `POST …/actions/contact_merge` (`Actions::ContactMergesController`, `ContactMergeAction#perform`, one transaction):
+ * both contacts are looked up in the account (404); the same id twice is a no-op. Otherwise the mergee's
+ * conversations, the messages it sent and its contact inboxes move to the base contact, the mergee is destroyed, and
+ * the base contact takes the mergee's non-blank identifier, name, email, phone number and attribute hashes wherever
+ * its own are blank (`mergee.deep_merge(base)`: the base wins). A validation error of that update (422) rolls it all
+ * back. Returns the base contact.
+ */
+export function mergeContacts(rt: SimulatorRuntime, account: AccountRecord, params: Params): ContactRecord {
+  const { store } = rt;
+  const base = findAccountContact(store, account.id, params["base_contact_id"]);
+  const mergee = findAccountContact(store, account.id, params["mergee_contact_id"]);
+  if (base.id === mergee.id) return base;
+  const merged = deepMerge(mergeableAttributes(mergee), mergeableAttributes(base));
+  const updated: ContactRecord = { ...base, ...(merged as Partial<ContactRecord>) };
+  normalise(updated);
+  // Validated first, so that a refusal leaves everything as it was (Chatwoot rolls the transaction back).
+  const errors = contactErrors(store, updated, new Set([mergee.id]));
+  if (errors.length > 0) throw recordInvalid(errors);
+  const now = rt.now();
+  for (const conversation of store.conversations.values()) {
+    if (conversation.contactId !== mergee.id) continue;
+    conversation.contactId = base.id;
+    conversation.updatedAt = now;
+  }
+  for (const message of store.messages.values()) {
+    if (message.senderType === "Contact" && message.senderId === mergee.id) message.senderId = base.id;
+  }
+  for (const contactInbox of store.contactInboxes.values()) {
+    if (contactInbox.contactId !== mergee.id) continue;
+    contactInbox.contactId = base.id;
+    contactInbox.updatedAt = now;
+  }
+  store.contacts.delete(mergee.id);
+  const changed = JSON.stringify(mergeableAttributes(updated)) !== JSON.stringify(mergeableAttributes(base));
+  Object.assign(base, updated, changed ? { updatedAt: now } : {});
+  return base;
+}
+
+/**
+ * `ContactsController#destroy` after the look-up: `@contact.destroy!`. `Contact` declares `dependent: :destroy_async`
+ * for its conversations (with their messages and attachments), contact inboxes and sent messages
+ * (app/models/contact.rb): Chatwoot deletes them in a background job moments later; the simulator at once.
+ */
+export function destroyContact(rt: SimulatorRuntime, contact: ContactRecord): void {
+  const { store } = rt;
+  const conversationIds = new Set<number>();
+  for (const [id, conversation] of store.conversations) {
+    if (conversation.contactId !== contact.id) continue;
+    conversationIds.add(id);
+    store.conversations.delete(id);
+  }
+  for (const [id, message] of store.messages) {
+    const sentByContact = message.senderType === "Contact" && message.senderId === contact.id;
+    if (!conversationIds.has(message.conversationId) && !sentByContact) continue;
+    store.messages.delete(id);
+    for (const attachment of store.attachments.group(id)) store.attachments.delete(attachment.id);
+  }
+  for (const [id, contactInbox] of store.contactInboxes)
+    if (contactInbox.contactId === contact.id) store.contactInboxes.delete(id);
+  store.contacts.delete(contact.id);
 }

@@ -94,6 +94,114 @@ describe("POST /api/v1/accounts/{id}/conversations", () => {
     });
   });
 
+  /**
+   * The first message goes through `Messages::MessageBuilder` with `params[:message]` (app/controllers/api/v1/accounts/
+   * conversations_controller.rb#create, app/builders/messages/message_builder.rb): messages#create's parameter set,
+   * in the same transaction as the conversation, since v1.15.0.
+   */
+  it("takes the first message's type, source_id, content_attributes and echo_id, as messages#create does", async () => {
+    const contactId = contact("jid-1");
+    const reply = await post("/conversations", {
+      inbox_id: s.inboxId,
+      contact_id: contactId,
+      source_id: "jid-1",
+      message: {
+        content: "hello {{contact.name}}",
+        message_type: "incoming",
+        source_id: "WAID:1",
+        content_attributes: { in_reply_to_external_id: "WAID:0", wa: { kind: "text" } },
+        echo_id: "tmp-1",
+      },
+    });
+    expect(reply.status).toBe(200);
+    const body = reply.json as AnyJson;
+    // Incoming: sent by the contact, no Liquid; the quoted message is not in this new conversation.
+    expect(body.messages).toMatchObject([
+      {
+        content: "hello {{contact.name}}",
+        message_type: 0,
+        source_id: "WAID:1",
+        sender: { id: contactId, type: "contact" },
+        content_attributes: { in_reply_to_external_id: null, in_reply_to: null, wa: { kind: "text" } },
+      },
+    ]);
+    expect(sim.messages(s.accountId, body.id)).toMatchObject([
+      { id: body.messages[0].id, source_id: "WAID:1" },
+    ]);
+  });
+
+  it("takes the first message's attachments from a multipart body (message[attachments][])", async () => {
+    const contactId = contact("jid-1");
+    const form = new FormData();
+    form.append("inbox_id", String(s.inboxId));
+    form.append("contact_id", String(contactId));
+    form.append("source_id", "jid-1");
+    form.append("status", "pending");
+    form.append("message[content]", "a photo");
+    form.append("message[message_type]", "incoming");
+    form.append("message[source_id]", "WAID:2");
+    form.append("message[content_attributes]", JSON.stringify({ wa: { kind: "image" } }));
+    form.append("message[attachments][]", new Blob([Buffer.from("png")], { type: "image/png" }), "p.png");
+    const reply = await call(sim, "POST", s.path("/conversations"), { token: s.admin.accessToken, form });
+    expect(reply.status).toBe(200);
+    const body = reply.json as AnyJson;
+    expect(body.status).toBe("pending");
+    expect(body.messages).toMatchObject([
+      {
+        content: "a photo",
+        source_id: "WAID:2",
+        content_attributes: { wa: { kind: "image" } },
+        attachments: [{ file_type: "image" }],
+      },
+    ]);
+  });
+
+  it("rolls the conversation back when its first message fails: RecordInvalid 422, anything else 500", async () => {
+    const contactId = contact("jid-1");
+    const base = { inbox_id: s.inboxId, contact_id: contactId, source_id: "jid-1" };
+    // ArgumentError (invalid enum) and TypeError (`"text"[:private]`) are not rescued by conversations#create.
+    expect(
+      await post("/conversations", { ...base, message: { content: "x", message_type: "bogus" } }),
+    ).toMatchObject({
+      status: 500,
+      json: { status: 500, error: "Internal Server Error" },
+    });
+    expect((await post("/conversations", { ...base, message: "just text" })).status).toBe(500);
+    expect(
+      await post("/conversations", { ...base, message: { content: "x".repeat(150_001) } }),
+    ).toMatchObject({
+      status: 422,
+      json: { message: "Content is too long (maximum is 150000 characters)", attributes: ["content"] },
+    });
+    expect(sim.conversations(s.accountId)).toEqual([]);
+    // The contact inbox comes from a before_action, outside the transaction: a new one stays.
+    expect((await post("/conversations", { ...base, source_id: "jid-2", message: "x" })).status).toBe(500);
+    expect(sim.contactInboxes(s.accountId).map((ci) => ci["source_id"])).toEqual(["jid-1", "jid-2"]);
+    // A blank message is no message.
+    expect((await post("/conversations", { ...base, message: {} })).json).toMatchObject({ messages: [] });
+  });
+
+  it("with lock_to_single_conversation the first message meets the flood guard of the existing conversation", async () => {
+    sim.setMessageFloodLimit(1);
+    const locked = sim.createInbox(s.accountId, {
+      name: "Locked",
+      lock_to_single_conversation: true,
+      channel: { type: "api" },
+    })["id"] as number;
+    const contactId = sim.createContact(s.accountId, { name: "Alice" })["id"];
+    const body = { inbox_id: locked, contact_id: contactId, source_id: "jid-9" };
+    const first = await post("/conversations", {
+      ...body,
+      message: { content: "one", message_type: "incoming" },
+    });
+    expect(first.status).toBe(200);
+    // RecordInvalid, rescued as {message, attributes} (not messages#create's {error}).
+    expect(
+      await post("/conversations", { ...body, message: { content: "two", message_type: "incoming" } }),
+    ).toMatchObject({ status: 422, json: { message: "Too many messages", attributes: ["base"] } });
+    expect(sim.messages(s.accountId, (first.json as AnyJson).id).map((m) => m["content"])).toEqual(["one"]);
+  });
+
   it("with lock_to_single_conversation returns the contact inbox's last conversation, even resolved", async () => {
     const locked = sim.createInbox(s.accountId, {
       name: "Locked",

@@ -126,6 +126,9 @@ export function createConversation(rt: SimulatorRuntime, actor: Actor, params: P
     }
     prepared = { record: found, isNew: false };
   }
+  // The contact inbox is built in a before_action, outside create's transaction: it stays when the conversation or
+  // its first message fails.
+  if (prepared.isNew) saveContactInbox(store, prepared);
   const contactInbox = prepared.record;
   const conversationInbox = store.inboxes.get(contactInbox.inboxId);
   const status = isBlank(params["status"]) ? null : castStatus(params["status"]);
@@ -133,8 +136,11 @@ export function createConversation(rt: SimulatorRuntime, actor: Actor, params: P
   const existing = conversationInbox?.lockToSingleConversation
     ? [...store.conversations.values()].filter((c) => c.contactInboxId === contactInbox.id).at(-1)
     : undefined;
-  const messageParams =
-    isPlainObject(params["message"]) && !isBlank(params["message"]) ? params["message"] : null;
+  const rawMessage = params["message"];
+  // `Messages::MessageBuilder.new(user, conversation, params[:message]) if params[:message].present?`: a present
+  // value that is not a hash fails in the builder (`"text"[:private]` is a TypeError), a 500.
+  if (!isBlank(rawMessage) && !isPlainObject(rawMessage)) throw railsPublicException(500);
+  const messageParams = isPlainObject(rawMessage) && !isBlank(rawMessage) ? rawMessage : null;
 
   const now = rt.now();
   const conversation: ConversationRecord = existing ?? {
@@ -178,7 +184,6 @@ export function createConversation(rt: SimulatorRuntime, actor: Actor, params: P
     }
   }
 
-  if (prepared.isNew) saveContactInbox(store, prepared);
   conversation.contactInboxId = contactInbox.id;
   if (!existing) {
     conversation.id = store.nextId("conversations");

@@ -27,6 +27,14 @@ export interface FaultOptions {
   delayMs?: number;
   /** Destroy the socket with a TCP reset instead of answering (clients see ECONNRESET). */
   reset?: boolean;
+  /**
+   * Handle the request normally first (whatever it changes stays changed), then apply `delayMs`, `status`/`body` or
+   * `reset` to the answer: a Chatwoot that saved the record and failed afterwards. E.g. messages#create answers 422
+   * `{"error": "<exception text>"}` for a `StandardError` raised by an `after_create_commit` callback (Redis down)
+   * after the message was committed; `reset: true` is an answer lost on the way back. HTTP requests only (a
+   * WebSocket upgrade takes the fault before it is handled).
+   */
+  afterHandling?: boolean;
 }
 
 /** An injected fault. */
@@ -51,6 +59,8 @@ export interface SimulatorFaults {
 export interface FaultAction {
   delayMs: number;
   reset: boolean;
+  /** Applies to the answer, once the request was handled. */
+  afterHandling: boolean;
   answer?: { status: number; headers: Record<string, string>; body: string };
 }
 
@@ -87,7 +97,11 @@ function validate(options: FaultOptions) {
 }
 
 function toAction(options: FaultOptions): FaultAction {
-  const action: FaultAction = { delayMs: options.delayMs ?? 0, reset: options.reset === true };
+  const action: FaultAction = {
+    delayMs: options.delayMs ?? 0,
+    reset: options.reset === true,
+    afterHandling: options.afterHandling === true,
+  };
   if (options.status !== undefined || options.body !== undefined) {
     const isText = typeof options.body === "string";
     const body =

@@ -1,6 +1,6 @@
 /**
- * The Chatwoot simulator: a real HTTP server with in-memory state that answers like Chatwoot 4.10
- * where the bridge talks to it (REST, ActionCable at `/cable`, API-inbox webhooks), plus fault
+ * The Chatwoot simulator: a real HTTP server with in-memory state that answers like Chatwoot 4.10 to
+ * 4.13 (`version`, default the newest) where the bridge talks to it (REST, ActionCable at `/cable`, API-inbox webhooks), plus fault
  * injection and test controls. Start one with `startChatwootSimulator()`.
  */
 
@@ -28,6 +28,7 @@ export {
   type SimulatedAccount,
   type SimulatedUser,
   startChatwootSimulator,
+  type TypingInput,
 } from "./server.js";
 export type {
   AccountRole,
@@ -36,4 +37,5 @@ export type {
   MessageStatus,
   WebhookSigning,
 } from "./store.js";
+export { CHATWOOT_VERSIONS, type ChatwootVersion, NEWEST_CHATWOOT_VERSION } from "./versions.js";
 export { type SimulatorWebhooks, type WebhookDelivery, webhookSignature } from "./webhooks.js";

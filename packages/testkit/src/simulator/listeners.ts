@@ -1,22 +1,28 @@
 /**
  * Chatwoot's `ActionCableListener` and `WebhookListener`: who receives an event and with which
  * payload. Cable events go to the pubsub tokens of the inbox's members and every administrator
- * of the account; webhooks go to the API inbox's `webhook_url` (activity messages excluded,
- * private notes included).
+ * of the account (typing events not to the typer); webhooks go to the API inbox's `webhook_url`
+ * (activity messages excluded, private notes included), every event of the inbox with no
+ * subscription filter (`app/listeners/webhook_listener.rb`, the same list in 4.10.0 and 4.13.0).
  */
 import type { DomainEvent, EventListener, SimulatorRuntime } from "./runtime.js";
 import { administratorsOf, type ConversationRecord, type UserRecord } from "./store.js";
+import { stripHardBreaks } from "./versions.js";
 import {
   conversationPushData,
   messagePushData,
   messageWebhookData,
   userPushData,
+  userWebhookData,
 } from "./views-messaging.js";
 import type { WebhookSender } from "./webhooks.js";
 
 /** One cable broadcast, as recorded in `sim.broadcasts`. */
 export interface RecordedBroadcast {
-  /** `message.created`, `message.updated`, `conversation.created`, `conversation.status_changed`. */
+  /**
+   * `message.created`, `message.updated`, `conversation.created`, `conversation.status_changed`,
+   * `conversation.typing_on`, `conversation.typing_off` (`conversation.updated` is not simulated on the cable).
+   */
   event: string;
   /** The `data` of the frame's `message` (payload + `account_id` + `performer`). */
   data: Record<string, unknown>;
@@ -60,6 +66,13 @@ function cableData(rt: SimulatorRuntime, event: DomainEvent): Record<string, unk
     case "conversation.created":
     case "conversation.status_changed":
       return conversationPushData(rt, event.conversation);
+    case "conversation.typing_on":
+    case "conversation.typing_off":
+      return {
+        conversation: conversationPushData(rt, event.conversation),
+        user: userPushData(rt.store, event.performer, event.conversation.accountId),
+        is_private: event.isPrivate,
+      };
   }
 }
 
@@ -78,7 +91,9 @@ export function createCableListener(
   return (event) => {
     const conversation = conversationOf(rt, event);
     if (!conversation) return;
-    const users = recipients(rt, conversation);
+    const typing = event.name === "conversation.typing_on" || event.name === "conversation.typing_off";
+    // `typing_event_listener_tokens`: everyone but the typer.
+    const users = recipients(rt, conversation).filter((user) => !typing || user.id !== event.performer.id);
     if (users.length === 0) return;
     const data: Record<string, unknown> = { ...cableData(rt, event), account_id: conversation.accountId };
     if (event.performer) data["performer"] = userPushData(rt.store, event.performer, conversation.accountId);
@@ -101,6 +116,34 @@ export function createCableListener(
   };
 }
 
+type Json = Record<string, unknown>;
+
+/** A conversation payload with the `content` of its messages normalised as 4.13's webhooks do. */
+function normalisedConversation(conversation: unknown): unknown {
+  if (typeof conversation !== "object" || conversation === null) return conversation;
+  const messages = (conversation as Json)["messages"];
+  if (!Array.isArray(messages)) return conversation;
+  return { ...conversation, messages: messages.map((message) => normalisedContent(message as Json)) };
+}
+
+function normalisedContent(payload: Json): Json {
+  const content = payload["content"];
+  return typeof content === "string" ? { ...payload, content: stripHardBreaks(content) } : payload;
+}
+
+/**
+ * 4.13.0 (`Messages::WebhookContentNormalizer`): webhook `content`, and the `content` of the messages in conversation
+ * payloads, lose the backslash of hard breaks. Earlier versions (and every cable and REST payload) keep it.
+ */
+function forWebhook(rt: SimulatorRuntime, payload: Json): Json {
+  if (!rt.store.settings.features.stripsWebhookHardBreaks) return payload;
+  const normalised = normalisedContent(payload);
+  if ("conversation" in normalised)
+    normalised["conversation"] = normalisedConversation(normalised["conversation"]);
+  if (Array.isArray(normalised["messages"])) return normalisedConversation(normalised) as Json;
+  return normalised;
+}
+
 /** The webhook listener for API inboxes with a `webhook_url`. */
 export function createWebhookListener(rt: SimulatorRuntime, sender: WebhookSender): EventListener {
   return (event) => {
@@ -110,28 +153,44 @@ export function createWebhookListener(rt: SimulatorRuntime, sender: WebhookSende
     if (!conversation || !inbox || !channel || inbox.channelType !== "Channel::Api") return;
     const url = channel.webhookUrl;
     if (url === null || url.trim() === "") return;
+    const deliver = (payload: Json) => sender.deliver(inbox, url, forWebhook(rt, payload));
     switch (event.name) {
       case "message.created":
       case "message.updated": {
         // `webhook_sendable?`: incoming, outgoing and template (private notes too), not activity.
         if (event.message.messageType === "activity") return;
         const name = event.name === "message.created" ? "message_created" : "message_updated";
-        sender.deliver(inbox, url, { ...messageWebhookData(rt, event.message), event: name });
+        deliver({ ...messageWebhookData(rt, event.message), event: name });
         return;
       }
       case "conversation.created":
-        sender.deliver(inbox, url, {
-          ...conversationPushData(rt, conversation),
-          event: "conversation_created",
-        });
+        deliver({ ...conversationPushData(rt, conversation), event: "conversation_created" });
         return;
-      case "conversation.status_changed":
-        sender.deliver(inbox, url, {
+      case "conversation.status_changed": {
+        const changedAttributes = [
+          { status: { previous_value: event.previousStatus, current_value: event.conversation.status } },
+        ];
+        deliver({
           ...conversationPushData(rt, conversation),
           event: "conversation_status_changed",
-          changed_attributes: [
-            { status: { previous_value: event.previousStatus, current_value: event.conversation.status } },
-          ],
+          changed_attributes: changedAttributes,
+        });
+        // `status` is in `Conversation#list_of_keys`: the same change is also a `conversation_updated`.
+        deliver({
+          ...conversationPushData(rt, conversation),
+          event: "conversation_updated",
+          changed_attributes: changedAttributes,
+        });
+        return;
+      }
+      case "conversation.typing_on":
+      case "conversation.typing_off":
+        deliver({
+          event:
+            event.name === "conversation.typing_on" ? "conversation_typing_on" : "conversation_typing_off",
+          user: userWebhookData(event.performer),
+          conversation: conversationPushData(rt, conversation),
+          is_private: event.isPrivate,
         });
         return;
     }

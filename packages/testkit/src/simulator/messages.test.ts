@@ -127,6 +127,23 @@ describe("POST …/conversations/{display_id}/messages (JSON)", () => {
     });
   });
 
+  it("counts every message of the conversation in the window, and lets them through once the limit allows", async () => {
+    // Message#prevent_message_flooding (app/models/message.rb): all messages of the last minute, any type.
+    await start({ messageFloodLimit: 2 });
+    expect((await send({ content: "m0", message_type: "incoming" })).status).toBe(200);
+    sim.postAgentMessage({ accountId: s.accountId, conversationId, userId: s.admin.id, content: "reply" });
+    expect(await send({ content: "refused", message_type: "incoming", source_id: "WAID:1" })).toMatchObject({
+      status: 422,
+      json: { error: "Validation failed: Too many messages" },
+    });
+    // Nothing of the refused message was stored.
+    expect(sim.messages(s.accountId, conversationId).map((m) => m["content"])).toEqual(["m0", "reply"]);
+    // Tests cannot wait for the rolling minute; raising the limit is the same for the guard.
+    sim.setMessageFloodLimit(3);
+    expect((await send({ content: "accepted", message_type: "incoming" })).status).toBe(200);
+    expect(() => sim.setMessageFloodLimit(0)).toThrow(/positive integer/);
+  });
+
   it("lets agents post only in inboxes they are members of", async () => {
     await start();
     expect((await send({ content: "ok" }, s.agent.accessToken)).status).toBe(200);

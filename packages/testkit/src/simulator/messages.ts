@@ -1,7 +1,8 @@
 /**
  * Messages as Chatwoot 4.10 creates and changes them: `Messages::MessageBuilder`, the `Message`
  * callbacks (flood guard, `in_reply_to` resolution, Liquid, reopening, first reply and
- * `waiting_since`), `Messages::StatusUpdateService`, deletion and retry, and `MessageFinder`.
+ * `waiting_since`, template hooks), template messages, `Messages::StatusUpdateService`, deletion
+ * and retry, and `MessageFinder`.
  *
  * Everything that can fail is checked before anything is stored, so a failed request leaves no
  * trace (Chatwoot runs these in a transaction). Events are dispatched after the changes.
@@ -34,6 +35,7 @@ import {
   messagesOf,
   type UserRecord,
 } from "./store.js";
+import { executeTemplateHooks } from "./templates.js";
 
 type Scalar = string | number | boolean | null;
 
@@ -320,7 +322,54 @@ export function commitMessage(
   for (const change of changes) rt.emit(statusChangedEvent(change));
   for (const event of events) rt.emit(event);
   for (const change of changes) if (change.activity) createActivityMessage(rt, conversation, change.activity);
+  // `execute_message_template_hooks` (greeting, out of office), after the events of this message.
+  executeTemplateHooks(rt, conversation, message);
   return message;
+}
+
+/** What `MessageTemplates::Template::*` give `conversation.messages.create!` besides the template type. */
+export interface TemplateMessageInput {
+  content: string | null;
+  contentType?: string;
+  contentAttributes?: Record<string, unknown>;
+}
+
+/**
+ * `conversation.messages.create!(message_type: :template, …)` as the templates of
+ * `app/services/message_templates/template/` do it: no sender, status `sent`, Liquid rendered
+ * (`Liquidable` processes template messages too; the `agent` drop is empty), the flood guard and
+ * the content length checked, then the `after_create_commit` callbacks of `commitMessage`. Returns
+ * null when a validation failed (the greeting and out-of-office templates rescue and log it).
+ */
+export function createTemplateMessage(
+  rt: SimulatorRuntime,
+  conversation: ConversationRecord,
+  input: TemplateMessageInput,
+): MessageRecord | null {
+  if (validationErrors(rt, conversation, input.content).length > 0) return null;
+  const content = input.content
+    ? renderLiquid(input.content, liquidDrops(rt, conversation, null))
+    : input.content;
+  return commitMessage(rt, conversation, {
+    record: {
+      accountId: conversation.accountId,
+      inboxId: conversation.inboxId,
+      content,
+      messageType: "template",
+      contentType: input.contentType ?? "text",
+      status: "sent",
+      private: false,
+      sourceId: null,
+      contentAttributes: input.contentAttributes ?? {},
+      senderType: null,
+      senderId: null,
+      additionalAttributes: {},
+      processedMessageContent: content === null ? null : content.slice(0, CONTENT_LIMIT),
+    },
+    files: [],
+    echoId: null,
+    user: null,
+  });
 }
 
 /** `valid_first_reply?` and `update_waiting_since`. */

@@ -114,6 +114,11 @@ export interface ChatwootMessagingApi {
   resetInboxSecret(inboxId: number): string;
   /** How many 302 redirects lead from an attachment's `data_url` to its bytes (0 = none). */
   setAttachmentRedirects(count: number): void;
+  /**
+   * Changes `CONVERSATION_MESSAGE_PER_MINUTE_LIMIT` (the `messageFloodLimit` option): past it, a message create answers
+   * 422 `{"error":"Validation failed: Too many messages"}`. Raising it is how a test lets the rolling minute pass.
+   */
+  setMessageFloodLimit(limit: number): void;
   /** The account's contacts as Chatwoot JSON with `contact_inboxes`, by id. */
   contacts(accountId: number): Record<string, unknown>[];
   /** The account's contact inboxes (raw rows: id, contact_id, inbox_id, source_id, …), by id. */
@@ -202,6 +207,11 @@ export function createMessagingApi(rt: SimulatorRuntime, cable: SimulatorCable, 
       if (!Number.isInteger(count) || count < 0)
         throw new TypeError(`redirect count must be >= 0, got ${count}`);
       rt.attachmentRedirects = count;
+    },
+    setMessageFloodLimit(limit) {
+      if (!Number.isInteger(limit) || limit < 1)
+        throw new TypeError(`the flood limit must be a positive integer, got ${limit}`);
+      rt.messageFloodLimit = limit;
     },
     contacts: (accountId) =>
       [...store.contacts.values()]

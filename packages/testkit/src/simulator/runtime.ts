@@ -30,6 +30,13 @@ export type DomainEvent =
       conversation: ConversationRecord;
       performer: UserRecord | null;
       previousStatus: ConversationStatus;
+    }
+  | {
+      /** `CONVERSATION_TYPING_ON`/`_OFF` (`toggle_typing_status`): the typer is the performer. */
+      name: "conversation.typing_on" | "conversation.typing_off";
+      conversation: ConversationRecord;
+      performer: UserRecord;
+      isPrivate: boolean;
     };
 
 /** Receives every dispatched event synchronously; it builds payloads at once and sends them later. */

@@ -23,6 +23,7 @@ import {
 import { createCableListener, createWebhookListener } from "./listeners.js";
 import { type ChatwootMessagingApi, createMessagingApi } from "./messaging-api.js";
 import { type ChatwootResponse, createChatwootHandler } from "./router.js";
+import { apiRoutes } from "./routes/api.js";
 import { contactRoutes } from "./routes/contacts.js";
 import { conversationRoutes } from "./routes/conversations.js";
 import { byName, createApiInbox, inboxRoutes } from "./routes/inboxes.js";
@@ -34,13 +35,17 @@ import {
   type AccountRole,
   type AccountStatus,
   accountUsersOf,
+  canSeeInbox,
   createSimulatorStore,
   findAccountUser,
+  findConversation,
   generateSecureToken,
   type SimulatorStore,
   type UserRecord,
   type WebhookSigning,
 } from "./store.js";
+import { createCsatSurveyListener } from "./templates.js";
+import { type ChatwootVersion, checkVersion, featuresOf, NEWEST_CHATWOOT_VERSION } from "./versions.js";
 import { renderInbox } from "./views.js";
 import { createWaiters } from "./waiters.js";
 import { createWebhookSender, type SimulatorWebhooks } from "./webhooks.js";
@@ -54,9 +59,15 @@ export interface ChatwootSimulatorOptions {
   /** Interval of ActionCable pings (`{"type":"ping"}`). Default 3000 (Rails' `BEAT_INTERVAL`). */
   cablePingIntervalMs?: number;
   /**
-   * Default signing of API-inbox webhooks: `"off"` (Chatwoot 4.10, the default), `"secret"`
-   * (4.13: HMAC with the inbox `secret`, shown to administrators in inbox JSON) or `"hmac_token"`
-   * (upstream issue #13809: signed with the channel's `hmac_token`). Per inbox: `setWebhookSigning`.
+   * The Chatwoot version to play (default the newest, `"4.13"`): `GET /api`'s answer, the webhook headers and
+   * signing, the `secret` of API inboxes, webhook `content` normalisation and contact search semantics follow it
+   * (`docs/chatwoot-versions.md`).
+   */
+  version?: ChatwootVersion;
+  /**
+   * Default signing of API-inbox webhooks: `"secret"` from 4.13 (HMAC with the inbox `secret`, shown to
+   * administrators in inbox JSON), `"off"` before (no signature headers). `"hmac_token"` signs with the channel's
+   * `hmac_token` instead (upstream issue #13809). Per inbox: `setWebhookSigning`.
    */
   webhookSigning?: WebhookSigning;
   /** Webhook timeout (Chatwoot's `WEBHOOK_TIMEOUT`). Default 5000. */
@@ -133,8 +144,23 @@ export interface RequestFilter {
   status?: number;
 }
 
+/** Input of `sim.toggleTyping`. */
+export interface TypingInput {
+  accountId: number;
+  /** The conversation's display id. */
+  conversationId: number;
+  /** The agent typing (or stopping); must see the conversation's inbox. */
+  userId: number;
+  /** `on` (`conversation_typing_on`) or `off` (`conversation_typing_off`). */
+  status: "on" | "off";
+  /** Typing a private note. Default false. */
+  isPrivate?: boolean;
+}
+
 /** A running simulator. */
 export interface ChatwootSimulator extends ChatwootMessagingApi {
+  /** The Chatwoot version played (`startChatwootSimulator({ version })`). */
+  readonly version: ChatwootVersion;
   /** Base URL, e.g. `http://127.0.0.1:41234`; stays the same across `closePort`/`reopenPort`. */
   readonly url: string;
   readonly port: number;
@@ -173,6 +199,11 @@ export interface ChatwootSimulator extends ChatwootMessagingApi {
   ): Promise<RecordedRequest[]>;
   /** Empties the request log. */
   clearRequests(): void;
+  /**
+   * An agent starts or stops typing in a conversation (`POST …/conversations/{id}/toggle_typing_status`): the
+   * `conversation.typing_on|off` broadcast (to everyone but the typer) and the `conversation_typing_on|off` webhook.
+   */
+  toggleTyping(input: TypingInput): void;
   /** Gives the user a new `pubsub_token` (as a password change does) and returns it. */
   rotatePubsubToken(userId: number): string;
   /**
@@ -279,17 +310,21 @@ function createSleeper() {
 }
 
 /**
- * Starts an in-memory Chatwoot 4.10 double on 127.0.0.1 (random port by default). It serves the
- * Application API routes the bridge uses (profile, inboxes, contacts, conversations, messages)
- * with Chatwoot's JSON, status codes and error bodies, ActionCable at `/cable`, and API-inbox
- * webhooks; see the testkit README.
+ * Starts an in-memory Chatwoot double on 127.0.0.1 (random port by default), of the version given
+ * (default the newest, 4.13). It serves `GET /api` and the Application API routes the bridge uses
+ * (profile, inboxes, contacts, conversations, messages) with Chatwoot's JSON, status codes and
+ * error bodies, ActionCable at `/cable`, and API-inbox webhooks; see the testkit README.
  */
 export async function startChatwootSimulator(
   options: ChatwootSimulatorOptions = {},
 ): Promise<ChatwootSimulator> {
   const host = options.host ?? "127.0.0.1";
+  const version = checkVersion(options.version ?? NEWEST_CHATWOOT_VERSION);
   const store = createSimulatorStore();
-  store.settings.webhookSigning = options.webhookSigning ?? "off";
+  store.settings.version = version;
+  store.settings.features = featuresOf(version);
+  store.settings.webhookSigning =
+    options.webhookSigning ?? (store.settings.features.inboxSecret ? "secret" : "off");
   const { faults, take } = createFaultRegistry();
   const sleeper = createSleeper();
   const sockets = new Set<Socket>();
@@ -337,7 +372,7 @@ export async function startChatwootSimulator(
     log.push(entry);
     notify();
     const action = take(method, url.pathname);
-    if (action) {
+    if (action && !action.afterHandling) {
       entry.faulted = true;
       const done = await applyFault(action, req, res, entry);
       if (done || req.socket.destroyed) {
@@ -353,6 +388,15 @@ export async function startChatwootSimulator(
       headers: req.headers,
       rawBody,
     });
+    if (action?.afterHandling) {
+      // The request did its work; only its answer is replaced, delayed or lost.
+      entry.faulted = true;
+      const done = await applyFault(action, req, res, entry);
+      if (done || req.socket.destroyed) {
+        notify();
+        return;
+      }
+    }
     send(res, response);
     entry.status = response.status;
     notify();
@@ -439,8 +483,10 @@ export async function startChatwootSimulator(
   listeners.push(
     createCableListener(runtime, { send: cable.broadcast, record: messaging.recordBroadcast, sent: notify }),
     createWebhookListener(runtime, webhooks),
+    createCsatSurveyListener(runtime),
   );
   handle = createChatwootHandler(runtime, [
+    ...apiRoutes,
     ...storageRoutes,
     ...profileRoutes,
     ...inboxRoutes,
@@ -495,6 +541,7 @@ export async function startChatwootSimulator(
 
   return {
     ...messaging.api,
+    version,
     url,
     port,
     faults,
@@ -603,6 +650,26 @@ export async function startChatwootSimulator(
 
     clearRequests() {
       log = [];
+    },
+
+    toggleTyping({ accountId, conversationId, userId, status, isPrivate = false }) {
+      const user = requireUser(userId);
+      if (!findAccountUser(store, accountId, userId))
+        throw new Error(`chatwoot simulator: user ${userId} is not a member of account ${accountId}`);
+      const conversation = findConversation(store, accountId, conversationId);
+      if (!conversation)
+        throw new Error(`chatwoot simulator: no conversation ${conversationId} in account ${accountId}`);
+      const inbox = store.inboxes.get(conversation.inboxId);
+      if (!inbox || !canSeeInbox(store, userId, inbox))
+        throw new Error(`chatwoot simulator: user ${userId} cannot see inbox ${conversation.inboxId}`);
+      if (status !== "on" && status !== "off")
+        throw new TypeError(`typing status must be on or off, got ${status}`);
+      runtime.emit({
+        name: status === "on" ? "conversation.typing_on" : "conversation.typing_off",
+        conversation,
+        performer: user,
+        isPrivate,
+      });
     },
 
     rotatePubsubToken(userId) {

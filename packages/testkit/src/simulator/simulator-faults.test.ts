@@ -95,11 +95,47 @@ describe("faults", () => {
     expect((await profile()).status).toBe(200);
   });
 
+  it("afterHandling: handles the request (its changes stay), then answers the fault instead", async () => {
+    // Chatwoot's messages#create rescues any StandardError into 422 {"error": …}, also one raised by an
+    // `after_create_commit` callback once the message is committed (app/controllers/api/v1/accounts/conversations/
+    // messages_controller.rb, app/models/message.rb): the caller is told it failed although it was saved.
+    const body = { error: "Error connecting to Redis on 127.0.0.1:6379 (Errno::ECONNREFUSED)" };
+    const fault = sim.faults.inject({
+      method: "POST",
+      path: /\/inboxes$/,
+      afterHandling: true,
+      status: 422,
+      body,
+    });
+    const create = () =>
+      fetch(`${sim.url}/api/v1/accounts/${accountId}/inboxes`, {
+        method: "POST",
+        headers: { api_access_token: admin.accessToken, "content-type": "application/json" },
+        body: JSON.stringify({ name: "Saved anyway", channel: { type: "api" } }),
+      });
+    const res = await create();
+    expect(res.status).toBe(422);
+    expect(await res.json()).toEqual(body);
+    expect(sim.inboxes(accountId).map((inbox) => inbox["name"])).toEqual(["Saved anyway"]);
+    expect(sim.requests.at(-1)).toMatchObject({ status: 422, faulted: true });
+    expect(fault.hits).toBe(1);
+    // A lost answer: the work is done, the connection is reset before the reply.
+    fault.remove();
+    sim.faults.inject({ method: "POST", path: /\/inboxes$/, afterHandling: true, reset: true, times: 1 });
+    expect(await failureCode(create())).toBe("ECONNRESET");
+    expect(sim.inboxes(accountId)).toHaveLength(2);
+    // A fault that does not apply after handling still answers before it: nothing is created.
+    sim.faults.inject({ method: "POST", path: /\/inboxes$/, status: 503, times: 1 });
+    expect((await create()).status).toBe(503);
+    expect(sim.inboxes(accountId)).toHaveLength(2);
+  });
+
   it("refuses faults that do nothing or have invalid values", () => {
     expect(() => sim.faults.inject({ path: "/x" })).toThrow(TypeError);
     expect(() => sim.faults.inject({ status: 42 })).toThrow(TypeError);
     expect(() => sim.faults.inject({ status: 500, times: 0 })).toThrow(TypeError);
     expect(() => sim.faults.inject({ delayMs: -1 })).toThrow(TypeError);
+    expect(() => sim.faults.inject({ afterHandling: true })).toThrow(TypeError);
   });
 });
 

@@ -268,6 +268,8 @@ describe("POST /api/v1/accounts/{account_id}/inboxes", () => {
       "messaging_service_sid",
       "phone_number",
       "hmac_token",
+      // 4.13 (the default version): the webhook-signing secret, administrators only (`_inbox.json.jbuilder`).
+      "secret",
       "webhook_url",
       "inbox_identifier",
       "additional_attributes",
@@ -291,6 +293,7 @@ describe("POST /api/v1/accounts/{account_id}/inboxes", () => {
     });
     expect(inbox["inbox_identifier"]).toMatch(/^[1-9A-HJ-NP-Za-km-z]{24}$/);
     expect(inbox["hmac_token"]).toMatch(/^[1-9A-HJ-NP-Za-km-z]{24}$/);
+    expect(inbox["secret"]).toMatch(/^[1-9A-HJ-NP-Za-km-z]{24}$/);
     expect(inbox["working_hours"]).toHaveLength(7);
     expect(sim.getInbox(accountId, inbox["id"] as number)).toEqual(inbox);
   });
@@ -384,13 +387,13 @@ describe("GET /api/v1/accounts/{account_id}/inboxes[/{id}]", () => {
     expect(sim.inboxes(accountId)).toEqual([a, b]);
   });
 
-  it("shows agents only inboxes they are members of, without hmac_token", async () => {
+  it("shows agents only inboxes they are members of, without hmac_token and secret", async () => {
     const member = await createInbox({ ...bridgeInbox, name: "Member" });
     await createInbox({ ...bridgeInbox, name: "Hidden" });
     expect((await call("GET", inboxesPath(), { token: agent.accessToken })).json).toEqual({ payload: [] });
 
     sim.addInboxMember(member.id, agent.id);
-    const { hmac_token: _, ...agentView } = member;
+    const { hmac_token: _, secret: __, ...agentView } = member;
     expect((await call("GET", inboxesPath(), { token: agent.accessToken })).json).toEqual({
       payload: [agentView],
     });

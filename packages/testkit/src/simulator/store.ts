@@ -4,6 +4,12 @@
  * (admin vs. agent, full vs. slim) exactly as the jbuilder views do.
  */
 import { randomInt } from "node:crypto";
+import {
+  type ChatwootVersion,
+  featuresOf,
+  NEWEST_CHATWOOT_VERSION,
+  type VersionFeatures,
+} from "./versions.js";
 
 /** Roles of `AccountUser` (`enum role: { agent: 0, administrator: 1 }`). */
 export type AccountRole = "agent" | "administrator";
@@ -69,8 +75,8 @@ export interface ApiChannelRecord {
   identifier: string;
   additionalAttributes: Record<string, unknown>;
   /**
-   * Webhook-signing secret (`WebhookSecretable`, Chatwoot ≥ 4.13). Always generated; rendered and
-   * used only when the inbox signs its webhooks (see `WebhookSigning`).
+   * Webhook-signing secret (`WebhookSecretable`, Chatwoot ≥ 4.13). Always generated; rendered to
+   * administrators from 4.13 (or when an older version is made to sign, see `WebhookSigning`).
    */
   secret: string;
   /** Per-inbox signing override; `undefined` follows the simulator's `webhookSigning` option. */
@@ -80,7 +86,8 @@ export interface ApiChannelRecord {
 }
 
 /**
- * How API-inbox webhook deliveries are signed: `"off"` as Chatwoot ≤ 4.12 (no signature headers),
+ * How API-inbox webhook deliveries are signed: `"off"` as Chatwoot ≤ 4.12 (no signature headers; 4.12 still sends
+ * `X-Chatwoot-Delivery`),
  * `"secret"` as 4.13 (HMAC with the inbox `secret`), `"hmac_token"` as the installs of upstream issue
  * #13809 (headers present, but signed with the channel's `hmac_token` instead of the shown `secret`).
  */
@@ -268,7 +275,11 @@ export type TableName =
 
 /** Simulator-wide behaviour switches that records and views consult. */
 export interface SimulatorSettings {
-  /** Default for inboxes without their own `webhookSigning`. */
+  /** The Chatwoot version played (`startChatwootSimulator({ version })`). */
+  version: ChatwootVersion;
+  /** What differs in that version (derived from `version`). */
+  features: VersionFeatures;
+  /** Default for inboxes without their own `webhookSigning`: `"secret"` from 4.13, else `"off"`. */
   webhookSigning: WebhookSigning;
 }
 
@@ -335,7 +346,11 @@ export interface SimulatorStore {
 export function createSimulatorStore(): SimulatorStore {
   const sequences = new Map<TableName, number>();
   return {
-    settings: { webhookSigning: "off" },
+    settings: {
+      version: NEWEST_CHATWOOT_VERSION,
+      features: featuresOf(NEWEST_CHATWOOT_VERSION),
+      webhookSigning: featuresOf(NEWEST_CHATWOOT_VERSION).inboxSecret ? "secret" : "off",
+    },
     accounts: new Map(),
     users: new Map(),
     accountUsers: [],

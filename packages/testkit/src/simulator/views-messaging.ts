@@ -21,6 +21,7 @@ import {
   type SimulatorStore,
   type UserRecord,
 } from "./store.js";
+import { contentWithSurveyLink } from "./templates.js";
 
 type Json = Record<string, unknown>;
 
@@ -345,7 +346,8 @@ export function messageWebhookData(rt: SimulatorRuntime, message: MessageRecord)
     additional_attributes: message.additionalAttributes,
     content_attributes: message.contentAttributes,
     content_type: message.contentType,
-    content: message.content,
+    // `outgoing_content` (4.10) / `webhook_content` (4.12+): a CSAT message with its survey link.
+    content: contentWithSurveyLink(rt, message),
     conversation: conversation ? conversationPushData(rt, conversation) : null,
     created_at: iso(message.createdAt),
     id: message.id,

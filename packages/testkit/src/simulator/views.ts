@@ -112,8 +112,11 @@ export function renderInbox(
     messaging_service_sid: null,
     phone_number: null,
     ...(viewer.administrator ? { hmac_token: channel?.hmacToken ?? null } : {}),
-    // Chatwoot ≥ 4.13 renders the webhook-signing secret to administrators; 4.10 has no such column.
-    ...(viewer.administrator && channel && webhookSigningOf(store, channel) !== "off"
+    // Chatwoot ≥ 4.13 renders the webhook-signing secret to administrators (`json.secret … if
+    // Current.account_user&.administrator?`); before 4.13 there is no such column, unless the simulator is told to sign.
+    ...(viewer.administrator &&
+    channel &&
+    (store.settings.features.inboxSecret || webhookSigningOf(store, channel) !== "off")
       ? { secret: channel.secret }
       : {}),
     webhook_url: channel?.webhookUrl ?? null,

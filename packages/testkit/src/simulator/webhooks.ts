@@ -1,10 +1,13 @@
 /**
- * API-inbox webhook delivery as Chatwoot 4.10 does it (`WebhookJob` → `Webhooks::Trigger`, via
+ * API-inbox webhook delivery as Chatwoot does it (`WebhookJob` → `Webhooks::Trigger`, via
  * RestClient): one POST of `payload.to_json`, a timeout (5 s), no retry, redirects not followed.
  * For `message_created`/`message_updated`, any failure (non-2xx, timeout, connection error) marks
- * the message `failed` with RestClient's error text as `external_error`. Optional signing follows
- * Chatwoot 4.13 (`X-Chatwoot-Signature`, `X-Chatwoot-Timestamp`, `X-Chatwoot-Delivery`). Tests can
- * make deliveries arrive twice (a Sidekiq retry of the job) or late (a busy queue): `sim.webhooks`.
+ * the message `failed` with RestClient's error text as `external_error`. The headers follow the
+ * version played (`lib/webhooks/trigger.rb`, `app/listeners/webhook_listener.rb`): none of Chatwoot's
+ * own up to 4.11; `X-Chatwoot-Delivery` (a uuid fixed when the job is queued) from 4.12.0; from
+ * 4.13.0 also `X-Chatwoot-Timestamp` and `X-Chatwoot-Signature`, computed when the POST is sent with
+ * the inbox `secret` the job was queued with. Tests can make deliveries arrive twice (a Sidekiq
+ * retry of the job) or late (a busy queue): `sim.webhooks`.
  */
 import { createHmac, randomUUID } from "node:crypto";
 import { request as httpRequest, STATUS_CODES } from "node:http";
@@ -16,9 +19,12 @@ import { type InboxRecord, type WebhookSigning, webhookSigningOf } from "./store
 
 /** One webhook POST, as recorded in `sim.webhookDeliveries`. */
 export interface WebhookDelivery {
-  /** The `X-Chatwoot-Delivery` uuid (also set, for reference, when deliveries are unsigned). */
+  /** The delivery's uuid: the `X-Chatwoot-Delivery` header from 4.12 (kept here for reference before that). */
   id: string;
-  /** `message_created`, `message_updated`, `conversation_created`, `conversation_status_changed`. */
+  /**
+   * `message_created`, `message_updated`, `conversation_created`, `conversation_status_changed`,
+   * `conversation_updated`, `conversation_typing_on`, `conversation_typing_off`.
+   */
   event: string;
   inboxId: number;
   url: string;
@@ -26,11 +32,14 @@ export interface WebhookDelivery {
   payload: Record<string, unknown>;
   /** The exact request body sent (Rails' `to_json`: `<`, `>`, `&` escaped as `\u003c` etc.). */
   body: string;
-  /** Request headers sent, names in lower case. */
+  /** Request headers sent (the signature and its timestamp once the POST went out), names in lower case. */
   headers: Record<string, string>;
   /** How this delivery was signed (`"off"`: no signature headers). */
   signing: WebhookSigning;
-  /** 1 for a delivery, 2 for its duplicate (`sim.webhooks.duplicateNext`): same id, body and headers. */
+  /**
+   * 1 for a delivery, 2 for its duplicate (`sim.webhooks.duplicateNext`): same id (`X-Chatwoot-Delivery`) and body;
+   * a signed duplicate has its own timestamp and signature, computed when it is sent.
+   */
   attempt: number;
   /** When it was queued: the event's time, or for a duplicate the end of the first attempt. */
   at: Date;
@@ -72,7 +81,8 @@ function failureText(error: NodeJS.ErrnoException, url: URL): string {
 export interface SimulatorWebhooks {
   /**
    * POSTs each of the next `count` deliveries twice, as a Sidekiq retry of `WebhookJob` would: the second
-   * attempt once the first has finished, with the same body and headers (`X-Chatwoot-Delivery` included).
+   * attempt once the first has finished, with the same body and `X-Chatwoot-Delivery`, and (signed) a
+   * timestamp and signature of its own.
    */
   duplicateNext(count: number): void;
   /**
@@ -118,11 +128,14 @@ export function createWebhookSender(options: {
     options.changed();
   }
 
-  /** Records the delivery and POSTs it from a background job: on the next turn, or after its delay. */
-  function queue(delivery: WebhookDelivery, onFinished?: () => void) {
+  /**
+   * Records the delivery and POSTs it from a background job: on the next turn, or after its delay. `key` is the
+   * signing key the job was queued with (null: unsigned).
+   */
+  function queue(delivery: WebhookDelivery, key: string | null, onFinished?: () => void) {
     options.record(delivery);
     const run = () => {
-      if (!stopped) post(delivery, onFinished);
+      if (!stopped) post(delivery, key, onFinished);
     };
     if (delivery.delayMs === 0) {
       setImmediate(run);
@@ -135,8 +148,17 @@ export function createWebhookSender(options: {
     held.add(timer);
   }
 
-  function post(delivery: WebhookDelivery, onFinished?: () => void) {
+  function post(delivery: WebhookDelivery, key: string | null, onFinished?: () => void) {
     const started = Date.now();
+    if (key !== null) {
+      // `Webhooks::Trigger#request_headers`: the timestamp is the time of sending, per attempt.
+      const timestamp = String(Math.floor(rt.now().getTime() / 1000));
+      delivery.headers = {
+        ...delivery.headers,
+        "x-chatwoot-timestamp": timestamp,
+        "x-chatwoot-signature": webhookSignature(key, timestamp, delivery.body),
+      };
+    }
     let url: URL;
     try {
       url = new URL(delivery.url);
@@ -190,13 +212,11 @@ export function createWebhookSender(options: {
         "user-agent": USER_AGENT,
         "content-type": "application/json",
       };
-      if (signing !== "off" && channel) {
-        const timestamp = String(Math.floor(Date.now() / 1000));
-        const key = signing === "secret" ? channel.secret : channel.hmacToken;
-        headers["x-chatwoot-signature"] = webhookSignature(key, timestamp, body);
-        headers["x-chatwoot-timestamp"] = timestamp;
-        headers["x-chatwoot-delivery"] = id;
-      }
+      // 4.12 passes `delivery_id:` to the job; 4.13 also `secret: inbox.channel.secret` (a signing simulator of an
+      // older version sends the header too, as 4.13 would).
+      if (rt.store.settings.features.deliveryHeader || signing !== "off") headers["x-chatwoot-delivery"] = id;
+      const key =
+        signing === "off" || !channel ? null : signing === "secret" ? channel.secret : channel.hmacToken;
       const delayMs = delay.count > 0 ? delay.ms : 0;
       if (delay.count > 0) delay.count -= 1;
       const duplicate = duplicates > 0;
@@ -219,18 +239,22 @@ export function createWebhookSender(options: {
         done: false,
       };
       // The request that caused the event has been answered by the time the job runs.
-      queue(delivery, () => {
+      queue(delivery, key, () => {
         if (!duplicate || stopped) return;
-        queue({
-          ...delivery,
-          attempt: 2,
-          at: new Date(),
-          delayMs: 0,
-          status: null,
-          error: null,
-          durationMs: null,
-          done: false,
-        });
+        queue(
+          {
+            ...delivery,
+            headers: { ...headers },
+            attempt: 2,
+            at: new Date(),
+            delayMs: 0,
+            status: null,
+            error: null,
+            durationMs: null,
+            done: false,
+          },
+          key,
+        );
       });
     },
     abortAll() {

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { request as httpRequest } from "node:http";
 import {
   type ChatwootBridge,
   type ChatwootBridgeOptions,
@@ -9,7 +10,11 @@ import {
 } from "@ryze/chatwoot-core";
 import type { HttpHandler } from "@ryze/chatwoot-core/adapter";
 import { createMemoryStore } from "@ryze/chatwoot-core/testing";
-import { type ChatwootSimulator, startChatwootSimulator } from "../../simulator/index.js";
+import {
+  type ChatwootSimulator,
+  type ChatwootVersion,
+  startChatwootSimulator,
+} from "../../simulator/index.js";
 
 /** How a framework adapter is started for the suite: a real server on 127.0.0.1, port 0. */
 export interface AdapterMount {
@@ -71,10 +76,12 @@ export interface HarnessOptions {
   bridge?: Partial<ChatwootBridgeOptions>;
   /** Wraps the store, e.g. to make persisting fail. */
   wrapStore?: (store: StoragePort) => StoragePort;
+  /** The Chatwoot version the simulator plays (default the newest). */
+  version?: ChatwootVersion;
 }
 
 export async function startHarness(options: HarnessOptions): Promise<Harness> {
-  const sim = await startChatwootSimulator();
+  const sim = await startChatwootSimulator(options.version ? { version: options.version } : {});
   const account = sim.createAccount({ name: "Acme" });
   const otherAccount = sim.createAccount({ name: "Other" });
   const admin = sim.createUser({
@@ -158,8 +165,11 @@ export async function send(
     raw?: string;
     /** Sends the body as a stream of unknown length (`Transfer-Encoding: chunked`, no `Content-Length`). */
     chunked?: boolean;
+    /** Connects from this local address (e.g. `127.0.0.2`: another client of the same machine). */
+    localAddress?: string;
   } = {},
 ): Promise<Answer> {
+  if (init.localAddress !== undefined) return sendFrom(server, path, init, init.localAddress);
   const headers: Record<string, string> = { ...init.headers };
   if (init.token) headers.token = init.token;
   let body: string | undefined;
@@ -181,6 +191,43 @@ export async function send(
     if (value !== null) owned[name] = value;
   }
   return { status: response.status, headers: owned, body: await response.text() };
+}
+
+/** `send` over node:http from a given local address (fetch cannot choose it). */
+async function sendFrom(
+  server: StartedServer,
+  path: string,
+  init: { method?: string; headers?: Record<string, string>; body?: unknown; raw?: string },
+  localAddress: string,
+): Promise<Answer> {
+  const body = init.raw ?? (init.body === undefined ? undefined : JSON.stringify(init.body));
+  const headers: Record<string, string> = { ...init.headers };
+  if (init.body !== undefined) headers["content-type"] ??= "application/json";
+  return new Promise<Answer>((resolve, reject) => {
+    const request = httpRequest(
+      new URL(path, server.url),
+      { method: init.method ?? "GET", headers, localAddress, agent: false },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("error", reject);
+        response.on("end", () => {
+          const owned: Record<string, string> = {};
+          for (const name of OWNED_HEADERS) {
+            const value = response.headers[name];
+            if (typeof value === "string") owned[name] = value;
+          }
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: owned,
+            body: Buffer.concat(chunks).toString("utf8"),
+          });
+        });
+      },
+    );
+    request.on("error", reject);
+    request.end(body);
+  });
 }
 
 export function activateBody(h: Harness, overrides: Record<string, unknown> = {}): Record<string, unknown> {

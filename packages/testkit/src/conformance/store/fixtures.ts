@@ -25,11 +25,12 @@ export const newKeyring: Cipher = createKeyring({ current: k2, previous: [k1] })
 
 export const tokenAad = (id: string) => secretAad("chatwoot_integrations", "api_token", id);
 export const webhookAad = (id: string) => secretAad("chatwoot_integrations", "webhook_secret", id);
+export const signingAad = (id: string) => secretAad("chatwoot_integrations", "signing_secret", id);
 
 export interface IntegrationFixture {
   row: IntegrationRow;
-  /** The plaintexts behind `row.apiToken` and `row.webhookSecret`; never given to the store. */
-  plaintext: { apiToken: string; webhookSecret: string };
+  /** The plaintexts behind `row.apiToken`, `row.webhookSecret` and `row.signingSecret`; never given to the store. */
+  plaintext: { apiToken: string; webhookSecret: string; signingSecret: string };
 }
 
 /** A complete integration row with every field set, secrets sealed under `k1`. */
@@ -38,6 +39,7 @@ export function integrationFixture(overrides: Partial<IntegrationRow> = {}): Int
   const plaintext = {
     apiToken: `plain-token-${randomBytes(12).toString("hex")}`,
     webhookSecret: `plain-webhook-${randomBytes(12).toString("hex")}`,
+    signingSecret: `plain-signing-${randomBytes(12).toString("hex")}`,
   };
   const row: IntegrationRow = {
     id,
@@ -48,6 +50,8 @@ export function integrationFixture(overrides: Partial<IntegrationRow> = {}): Int
     accountId: 3,
     apiToken: oldKeyring.seal(plaintext.apiToken, tokenAad(id)),
     webhookSecret: oldKeyring.seal(plaintext.webhookSecret, webhookAad(id)),
+    signingSecret: oldKeyring.seal(plaintext.signingSecret, signingAad(id)),
+    chatwootVersion: "4.13.0",
     inboxId: 11,
     inboxName: "WhatsApp ✓ Support",
     chatwootUserId: 5,

@@ -29,6 +29,8 @@ export const integrationChecks: StoreCheckGroup = {
           status: "provisioning",
           deliveryMode: "realtime",
           webhookSecret: null,
+          signingSecret: null,
+          chatwootVersion: null,
           inboxId: null,
           chatwootUserId: null,
           provisioningUntil: null,
@@ -49,6 +51,38 @@ export const integrationChecks: StoreCheckGroup = {
       expect(read?.accountId).toBe(3_000_000_001);
       expect(read?.inboxId).toBe(4_000_000_002);
       expect(read?.chatwootUserId).toBe(2 ** 40);
+    },
+
+    "the inbox signing secret and Chatwoot's version are set, replaced and cleared by update": async ({
+      store,
+    }) => {
+      const { row } = integrationFixture({ signingSecret: null, chatwootVersion: null });
+      await store.integrations.insert(row);
+      expect(await store.integrations.getById(row.id)).toMatchObject({
+        signingSecret: null,
+        chatwootVersion: null,
+      });
+      // Activation reads both; a rotated secret (`reset_secret` in Chatwoot) replaces the first.
+      const first = integrationFixture({ id: row.id }).row;
+      const set = await store.integrations.update(row.id, 1, {
+        signingSecret: first.signingSecret,
+        chatwootVersion: "4.13.0",
+      });
+      expect(set).toMatchObject({
+        signingSecret: first.signingSecret,
+        chatwootVersion: "4.13.0",
+        version: 2,
+      });
+      const second = integrationFixture({ id: row.id }).row;
+      const replaced = await store.integrations.update(row.id, 2, { signingSecret: second.signingSecret });
+      expect(replaced).toMatchObject({ signingSecret: second.signingSecret, chatwootVersion: "4.13.0" });
+      // A re-activation against an older Chatwoot (or one whose version cannot be read) clears them.
+      const cleared = await store.integrations.update(row.id, 3, {
+        signingSecret: null,
+        chatwootVersion: null,
+      });
+      expect(cleared).toEqual({ ...row, version: 4, signingSecret: null, chatwootVersion: null });
+      expect(await store.integrations.getById(row.id)).toEqual(cleared);
     },
 
     "unknown instance or id reads as null": async ({ store }) => {

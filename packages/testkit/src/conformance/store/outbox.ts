@@ -188,6 +188,23 @@ export const outboxChecks: StoreCheckGroup = {
       expect(await claim(store, "w", at(12))).toEqual([]);
     },
 
+    "claim leaves the items of excluded integrations alone": async ({ store }) => {
+      const [noisy, other, third] = [newIntegration(), newIntegration(), newIntegration()];
+      const noisyItems = [];
+      for (let i = 0; i < 4; i++)
+        noisyItems.push(await put(store, { integrationId: noisy, chatKey: `chat-${i}` }, at(i)));
+      const otherItem = await put(store, { integrationId: other, chatKey: "chat-0" }, at(10));
+      const thirdItem = await put(store, { integrationId: third, chatKey: "chat-0" }, at(11));
+      const excluding = (excludeIntegrations: string[], limit = 2) =>
+        store.outbox.claim({ owner: "w", limit, claimTtlMs: TTL, now: at(20), excludeIntegrations });
+      // The oldest items are the noisy integration's; excluded, the others' come first, oldest first.
+      expect(ids(await excluding([noisy], 1))).toEqual([otherItem]);
+      expect(ids(await excluding([noisy, third]))).toEqual([]);
+      expect(ids(await excluding([noisy]))).toEqual([thirdItem]);
+      // An empty list excludes nothing.
+      expect(ids(await excluding([], 10))).toEqual(noisyItems);
+    },
+
     "claim honours the limit and serves the oldest chats first": async ({ store }) => {
       const integrationId = newIntegration();
       const heads = [];

@@ -6,6 +6,7 @@ import {
   newKeyring,
   oldKeyring,
   rowsHolding,
+  signingAad,
   tokenAad,
   webhookAad,
 } from "./fixtures.js";
@@ -26,8 +27,28 @@ export const secretChecks: StoreCheckGroup = {
       const values = Object.values(stored!);
       expect(values).toContain(row.apiToken);
       expect(values).toContain(row.webhookSecret);
+      expect(values).toContain(row.signingSecret);
       expect(oldKeyring.open(row.apiToken, tokenAad(row.id))).toBe(plaintext.apiToken);
       expect(oldKeyring.open(row.webhookSecret!, webhookAad(row.id))).toBe(plaintext.webhookSecret);
+      expect(oldKeyring.open(row.signingSecret!, signingAad(row.id))).toBe(plaintext.signingSecret);
+    },
+
+    "the inbox signing secret is stored encrypted: the sealed value only, bound to its own column": async ({
+      store,
+      raw,
+    }) => {
+      const { row, plaintext } = integrationFixture({ signingSecret: null });
+      await store.integrations.insert(row);
+      const signingSecret = oldKeyring.seal(plaintext.signingSecret, signingAad(row.id));
+      await store.integrations.update(row.id, 1, { signingSecret, chatwootVersion: "4.13.0" });
+      const stored = await raw.integrationRow(row.id);
+      expect(Object.values(stored!)).toContain(signingSecret);
+      expect(signingSecret).toMatch(/^cw1:k1:/);
+      await expectNowhereStored(raw, plaintext.signingSecret);
+      // Sealed for the signing-secret column of this row: it opens there, and under no other column's AAD.
+      expect(oldKeyring.open(signingSecret, signingAad(row.id))).toBe(plaintext.signingSecret);
+      expect(() => oldKeyring.open(signingSecret, webhookAad(row.id))).toThrow();
+      expect(() => oldKeyring.open(signingSecret, tokenAad(row.id))).toThrow();
     },
 
     "no plaintext secret appears in any column of any table": async ({ store, raw }) => {
@@ -54,6 +75,7 @@ export const secretChecks: StoreCheckGroup = {
       );
       await expectNowhereStored(raw, plaintext.apiToken);
       await expectNowhereStored(raw, plaintext.webhookSecret);
+      await expectNowhereStored(raw, plaintext.signingSecret);
     },
 
     "re-sealing under a new key (rotateKeys) replaces the old ciphertext everywhere": async ({
@@ -64,14 +86,22 @@ export const secretChecks: StoreCheckGroup = {
       await store.integrations.insert(row);
       const apiToken = newKeyring.seal(plaintext.apiToken, tokenAad(row.id));
       const webhookSecret = newKeyring.seal(plaintext.webhookSecret, webhookAad(row.id));
-      const rotated = await store.integrations.update(row.id, row.version, { apiToken, webhookSecret });
-      expect(rotated).toMatchObject({ apiToken, webhookSecret, version: row.version + 1 });
+      const signingSecret = newKeyring.seal(plaintext.signingSecret, signingAad(row.id));
+      const rotated = await store.integrations.update(row.id, row.version, {
+        apiToken,
+        webhookSecret,
+        signingSecret,
+      });
+      expect(rotated).toMatchObject({ apiToken, webhookSecret, signingSecret, version: row.version + 1 });
       const stored = await raw.integrationRow(row.id);
-      expect(Object.values(stored!)).toEqual(expect.arrayContaining([apiToken, webhookSecret]));
+      expect(Object.values(stored!)).toEqual(
+        expect.arrayContaining([apiToken, webhookSecret, signingSecret]),
+      );
       expect(newKeyring.keyIdOf(apiToken)).toBe("k2");
       expect(newKeyring.open(apiToken, tokenAad(row.id))).toBe(plaintext.apiToken);
       expect(await rowsHolding(raw, row.apiToken)).toEqual([]);
       expect(await rowsHolding(raw, row.webhookSecret!)).toEqual([]);
+      expect(await rowsHolding(raw, row.signingSecret!)).toEqual([]);
     },
   },
 };

@@ -1,9 +1,17 @@
 /**
- * `Api::V1::Accounts::ContactsController` (create, search, show),
- * `Contacts::ContactInboxesController#create` and `ContactInboxesController#filter`. Any account
- * member may use them (`ContactPolicy`); attaching to an inbox needs the inbox to be visible.
+ * `Api::V1::Accounts::ContactsController` (create, search, show, destroy),
+ * `Contacts::ContactInboxesController#create`, `ContactInboxesController#filter` and
+ * `Actions::ContactMergesController#create`. Any account member may use them (`ContactPolicy`) but for
+ * destroy (administrators); attaching to an inbox needs the inbox to be visible.
  */
-import { buildContactInbox, createContact, findAccountInbox, searchContacts } from "../contacts.js";
+import {
+  buildContactInbox,
+  createContact,
+  destroyContact,
+  findAccountInbox,
+  mergeContacts,
+  searchContacts,
+} from "../contacts.js";
 import { ChatwootHttpError, notAuthorized, railsPublicException, recordNotFound } from "../errors.js";
 import { isBlank, rubyToI } from "../rails-params.js";
 import type { AccountContext, Route } from "../router.js";
@@ -58,14 +66,13 @@ export const contactRoutes: Route[] = [
       const found = searchContacts(store, account.id, String(params["q"]));
       const page = Math.max(1, rubyToI(params["page"] ?? 1));
       const withContactInboxes = includeContactInboxes(params["include_contact_inboxes"]);
-      return {
-        body: {
-          meta: { count: found.length, current_page: params["page"] ?? 1 },
-          payload: found
-            .slice((page - 1) * PER_PAGE, page * PER_PAGE)
-            .map((contact) => renderContact(store, contact, { withContactInboxes })),
-        },
-      };
+      const rows = found.slice((page - 1) * PER_PAGE, page * PER_PAGE);
+      const payload = rows.map((contact) => renderContact(store, contact, { withContactInboxes }));
+      // 4.11+ `fetch_contacts_with_has_more`: one row more than a page is read; `count` is this page's rows.
+      const meta = store.settings.features.searchesAllContacts
+        ? { count: rows.length, current_page: params["page"] ?? 1, has_more: found.length > page * PER_PAGE }
+        : { count: found.length, current_page: params["page"] ?? 1 };
+      return { body: { meta, payload } };
     },
   },
   {
@@ -77,6 +84,27 @@ export const contactRoutes: Route[] = [
       const withContactInboxes = includeContactInboxes(ctx.params["include_contact_inboxes"]);
       return { body: { payload: renderContact(ctx.store, contact, { withContactInboxes }) } };
     },
+  },
+  {
+    method: "DELETE",
+    pattern: `${BASE}/contacts/:id`,
+    scope: "account",
+    handle: (ctx) => {
+      // `check_authorization` (ContactPolicy#destroy?: administrators) runs before `fetch_contact`.
+      if (ctx.accountUser.role !== "administrator") throw notAuthorized();
+      destroyContact(ctx.runtime, fetchContact(ctx));
+      // `head :ok`. (Chatwoot first answers 422 when the contact is online in a web widget; API contacts never are.)
+      return { status: 200, raw: "", headers: { "content-type": "application/json" } };
+    },
+  },
+  {
+    // `Api::V1::Accounts::Actions::ContactMergesController#create` (any account member).
+    method: "POST",
+    pattern: `${BASE}/actions/contact_merge`,
+    scope: "account",
+    handle: ({ store, runtime, account, params }) => ({
+      body: renderContact(store, mergeContacts(runtime, account, params)),
+    }),
   },
   {
     method: "POST",

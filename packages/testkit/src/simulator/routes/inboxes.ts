@@ -429,4 +429,21 @@ export const inboxRoutes: Route[] = [
       return { body: { message: DELETION_MESSAGE } };
     },
   },
+  {
+    // 4.13.0 (`config/routes.rb` `post :reset_secret`, `InboxesController#reset_secret`, `InboxPolicy#reset_secret?`):
+    // administrators only; an inbox whose channel has no secret answers `head :not_found`; the new secret is rendered.
+    method: "POST",
+    pattern: `${MEMBER}/reset_secret`,
+    scope: "account",
+    handle: (ctx) => {
+      if (!ctx.store.settings.features.inboxSecret) throw railsPublicException(404);
+      const inbox = fetchInbox(ctx);
+      requireAdministrator(ctx);
+      const channel = ctx.store.apiChannels.get(inbox.channelId);
+      if (!channel) return { status: 404, raw: "" };
+      channel.secret = generateSecureToken();
+      channel.updatedAt = new Date();
+      return { body: renderInbox(ctx.store, inbox, { administrator: true }) };
+    },
+  },
 ];

@@ -1,6 +1,7 @@
 /**
  * `Api::V1::Accounts::Conversations::MessagesController`: index, create (JSON or multipart with
- * `attachments[]`), update (delivery status, API inboxes only) and destroy.
+ * `attachments[]`), update (delivery status, API inboxes only), retry and destroy; and the public CSAT survey
+ * update the contact's survey page makes.
  */
 import { fetchConversation } from "../conversations.js";
 import { ChatwootHttpError, recordNotFound } from "../errors.js";
@@ -10,11 +11,13 @@ import {
   findMessages,
   MessageBuildError,
   messagesCreateError,
+  retryMessage,
+  updateMessage,
   updateMessageStatus,
 } from "../messages.js";
-import { rubyToI } from "../rails-params.js";
+import { isPlainObject, rubyToI } from "../rails-params.js";
 import type { AccountContext, Route } from "../router.js";
-import type { ConversationRecord, MessageRecord } from "../store.js";
+import { type ConversationRecord, type MessageRecord, messagesOf } from "../store.js";
 import { renderContactModel, renderMessage, renderUserModel } from "../views-messaging.js";
 
 const BASE = "/api/v1/accounts/:account_id/conversations/:conversation_id/messages";
@@ -30,7 +33,51 @@ function messageOf(ctx: AccountContext, conversation: ConversationRecord): Messa
   return message;
 }
 
+/** `Public::Api::V1::CsatSurveyController#check_csat_locked`: more than 14 days after the survey. */
+const CSAT_LOCK_DAYS = 14;
+
 export const messageRoutes: Route[] = [
+  {
+    // `Public::Api::V1::CsatSurveyController#update` (config/routes.rb `resources :csat_survey`): the survey page the
+    // contact opens from the link (`/survey/responses/<conversation uuid>`) submits the rating into the CSAT
+    // message's `content_attributes.submitted_values`, a `message.updated` (the rating record is written later by
+    // `CsatSurveyListener`, so the answer has none yet).
+    method: ["PATCH", "PUT"],
+    pattern: "/public/api/v1/csat_survey/:id",
+    scope: "public",
+    handle: ({ runtime, store, params }) => {
+      const conversation = [...store.conversations.values()].find((c) => c.uuid === params["id"]);
+      const message = conversation
+        ? messagesOf(store, conversation.id).find((m) => m.contentType === "input_csat")
+        : undefined;
+      if (!conversation || !message) throw recordNotFound();
+      const day = (date: Date) => Math.floor(date.getTime() / 86_400_000);
+      if (day(runtime.now()) - day(message.createdAt) > CSAT_LOCK_DAYS) {
+        throw new ChatwootHttpError(422, { error: "You cannot update the CSAT survey after 14 days" });
+      }
+      const submitted = isPlainObject(params["message"]) ? params["message"]["submitted_values"] : undefined;
+      if (submitted !== undefined) {
+        updateMessage(runtime, message, null, (m) => {
+          m.contentAttributes = { ...m.contentAttributes, submitted_values: submitted };
+        });
+      }
+      const inbox = store.inboxes.get(message.inboxId);
+      const config = inbox?.csatConfig ?? {};
+      return {
+        body: {
+          id: message.id,
+          csat_survey_response: null,
+          display_type: config["display_type"] ?? "emoji",
+          content: config["message"] ?? null,
+          inbox_avatar_url: "",
+          inbox_name: inbox?.name ?? null,
+          locale: "en",
+          conversation_id: message.conversationId,
+          created_at: message.createdAt.toISOString(),
+        },
+      };
+    },
+  },
   {
     method: "GET",
     pattern: BASE,
@@ -85,6 +132,19 @@ export const messageRoutes: Route[] = [
       }
       const message = messageOf(ctx, conversation);
       updateMessageStatus(ctx.runtime, message, ctx.params["status"], ctx.params["external_error"], ctx.user);
+      return { body: renderMessage(ctx.runtime, message) };
+    },
+  },
+  {
+    // `MessagesController#retry` (the dashboard's retry button on a failed message): status `sent`, then
+    // `content_attributes` cleared, each a `message.updated`; answers the message JSON (`retry.json.jbuilder`).
+    method: "POST",
+    pattern: `${BASE}/:id/retry`,
+    scope: "account",
+    handle: (ctx) => {
+      const conversation = conversationOf(ctx);
+      const message = messageOf(ctx, conversation);
+      retryMessage(ctx.runtime, message, ctx.user);
       return { body: renderMessage(ctx.runtime, message) };
     },
   },
