@@ -121,10 +121,11 @@ export function createInboundDelivery(deps: InboundDeps) {
       const known = await chatwoot.findContactBySourceId(ctx.target, ctx.inboxId, jid, options);
       if (known) return known.id;
       // The contact exists (same phone or identifier, e.g. from another inbox): give it our contact-inbox.
-      const candidates = await chatwoot.searchContacts(ctx.target, phone ?? jid, options);
-      const match = candidates.find(
-        (contact) => contact.identifier === jid || (phone && contact.phone_number === phone),
-      );
+      const matches = (contact: { identifier?: string | null; phone_number?: string | null }) =>
+        contact.identifier === jid || (phone !== null && contact.phone_number === phone);
+      // Search by phone, then by the JID: Chatwoot's search matches substrings, and "+55…" is not in "55…@s.whatsapp.net".
+      let match = (await chatwoot.searchContacts(ctx.target, phone ?? jid, options)).find(matches);
+      if (!match && phone) match = (await chatwoot.searchContacts(ctx.target, jid, options)).find(matches);
       if (!match) throw error;
       await chatwoot.attachContactInbox(ctx.target, match.id, contactInbox, options);
       return match.id;
