@@ -81,10 +81,9 @@ describe("an existing Chatwoot contact gets our contact inbox (docs/routing.md)"
     expect(h!.sim.countRequests({ path: /\/contacts/ })).toBe(0);
   });
 
-  // Found while writing these tests (issue 19): a contact known only by the JID as identifier (no phone number) is not
-  // found. The create answers 422 "Identifier has already been taken", the contact-inbox filter finds nothing, and
-  // the search is made with the phone (`+5511…`), which Chatwoot's search does not match against an identifier
-  // (`5511…@s.whatsapp.net`): the first message becomes a dead letter. Remove `.fails` once the look-up finds it.
+  // Found while writing these tests (issue 19): the create answers 422 "Identifier has already been taken", and a
+  // search with the phone (`+5511…`) never matches an identifier (`5511…@s.whatsapp.net`); the look-up also searches by
+  // the JID, or the first message would become a dead letter.
   it("a contact with the chat's JID as identifier: no second contact; it gets our contact-inbox", async () => {
     const { existing, contacts, ours } = await firstMessageFrom({ identifier: JID });
     expect(contacts.map((contact) => contact.id)).toEqual([existing.id]);
