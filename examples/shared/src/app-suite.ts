@@ -118,6 +118,8 @@ export async function runExampleAppSuite(options: ExampleAppSuiteOptions): Promi
 
       const list = await call("/api/chatwoot/list/suporte", { token: INSTANCE_TOKEN });
       expect(list.status).toBe(200);
+      // It answers the plaintext token: no browser or proxy cache may keep it.
+      expect(list.headers.get("cache-control")).toBe("no-store");
       expect(await list.json()).toMatchObject({
         bridge_integration_id: id,
         chatwoot_api_token: adminToken,
@@ -239,6 +241,16 @@ export async function runExampleAppSuite(options: ExampleAppSuiteOptions): Promi
         expect(await answer.json()).toEqual({ success: false, error: { message } });
       }
       expect((await call("/dev/whatsapp/suporte/sent", { token: INSTANCE_TOKEN })).status).toBe(200);
+    });
+
+    it("answers a malformed escape in the simulated WhatsApp path as an unknown path, never with a stack trace", async () => {
+      const answer = await fetch(`${example.url}/dev/whatsapp/%E0%A4%A/sent`, {
+        headers: { token: INSTANCE_TOKEN },
+      });
+      // Express and Koa let the host answer (404); Fastify's router refuses the URL itself (400).
+      expect([400, 404]).toContain(answer.status);
+      const text = await answer.text();
+      expect(text).not.toMatch(/URIError|at .*\.ts|node_modules/);
     });
 
     it("keeps the host's own routes working", async () => {

@@ -49,24 +49,29 @@ export function activationRoutes(options: ActivationRoutesOptions): Route[] {
       async handle({ params: { instance } }) {
         const view = await activation.status(instance);
         const { integration } = view;
-        return json(200, {
-          instance_name: integration.instance,
-          status: view.status,
-          bridge_integration_id: integration.id,
-          chatwoot_base_url: integration.baseUrl,
-          chatwoot_account_id: integration.accountId,
-          chatwoot_api_token: options.exposeApiToken ? integration.apiToken : null,
-          chatwoot_inbox_id: integration.inboxId,
-          chatwoot_inbox_name: integration.inboxName,
-          // As `GET /api` answered at the last activation; null when it could not be read.
-          chatwoot_version: integration.chatwootVersion,
-          last_error: view.lastError,
-          created_at: isoSeconds(integration.createdAt),
-          sign_messages: integration.signMessages,
-          ignore_groups: integration.ignoreGroups,
-          start_as_pending: integration.startAsPending,
-          reopen_resolved: integration.reopenResolved,
-        });
+        return json(
+          200,
+          {
+            instance_name: integration.instance,
+            status: view.status,
+            bridge_integration_id: integration.id,
+            chatwoot_base_url: integration.baseUrl,
+            chatwoot_account_id: integration.accountId,
+            chatwoot_api_token: options.exposeApiToken ? integration.apiToken : null,
+            chatwoot_inbox_id: integration.inboxId,
+            chatwoot_inbox_name: integration.inboxName,
+            // As `GET /api` answered at the last activation; null when it could not be read.
+            chatwoot_version: integration.chatwootVersion,
+            last_error: view.lastError,
+            created_at: isoSeconds(integration.createdAt),
+            sign_messages: integration.signMessages,
+            ignore_groups: integration.ignoreGroups,
+            start_as_pending: integration.startAsPending,
+            reopen_resolved: integration.reopenResolved,
+          },
+          // The answer may carry the plaintext Chatwoot token: no cache may keep it.
+          { "cache-control": "no-store" },
+        );
       },
     }),
     defineRoute({

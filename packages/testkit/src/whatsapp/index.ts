@@ -151,7 +151,13 @@ export function createDevWhatsApp(options: DevWhatsAppOptions): DevWhatsApp {
         ) {
           return null;
         }
-        const instance = decodeURIComponent(rawInstance);
+        let instance: string;
+        try {
+          instance = decodeURIComponent(rawInstance);
+        } catch {
+          // A malformed escape (`%E0%A4%A`) is no instance of ours: the host answers it, as any unknown path.
+          return null;
+        }
         const auth = await options.guard.authorize(request, instance);
         if ("status" in auth) return auth;
         try {
