@@ -23,7 +23,25 @@ export default [
   {
     extends: true as const,
     ...shared,
-    test: { name: "examples", root: "examples", include: ["*/src/**/*.test.ts"] },
+    test: {
+      name: "examples",
+      root: "examples",
+      include: ["*/src/**/*.test.ts"],
+      // The cluster test has a project of its own (below).
+      exclude: [...configDefaults.exclude, "cluster/**"],
+    },
+  },
+  {
+    // Three processes per database racing for leases: timing-sensitive, so it runs last and alone (a later group),
+    // not beside the other projects' workers on a two-core machine.
+    extends: true as const,
+    ...shared,
+    test: {
+      name: "cluster",
+      root: "examples",
+      include: ["cluster/src/**/*.test.ts"],
+      sequence: { groupOrder: 2 },
+    },
   },
   {
     // The packed packages installed into a fresh project (README host, simulator round trip). It runs after
