@@ -1,0 +1,271 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import knexFactory, { type Knex } from "knex";
+import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { createKnexStore, migrate } from "./index.js";
+
+// The knex outbox on SQLite: what each call costs in statements (calls made together share one), the field names in
+// its refusals, and another process's writes slipped in between two statements of an enqueue (a second connection,
+// synchronous) (mutation testing: docs/testing.md). The store conformance suite covers the contract itself.
+
+const directory = mkdtempSync(join(tmpdir(), "chatwoot-knex-outbox-"));
+const file = join(directory, "outbox.db");
+const db = knexFactory({ client: "better-sqlite3", connection: { filename: file }, useNullAsDefault: true });
+await migrate(db);
+const other = new Database(file);
+other.pragma("busy_timeout = 5000");
+
+/** Runs before the store builds its n-th query on the outbox table (n from 1, counted from the last reset). */
+let beforeQuery: ((n: number) => void) | null = null;
+let built = 0;
+const proxied = new Proxy(db, {
+  apply(target, self, args: [string]) {
+    if (args[0] === "chatwoot_outbox") beforeQuery?.(++built);
+    return Reflect.apply(target, self, args);
+  },
+}) as Knex;
+const store = createKnexStore(proxied);
+const statements: string[] = [];
+db.on("query", (query: { sql: string }) => statements.push(query.sql.toLowerCase()));
+
+afterAll(async () => {
+  other.close();
+  await db.destroy();
+  rmSync(directory, { recursive: true, force: true });
+});
+
+beforeEach(async () => {
+  await db("chatwoot_outbox").delete();
+  beforeQuery = null;
+  built = 0;
+  statements.length = 0;
+});
+
+const now = new Date(1_900_000_000_000);
+const item = (dedupeKey: string, chatKey = "chat", integrationId = "int_o") => ({
+  integrationId,
+  direction: "inbound" as const,
+  chatKey,
+  dedupeKey,
+  payload: { dedupeKey },
+});
+async function counted<T>(call: () => Promise<T>): Promise<{ result: T; kinds: string[] }> {
+  statements.length = 0;
+  built = 0;
+  const result = await call();
+  return { result, kinds: statements.map((sql) => sql.split(" ")[0]!) };
+}
+const rawRow = (dedupeKey: string) =>
+  other.prepare("select * from chatwoot_outbox where dedupe_key = ?").get(dedupeKey) as Record<
+    string,
+    unknown
+  >;
+
+describe("knex outbox: refusals", () => {
+  it("name the key that is too long", async () => {
+    await expect(store.outbox.enqueue({ ...item("d"), chatKey: "c".repeat(192) }, now)).rejects.toThrow(
+      "chatKey is longer than 191 characters (192)",
+    );
+    await expect(store.outbox.enqueue(item("d".repeat(192)), now)).rejects.toThrow(
+      "dedupeKey is longer than 191 characters (192)",
+    );
+    await expect(
+      store.outbox.claim({ owner: "o".repeat(192), limit: 1, claimTtlMs: 1_000, now }),
+    ).rejects.toThrow("owner is longer than 191 characters (192)");
+  });
+
+  it("refuse a payload that is not JSON", async () => {
+    await expect(store.outbox.enqueue({ ...item("d"), payload: undefined }, now)).rejects.toThrow(
+      new TypeError("outbox payload must be JSON-serialisable"),
+    );
+    await expect(store.outbox.enqueue({ ...item("d"), payload: () => 1 }, now)).rejects.toThrow(TypeError);
+    expect(await store.outbox.find("int_o", "d")).toBeNull();
+  });
+});
+
+describe("knex outbox: statements", () => {
+  it("an enqueue is one insert; a duplicate, an insert and a read", async () => {
+    const first = await counted(() => store.outbox.enqueue(item("d"), now));
+    expect(first.kinds).toEqual(["insert"]);
+    expect(first.result.duplicate).toBe(false);
+    const again = await counted(() => store.outbox.enqueue(item("d"), now));
+    expect(again).toEqual({ result: { id: first.result.id, duplicate: true }, kinds: ["insert", "select"] });
+  });
+
+  it("stores the item as given, due when it says, created now", async () => {
+    const later = new Date(now.getTime() + 60_000);
+    const { id } = await store.outbox.enqueue(
+      { ...item("d"), direction: "outbound", availableAt: later },
+      now,
+    );
+    expect(rawRow("d")).toMatchObject({
+      id,
+      integration_id: "int_o",
+      direction: "outbound",
+      chat_key: "chat",
+      dedupe_key: "d",
+      payload: '{"dedupeKey":"d"}',
+      status: "pending",
+      attempts: 0,
+      available_at: later.getTime(),
+      claimed_by: null,
+      claim_until: null,
+      last_error: "",
+      created_at: now.getTime(),
+    });
+    await store.outbox.enqueue(item("e"), now);
+    expect(rawRow("e")).toMatchObject({ available_at: now.getTime() });
+  });
+
+  it("enqueues made together share their inserts, duplicates among them and in the table included", async () => {
+    const stored = await store.outbox.enqueue(item("old"), now);
+    const { result, kinds } = await counted(() =>
+      Promise.all([
+        store.outbox.enqueue(item("a"), now),
+        store.outbox.enqueue(item("b", "chat2"), now),
+        store.outbox.enqueue(item("a"), now),
+        store.outbox.enqueue(item("old"), now),
+        store.outbox.enqueue(item("a", "chat", "int_other"), now),
+      ]),
+    );
+    // Shared statements (how calls are grouped is batch.ts's business): fewer inserts than calls.
+    expect(kinds.filter((kind) => kind === "insert").length).toBeLessThanOrEqual(2);
+    const [a, b, a2, old, otherA] = result;
+    expect(a!.duplicate).toBe(false);
+    expect(b!.duplicate).toBe(false);
+    expect(a2).toEqual({ id: a!.id, duplicate: true });
+    expect(old).toEqual({ id: stored.id, duplicate: true });
+    expect(otherA!.duplicate).toBe(false);
+    expect(new Set([a!.id, b!.id, otherA!.id]).size).toBe(3);
+  });
+
+  it("a claim of nothing costs nothing", async () => {
+    await store.outbox.enqueue(item("d"), now);
+    expect(await counted(() => store.outbox.claim({ owner: "w", limit: 0, claimTtlMs: 1_000, now }))).toEqual(
+      {
+        result: [],
+        kinds: [],
+      },
+    );
+    expect(await store.outbox.claim({ owner: "w", limit: -1, claimTtlMs: 1_000, now })).toEqual([]);
+  });
+
+  it("completes made together are one update per owner, and only the first of the same item counts", async () => {
+    for (const key of ["a", "b", "c"]) await store.outbox.enqueue(item(key, key), now);
+    const claimed = await store.outbox.claim({ owner: "w1", limit: 2, claimTtlMs: 60_000, now });
+    const [third] = await store.outbox.claim({ owner: "w2", limit: 1, claimTtlMs: 60_000, now });
+    const { result, kinds } = await counted(() =>
+      Promise.all([
+        store.outbox.complete(claimed[0]!.id, "w1"),
+        store.outbox.complete(claimed[1]!.id, "w1"),
+        store.outbox.complete(claimed[0]!.id, "w1"),
+        store.outbox.complete(third!.id, "w2"),
+        store.outbox.complete(third!.id, "w1"),
+      ]),
+    );
+    expect(result).toEqual([true, true, false, true, false]);
+    // One per owner (and the first call may go alone, as batch.ts groups them): fewer than one per call.
+    expect(kinds.every((kind) => kind === "update")).toBe(true);
+    expect(kinds.length).toBeLessThanOrEqual(3);
+    expect(await store.outbox.count("int_o")).toEqual({ pending: 0, claimed: 0, done: 3, dead: 0 });
+  });
+
+  it("a lone complete is one update, and clears the claim deadline", async () => {
+    await store.outbox.enqueue(item("d"), now);
+    const [claimed] = await store.outbox.claim({ owner: "w", limit: 1, claimTtlMs: 60_000, now });
+    expect(await counted(() => store.outbox.complete(claimed!.id, "w"))).toEqual({
+      result: true,
+      kinds: ["update"],
+    });
+    expect(rawRow("d")).toMatchObject({ status: "done", claim_until: null, claimed_by: "w" });
+  });
+
+  it("fail and markDead clear the claim, fail keeps or counts the attempt", async () => {
+    for (const key of ["a", "b", "c"]) await store.outbox.enqueue(item(key, key), now);
+    const [a, b, c] = await store.outbox.claim({ owner: "w", limit: 3, claimTtlMs: 60_000, now });
+    const retryAt = new Date(now.getTime() + 5_000);
+    expect(await store.outbox.fail(a!.id, "w", { retryAt, error: "boom" })).toBe(true);
+    expect(await store.outbox.fail(b!.id, "w", { retryAt, error: "later", attempted: false })).toBe(true);
+    expect(await store.outbox.markDead(c!.id, "w", "gone")).toBe(true);
+    expect(rawRow("a")).toMatchObject({
+      status: "pending",
+      attempts: 1,
+      available_at: retryAt.getTime(),
+      last_error: "boom",
+      claimed_by: null,
+      claim_until: null,
+    });
+    expect(rawRow("b")).toMatchObject({ status: "pending", attempts: 0, last_error: "later" });
+    expect(rawRow("c")).toMatchObject({ status: "dead", last_error: "gone", claim_until: null });
+    expect(await store.outbox.count("int_o")).toEqual({ pending: 2, claimed: 0, done: 0, dead: 1 });
+    expect(await store.outbox.count("int_none")).toEqual({ pending: 0, claimed: 0, done: 0, dead: 0 });
+  });
+
+  it("extend moves the deadline of a held claim only", async () => {
+    await store.outbox.enqueue(item("d"), now);
+    const [claimed] = await store.outbox.claim({ owner: "w", limit: 1, claimTtlMs: 1_000, now });
+    const until = new Date(now.getTime() + 90_000);
+    expect(await store.outbox.extend(claimed!.id, "x", until)).toBe(false);
+    expect(await store.outbox.extend(claimed!.id, "w", until)).toBe(true);
+    expect(rawRow("d")).toMatchObject({ claim_until: until.getTime() });
+  });
+
+  it("cancelAll removes the unfinished items of one integration, of one direction when asked", async () => {
+    await store.outbox.enqueue(item("in"), now);
+    await store.outbox.enqueue({ ...item("out"), direction: "outbound" }, now);
+    await store.outbox.enqueue(item("else", "chat", "int_else"), now);
+    expect(await store.outbox.cancelAll("int_o", "outbound")).toBe(1);
+    expect(await store.outbox.find("int_o", "in")).not.toBeNull();
+    expect(await store.outbox.cancelAll("int_o")).toBe(1);
+    expect(await store.outbox.find("int_o", "in")).toBeNull();
+    expect(await store.outbox.find("int_else", "else")).not.toBeNull();
+  });
+});
+
+describe("knex outbox: another process in between", () => {
+  it("an enqueue whose duplicate is cancelled before it is read enqueues again", async () => {
+    await store.outbox.enqueue(item("d"), now);
+    // 1: the insert (absorbed as a duplicate); before 2, the read, the duplicate goes.
+    beforeQuery = (n) => {
+      if (n === 2) other.prepare("delete from chatwoot_outbox where dedupe_key = 'd'").run();
+    };
+    const { result, kinds } = await counted(() => store.outbox.enqueue(item("d"), now));
+    expect(result.duplicate).toBe(false);
+    expect(kinds).toEqual(["insert", "select", "insert"]);
+    expect(rawRow("d")).toMatchObject({ id: result.id, status: "pending" });
+  });
+
+  it("an enqueue that keeps meeting a duplicate that vanishes gives up after three attempts", async () => {
+    const row = (id: string) =>
+      other
+        .prepare(
+          "insert into chatwoot_outbox (id, integration_id, direction, chat_key, dedupe_key, payload, status, attempts, available_at, last_error, created_at) values (?, 'int_o', 'inbound', 'chat', 'd', '{}', 'pending', 0, 0, '', 0)",
+        )
+        .run(id);
+    beforeQuery = (n) => {
+      if (n % 2 === 1) row(`ghost-${n}`);
+      else other.prepare("delete from chatwoot_outbox where dedupe_key = 'd'").run();
+    };
+    await expect(store.outbox.enqueue(item("d"), now)).rejects.toThrow(
+      "outbox dedupe conflict without a stored item",
+    );
+    expect(built).toBe(6);
+  });
+
+  it("enqueues made together whose duplicate is cancelled before it is read are enqueued one by one", async () => {
+    await store.outbox.enqueue(item("d"), now);
+    // 1: the shared insert; before 2, the read of the stored duplicates, the duplicate goes.
+    beforeQuery = (n) => {
+      if (n === 2) other.prepare("delete from chatwoot_outbox where dedupe_key = 'd'").run();
+    };
+    const [d, e] = await Promise.all([
+      store.outbox.enqueue(item("d"), now),
+      store.outbox.enqueue(item("e"), now),
+    ]);
+    expect(d!.duplicate).toBe(false);
+    expect(e!.duplicate).toBe(false);
+    expect(rawRow("d")).toMatchObject({ id: d!.id });
+  });
+});
