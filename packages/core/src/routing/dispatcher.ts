@@ -52,7 +52,7 @@ export interface DispatcherOptions {
 
 /**
  * The fair share of each of `integrations` integrations with work in flight: `max(1, ⌊concurrency ÷ integrations⌋)`
- * items at once. An integration at its share or above gets new items only when no other integration has any
+ * items at once. An integration at its share or above gets new items only when no other integration has one
  * waiting; alone, it may use every slot.
  */
 export function fairShare(concurrency: number, integrations: number): number {

@@ -155,7 +155,7 @@ export function createDevWhatsApp(options: DevWhatsAppOptions): DevWhatsApp {
         try {
           instance = decodeURIComponent(rawInstance);
         } catch {
-          // A malformed escape (`%E0%A4%A`) is no instance of ours: the host answers it, as any unknown path.
+          // A malformed escape (`%E0%A4%A`) is no instance of ours: the host answers it, like any unknown path.
           return null;
         }
         const auth = await options.guard.authorize(request, instance);
