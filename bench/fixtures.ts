@@ -29,14 +29,16 @@ import type { SimHostMethods } from "./sim-host.js";
  * - `sqlite-wal`: the same file tuned as a user would for a write-heavy service (`journal_mode=WAL`,
  *   `synchronous=NORMAL`);
  * - `postgres`: 127.0.0.1:5432, user postgres, database test, a schema of its own, pool of 10 (as the
- *   example apps).
+ *   example apps);
+ * - `mariadb`: 127.0.0.1:3306 through mysql2, a database of its own, pool of 10.
  */
-export type Backend = "sqlite" | "sqlite-wal" | "postgres";
+export type Backend = "sqlite" | "sqlite-wal" | "postgres" | "mariadb";
 
 export const BACKEND_LABEL: Record<Backend, string> = {
   sqlite: "SQLite (default journal)",
   "sqlite-wal": "SQLite (WAL, synchronous=NORMAL)",
   postgres: "PostgreSQL 127.0.0.1",
+  mariadb: "MariaDB 127.0.0.1",
 };
 
 export interface OpenedStore {
@@ -46,11 +48,14 @@ export interface OpenedStore {
   close(): Promise<void>;
 }
 
-/** Opens a fresh, migrated store; `null` (with the reason) when PostgreSQL cannot be reached. */
+/** Opens a fresh, migrated store; `{ unreachable }` (with the reason) when the database server cannot be reached. */
 export async function openStore(backend: Backend): Promise<OpenedStore | { unreachable: string }> {
-  if (backend === "postgres") {
-    const database = await createTestDatabase("postgres", "cw_bench");
-    if (!database) return { unreachable: "PostgreSQL at 127.0.0.1:5432 is unreachable" };
+  if (backend === "postgres" || backend === "mariadb") {
+    const database = await createTestDatabase(backend, "cw_bench");
+    if (!database)
+      return {
+        unreachable: `${backend === "postgres" ? "PostgreSQL at 127.0.0.1:5432" : "MariaDB at 127.0.0.1:3306"} is unreachable`,
+      };
     const knex = database.connect({ poolMax: 10 });
     await migrate(knex);
     return {

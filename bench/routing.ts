@@ -15,6 +15,7 @@ import {
   startActivated,
   textEvent,
 } from "./fixtures.js";
+import { QUEUE_LABEL, type QueueKind, queueRun } from "./queues.js";
 import type { Child } from "./rpc.js";
 import type { SimHostMethods } from "./sim-host.js";
 import {
@@ -44,6 +45,8 @@ export interface RoutingConfig {
   pollIntervalMs: number;
   /** How many `ingest` calls the host has in flight at once. */
   ingestConcurrency: number;
+  /** The job-queue pipelines raced in the same runs (`bench/queues.ts`). */
+  queues?: QueueKind[];
 }
 
 export interface PacedResult {
@@ -59,7 +62,8 @@ export interface PacedResult {
 }
 
 export interface RoutingResult {
-  backend: Backend;
+  /** A store of the routing, or a job queue of the race. */
+  backend: Backend | QueueKind;
   label: string;
   skipped?: string;
   messages: number;
@@ -108,7 +112,12 @@ const INSTANCE = "bench";
 const perMessage = (start: number | null, end: number | null, count: number) =>
   start === null || end === null ? null : (end - start) / count;
 
-async function waitStored(sim: Sim, count: number, what: string, timeoutMs = 300_000): Promise<void> {
+async function waitStored(
+  sim: Sim,
+  count: number,
+  what: string,
+  timeoutMs = Number(process.env.BENCH_WAIT_MS ?? 300_000),
+): Promise<void> {
   await waitUntil(async () => (await sim.call("storedCount")) >= count, what, timeoutMs, 20);
 }
 
@@ -374,7 +383,7 @@ class BackendRuns {
   skipped: string | undefined;
 
   constructor(
-    readonly backend: Backend,
+    readonly backend: Backend | QueueKind,
     readonly config: RoutingConfig,
   ) {}
 
@@ -391,7 +400,10 @@ class BackendRuns {
   result(): RoutingResult {
     const base = {
       backend: this.backend,
-      label: BACKEND_LABEL[this.backend],
+      label:
+        this.backend in QUEUE_LABEL
+          ? QUEUE_LABEL[this.backend as QueueKind]
+          : BACKEND_LABEL[this.backend as Backend],
       messages: this.config.messages,
       chats: this.config.chats,
     };
@@ -412,15 +424,17 @@ class BackendRuns {
       machineCpuPerMessage: this.figure("machineCpu", "ms"),
       directMachineCpuPerMessage: this.figure("directMachineCpu", "ms"),
       breakdown: this.breakdown,
-      paced: {
-        rate: this.config.pacedRate,
-        messages: this.config.pacedMessages,
-        offered: f("pacedOffered", "msg/s"),
-        delivered: f("pacedDelivered", "msg/s"),
-        p50: f("pacedP50", "ms"),
-        p99: f("pacedP99", "ms"),
-        requestsPerMessage: f("pacedRequests", "req/msg"),
-      },
+      paced: !this.values.has("pacedOffered")
+        ? undefined
+        : {
+            rate: this.config.pacedRate,
+            messages: this.config.pacedMessages,
+            offered: f("pacedOffered", "msg/s"),
+            delivered: f("pacedDelivered", "msg/s"),
+            p50: f("pacedP50", "ms"),
+            p99: f("pacedP99", "ms"),
+            requestsPerMessage: f("pacedRequests", "req/msg"),
+          },
     };
   }
 }
@@ -433,7 +447,8 @@ async function runOnce(
   direct: { rate: number; machineCpu: number | null },
   log: (line: string) => void,
 ): Promise<void> {
-  const { config, backend } = runs;
+  const { config } = runs;
+  const backend = runs.backend as Backend;
   const label = BACKEND_LABEL[backend];
   const session = await openSession(sim, backend, config);
   if ("unreachable" in session) {
@@ -512,11 +527,50 @@ export async function benchRouting(
   sim: Sim,
   config: RoutingConfig,
   log: (line: string) => void,
-): Promise<RoutingResult[]> {
+): Promise<{ stores: RoutingResult[]; queues: RoutingResult[] }> {
   const all = config.backends.map((backend) => new BackendRuns(backend, config));
+  const queues = (config.queues ?? []).map((kind) => new BackendRuns(kind, config));
   for (let run = 1; run <= config.runs; run++) {
     const direct = await directRun(sim, config, config.messages);
     for (const runs of all) if (runs.skipped === undefined) await runOnce(sim, runs, run, direct, log);
+    for (const runs of queues) if (runs.skipped === undefined) await queueOnce(sim, runs, run, direct, log);
   }
-  return all.map((runs) => runs.result());
+  return { stores: all.map((runs) => runs.result()), queues: queues.map((runs) => runs.result()) };
+}
+
+/** One run of a job-queue pipeline of the race, on a fresh simulator, against the same run's direct baseline. */
+async function queueOnce(
+  sim: Sim,
+  runs: BackendRuns,
+  run: number,
+  direct: { rate: number; machineCpu: number | null },
+  log: (line: string) => void,
+): Promise<void> {
+  const kind = runs.backend as QueueKind;
+  const { config } = runs;
+  const result = await queueRun(sim, kind, config, config.messages);
+  if ("unreachable" in result) {
+    log(`  SKIPPED ${QUEUE_LABEL[kind]}: ${result.unreachable}`);
+    runs.skipped = result.unreachable;
+    return;
+  }
+  runs.push("warmup", 0);
+  runs.push("direct", direct.rate);
+  runs.push("directMachineCpu", direct.machineCpu);
+  runs.push("routing", result.rate);
+  runs.push("ratio", result.rate / direct.rate);
+  runs.push("burstP50", result.p50);
+  runs.push("burstP99", result.p99);
+  runs.push("ingestRate", result.rate);
+  runs.push("requestsPerMessage", result.requestsPerMessage);
+  runs.push("hostCpu", result.hostCpu);
+  runs.push("simCpu", result.simCpu);
+  runs.push("machineCpu", result.machineCpu);
+  log(
+    `  ${QUEUE_LABEL[kind]} run ${run}/${config.runs}: ${result.rate.toFixed(0)} msg/s, ` +
+      `direct ${direct.rate.toFixed(0)} msg/s, ratio ${(result.rate / direct.rate).toFixed(3)}, ` +
+      `p50/p99 ${result.p50.toFixed(0)}/${result.p99.toFixed(0)} ms; CPU/msg ${result.hostCpu.toFixed(2)} ms (host) ` +
+      `${result.simCpu.toFixed(2)} ms (simulator)` +
+      (result.machineCpu === null ? "" : `; machine CPU/msg ${result.machineCpu.toFixed(2)} ms`),
+  );
 }

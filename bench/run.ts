@@ -2,12 +2,16 @@
  * `npm run bench`: runs every benchmark of bench/, prints a table, writes bench/results/latest.json and
  * docs/benchmarks.md. Not part of `npm test`.
  *
- *   npm run bench                      the full run (8–9 minutes on the 2-core AMD EPYC machine; 300 s of it are the adapter runs)
+ *   npm run bench                      the full run (about 15–20 minutes on the 2-core AMD EPYC machine, on a quiet
+ *                                      machine only: 300 s of it are the adapter runs); the only run that writes
+ *                                      bench/results/latest.json and docs/benchmarks.md
  *   npm run bench -- --quick           a smoke run: 2 runs, small sizes; writes bench/results/quick.tmp.json only
- *   npm run bench -- --only=routing,cold   some suites (routing, cold, adapters, realtime, secrets, outbox);
+ *   npm run bench -- --only=routing,cold   some suites (secrets, outbox, routing, cold, scale, realtime, adapters);
  *                                      writes bench/results/partial.tmp.json only
  *   npm run bench -- --only=routing --quick --backends=sqlite-wal,postgres
- *                                      routing on some stores only (sqlite, sqlite-wal, postgres); with
+ *                                      routing on some stores only (sqlite, sqlite-wal, postgres, mariadb); with
+ *                                      --queues=bullmq,pg-boss (default both; --queues= for none) the race's
+ *                                      job queues, measured in the same runs (bench/queues.ts); with
  *                                      BENCH_COUNT_QUERIES=1 it also counts the store's SQL statements and
  *                                      transactions per routed message. Profile the integration (this process)
  *                                      with `node --cpu-prof --conditions=@ryze/source --import tsx bench/run.ts ...`
@@ -22,14 +26,16 @@ import { type AdaptersConfig, benchAdapters } from "./adapters.js";
 import { benchCold, type ColdConfig } from "./cold.js";
 import type { Backend } from "./fixtures.js";
 import { benchOutbox, type OutboxConfig } from "./outbox.js";
+import type { QueueKind } from "./queues.js";
 import { benchRealtime, type RealtimeConfig } from "./realtime.js";
 import { type BenchResults, renderConsole, renderMarkdown } from "./report.js";
 import { benchRouting, type RoutingConfig, warmUpRouting } from "./routing.js";
 import { spawnChild } from "./rpc.js";
+import { benchScale, type ScaleConfig } from "./scale.js";
 import { benchSecrets, type SecretsConfig } from "./secrets.js";
 import type { SimHostMethods } from "./sim-host.js";
 
-const SUITES = ["secrets", "outbox", "routing", "cold", "realtime", "adapters"] as const;
+const SUITES = ["secrets", "outbox", "routing", "cold", "scale", "realtime", "adapters"] as const;
 type Suite = (typeof SUITES)[number];
 
 const args = process.argv.slice(2);
@@ -50,8 +56,8 @@ for (const suite of only ?? [])
   if (!SUITES.includes(suite)) throw new Error(`unknown suite ${suite}; known: ${SUITES.join(", ")}`);
 const selected = (suite: Suite) => !only || only.includes(suite);
 /** Every store the routing benchmark knows; the full run measures the stores the example apps open. */
-const BACKENDS: Backend[] = ["sqlite", "sqlite-wal", "postgres"];
-const FULL_BACKENDS: Backend[] = ["sqlite-wal", "postgres"];
+const BACKENDS: Backend[] = ["sqlite", "sqlite-wal", "postgres", "mariadb"];
+const FULL_BACKENDS: Backend[] = ["sqlite-wal", "postgres", "mariadb"];
 const backendsArg = args.find((arg) => arg.startsWith("--backends="));
 const backends = backendsArg
   ? (backendsArg.slice("--backends=".length).split(",") as Backend[])
@@ -61,6 +67,11 @@ for (const backend of backends)
     throw new Error(`unknown backend ${backend}; known: ${BACKENDS.join(", ")}`);
 
 const RUNS = quick ? 2 : 5;
+const QUEUES: QueueKind[] = ["bullmq", "pg-boss"];
+const queuesArg = args.find((arg) => arg.startsWith("--queues="));
+for (const kind of queuesArg?.slice("--queues=".length).split(",").filter(Boolean) ?? [])
+  if (!QUEUES.includes(kind as QueueKind))
+    throw new Error(`unknown queue ${kind}; known: ${QUEUES.join(", ")}`);
 
 // The sizes and settings of the full run are the issue's, chosen to fit `npm run bench` into 10 minutes on 2 cores.
 const routingConfig: RoutingConfig = {
@@ -74,6 +85,10 @@ const routingConfig: RoutingConfig = {
   concurrency: 64,
   pollIntervalMs: 250,
   ingestConcurrency: 64,
+  // The race (bench/queues.ts): the same pipeline through the job queues a user would pick instead.
+  queues: queuesArg
+    ? (queuesArg.slice("--queues=".length).split(",").filter(Boolean) as QueueKind[])
+    : ["bullmq", "pg-boss"],
 };
 const coldConfig: ColdConfig = {
   runs: RUNS,
@@ -82,6 +97,27 @@ const coldConfig: ColdConfig = {
   concurrency: 16,
   pollIntervalMs: 250,
   ingestConcurrency: 64,
+};
+const scaleConfig: ScaleConfig = {
+  runs: quick ? 1 : 3,
+  integrations: [1, 100, 1_000],
+  messages: quick ? 1_000 : 10_000,
+  chats: 100,
+  pacedMessages: quick ? 150 : 600,
+  pacedRate: 500,
+  concurrency: 64,
+  pollIntervalMs: 250,
+  ingestConcurrency: 64,
+  activationConcurrency: 16,
+};
+/** Memory of 10,000 idle integrations (one shared token user), in the realtime host. */
+const idleConfig: RealtimeConfig = {
+  runs: quick ? 1 : 3,
+  integrations: quick ? 2_000 : 10_000,
+  replies: 20,
+  replyIntervalMs: 7,
+  activationConcurrency: 16,
+  scenarios: ["shared"],
 };
 const adaptersConfig: AdaptersConfig = {
   runs: RUNS,
@@ -107,6 +143,7 @@ const outboxConfigs: OutboxConfig[] = [
     claimsPerRun: 10,
   },
   { runs: RUNS, backend: "postgres", backlogs: quick ? [100] : [100, 1_000], claimsPerRun: 10 },
+  { runs: RUNS, backend: "mariadb", backlogs: quick ? [100] : [100, 1_000], claimsPerRun: 10 },
 ];
 
 function log(line: string) {
@@ -168,11 +205,20 @@ try {
   results.routing = await suite("routing", "1. Routing throughput against the direct baseline", async () => {
     results.config.routing = routingConfig;
     await warmUpRouting(sim, routingConfig, quick ? 100 : 300, log);
-    return benchRouting(sim, routingConfig, log);
+    const raced = await benchRouting(sim, routingConfig, log);
+    results.queues = raced.queues;
+    return raced.stores;
   });
   results.cold = await suite("cold", "2. Cold path: new contacts", () => {
     results.config.cold = coldConfig;
     return benchCold(sim, coldConfig, log);
+  });
+  results.scale = await suite("scale", "6. Scale of one process: active and idle integrations", async () => {
+    results.config.scale = scaleConfig;
+    results.config.idle = idleConfig;
+    const active = await benchScale(sim, scaleConfig, log);
+    const [idle] = await benchRealtime(sim, idleConfig, log);
+    return { active, idle };
   });
   results.realtime = await suite("realtime", "4. Realtime scale: 1,000 integrations", () => {
     results.config.realtime = realtimeConfig;
@@ -190,7 +236,7 @@ results.durationSeconds = (Date.now() - started) / 1000;
 log(renderConsole(results));
 
 mkdirSync(resultsDir, { recursive: true });
-const full = !quick && !only && !backendsArg;
+const full = !quick && !only && !backendsArg && !queuesArg;
 const jsonFile = join(resultsDir, full ? "latest.json" : quick ? "quick.tmp.json" : "partial.tmp.json");
 writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
 log(`wrote ${jsonFile}`);

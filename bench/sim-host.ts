@@ -1,7 +1,8 @@
 /**
  * Child process: the Chatwoot simulator, standing in for Chatwoot on its own core. Besides the simulator's
  * own controls it records when each incoming message was stored: the moment the simulator answers a message
- * create (`POST …/messages`), keyed by the WhatsApp id in the answer's `source_id` (`WAID:<id>`).
+ * create (`POST …/messages`, or `POST …/conversations` carrying the first message), keyed by the WhatsApp id in the
+ * answer's `source_id` (`WAID:<id>`).
  */
 import { subscribe } from "node:diagnostics_channel";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -21,7 +22,8 @@ loopDelay.enable();
 
 subscribe("http.server.request.start", (message) => {
   const { request, response } = message as { request: IncomingMessage; response: ServerResponse };
-  if (request.method !== "POST" || !request.url?.endsWith("/messages")) return;
+  // A message create, or a conversation create that carries the first message (the cold path).
+  if (request.method !== "POST" || !/\/(messages|conversations)$/.test(request.url ?? "")) return;
   const end = response.end as (...args: unknown[]) => ServerResponse;
   response.end = function (this: ServerResponse, ...args: unknown[]) {
     const chunk = args[0];

@@ -12,6 +12,8 @@
 //   --summary         print the summary of the last reports only, run nothing
 //   --survivors       also list every surviving (and uncovered) mutant under its module
 //   --goal <score>    the per-module goal (default 85)
+//   --budget <min>    stop after this many minutes, failing: results that take longer to bring up to date are behind
+//                     the code (`.ci/run` gives 10; a fresh run is then due: the command, and commit reports/)
 // The exit status is Stryker's: 1 when a group's score is under its break threshold (`break` in the config).
 //
 // A group whose inputs (its `inputs` folders, the configuration, the lockfile) are byte for byte those its committed
@@ -22,8 +24,9 @@
 // started through its API, which is what the CLI calls and works unchanged on Node 20.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { dirname, isAbsolute, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -55,6 +58,7 @@ const CONFIGURATION = [
   "scripts/mutation/run.mjs",
   "scripts/mutation/vitest.config.mjs",
   "scripts/mutation/link-sandbox.mjs",
+  "scripts/mutation/tsconfig.knex.json",
   "vitest.config.ts",
   "vitest.workspace.ts",
   "pnpm-lock.yaml",
@@ -108,6 +112,11 @@ const goal = Number(values("--goal")[0] ?? 85);
 const complete = !["--mutate", "--tests"].some(option);
 /** A plain run may reuse the results of a group whose inputs did not change. */
 const reusable = complete && !option("--force");
+const budget = values("--budget")[0];
+if (budget !== undefined && !(Number(budget) > 0))
+  throw new Error(`--budget: a number of minutes above 0, got "${budget}"`);
+const deadline = budget === undefined ? Number.POSITIVE_INFINITY : Date.now() + Number(budget) * 60_000;
+let overBudget = false;
 
 let status = 0;
 const timings = [];
@@ -139,13 +148,9 @@ if (!option("--summary")) {
       continue;
     }
     console.log(`\n=== mutation testing: group ${name} ===`);
-    const result = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--stryker", ...args], {
-      stdio: "inherit",
-      env: {
-        ...process.env,
-        MUTATION_GROUP: name,
-        ...(values("--tests").length > 0 ? { MUTATION_TESTS: values("--tests").join(";") } : {}),
-      },
+    const result = stryker(args, {
+      MUTATION_GROUP: name,
+      ...(values("--tests").length > 0 ? { MUTATION_TESTS: values("--tests").join(";") } : {}),
     });
     const report = `dist/mutation/${name}.json`;
     const finished = existsSync(report) && statSync(report).mtimeMs >= started;
@@ -162,11 +167,15 @@ if (!option("--summary")) {
         status = 1;
       }
     }
-    // Stryker wrote its incremental file: the results hold for the inputs as they were when it started.
+    // Stryker finished and wrote its incremental file: the results hold for the inputs as they were when it
+    // started. (An interrupted Stryker saves a partial incremental file: a later run goes on from it, so its inputs
+    // are not recorded as done.)
     if (complete && existsSync(incrementalFile) && statSync(incrementalFile).mtimeMs >= started) {
       formatIncrementalFile(incrementalFile);
-      recorded[name] = inputs;
-      writeFileSync(INPUTS_FILE, `${JSON.stringify(recorded, null, 2)}\n`);
+      if (finished) {
+        recorded[name] = inputs;
+        writeFileSync(INPUTS_FILE, `${JSON.stringify(recorded, null, 2)}\n`);
+      }
     }
     timings.push(`${name} ${formatDuration(Date.now() - started)}${result.status === 0 ? "" : " (failed)"}`);
   }
@@ -182,7 +191,39 @@ if (!option("--summary")) {
 }
 summarise();
 if (timings.length > 0) console.log(`time: ${timings.join(", ")}`);
+if (overBudget) {
+  console.error(
+    `mutation testing: the budget of ${budget} minutes ran out. The committed results (reports/) are behind the ` +
+      "code: run `npm run test:mutation` and commit reports/ with the change.",
+  );
+  status = 1;
+}
 process.exit(status);
+
+/**
+ * One Stryker run (this script with --stryker) in its own process, within what is left of the budget: past it, the
+ * run is interrupted (Stryker stops its workers on SIGINT) and its sandbox removed.
+ */
+function stryker(extra, env) {
+  const remaining = deadline - Date.now();
+  if (remaining <= 0) {
+    overBudget = true;
+    return { status: 1 };
+  }
+  const sandboxes = join(tmpdir(), "ryze-chatwoot-stryker");
+  const before = new Set(existsSync(sandboxes) ? readdirSync(sandboxes) : []);
+  const result = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--stryker", ...extra], {
+    stdio: "inherit",
+    env: { ...process.env, ...env },
+    ...(Number.isFinite(remaining) ? { timeout: remaining, killSignal: "SIGINT" } : {}),
+  });
+  if (result.error?.code === "ETIMEDOUT") {
+    overBudget = true;
+    for (const entry of existsSync(sandboxes) ? readdirSync(sandboxes) : [])
+      if (!before.has(entry)) rmSync(join(sandboxes, entry), { recursive: true, force: true });
+  }
+  return result;
+}
 
 /** Where a recheck of a group writes its report. */
 function recheckReport(name) {
@@ -213,17 +254,9 @@ function recheck(name, report, incrementalFile) {
     "--mutate",
     `${file}:${start.line}:${Math.max(0, start.column - 1)}-${end.line}:${end.column}`,
   ]);
-  const result = spawnSync(
-    process.execPath,
-    [
-      fileURLToPath(import.meta.url),
-      "--stryker",
-      "--recheck",
-      ...ranges,
-      ...(option("--no-typecheck") ? ["--no-typecheck"] : []),
-    ],
-    { stdio: "inherit", env: { ...process.env, MUTATION_GROUP: name } },
-  );
+  const result = stryker(["--recheck", ...ranges, ...(option("--no-typecheck") ? ["--no-typecheck"] : [])], {
+    MUTATION_GROUP: name,
+  });
   const again = readJson(recheckReport(name));
   if (result.status !== 0 || !again) {
     console.error(`group ${name}: the recheck did not finish; its survivors stay as they are`);
@@ -289,12 +322,29 @@ function fingerprint(group) {
   return hash.digest("hex");
 }
 
+/**
+ * The files of a folder as a clone has them: tracked and new files, not what git ignores (node_modules, dist, logs,
+ * build info), so that a fresh clone and the tree the results were recorded in agree. Outside a git work tree, the
+ * folder's files but node_modules, dist and data.
+ */
 function filesUnder(folder) {
+  const listed = spawnSync(
+    "git",
+    ["ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", folder],
+    {
+      encoding: "utf8",
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
+  if (listed.status === 0) return [...new Set(listed.stdout.split("\0").filter(Boolean))];
+  return walk(folder);
+}
+
+function walk(folder) {
   if (!existsSync(folder)) return [];
   return readdirSync(folder, { withFileTypes: true }).flatMap((entry) => {
     const path = join(folder, entry.name);
-    if (entry.isDirectory())
-      return ["node_modules", "dist", "data"].includes(entry.name) ? [] : filesUnder(path);
+    if (entry.isDirectory()) return ["node_modules", "dist", "data"].includes(entry.name) ? [] : walk(path);
     return entry.isFile() ? [path] : [];
   });
 }

@@ -26,8 +26,8 @@ export interface BaileysExample extends ExpressExample {
 }
 
 /**
- * The Baileys example: the Express example (the bridge's routes, `/dev/whatsapp/...`, `GET /health`) with a real
- * WhatsApp behind it. Each configured instance (RYZE_INSTANCES) links a phone through its own Baileys socket,
+ * The Baileys example: the Express example (the bridge's routes, `/dev/whatsapp/...`, `GET /metrics`, `/health`,
+ * `/ready`) with a real WhatsApp behind it. Each configured instance (RYZE_INSTANCES) links a phone through its own Baileys socket,
  * whose auth state lives in `<data>/baileys-auth/<instance>`; the bridge sends through the socket that is open.
  */
 export async function buildApp(

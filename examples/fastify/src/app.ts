@@ -1,6 +1,7 @@
 import { chatwootFastify } from "@ryze/chatwoot-fastify";
 import {
   createExampleRuntime,
+  createOperationsRoutes,
   type ExampleConfig,
   type ExampleRuntime,
   type RuntimeOptions,
@@ -11,7 +12,7 @@ export interface FastifyExample extends ExampleRuntime {
   app: FastifyInstance;
 }
 
-/** The Fastify example: the bridge's routes, the simulated WhatsApp side, and a health route of the host. */
+/** The Fastify example: the bridge's routes, the simulated WhatsApp side, and the operator's routes (`/metrics`, `/health`, `/ready`). */
 export async function buildApp(config: ExampleConfig, options: RuntimeOptions = {}): Promise<FastifyExample> {
   const runtime = await createExampleRuntime(config, options);
   const app = Fastify();
@@ -22,6 +23,13 @@ export async function buildApp(config: ExampleConfig, options: RuntimeOptions = 
     prefix: runtime.bridge.prefix,
   });
   await app.register(chatwootFastify, { bridge: runtime.devWhatsApp, prefix: "/dev/whatsapp" });
-  app.get("/health", async () => ({ ok: true }));
+  // GET /metrics, /health (liveness), /ready (readiness): docs/operations.md; Fastify's own routes answer them.
+  const operations = createOperationsRoutes(runtime.bridge);
+  for (const path of ["/metrics", "/health", "/ready"]) {
+    app.get(path, async (request, reply) => {
+      const answer = await operations.http.handle({ method: "GET", path, headers: request.headers });
+      return reply.code(answer!.status).headers(answer!.headers).send(answer!.body);
+    });
+  }
   return { ...runtime, app };
 }

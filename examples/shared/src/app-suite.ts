@@ -253,8 +253,47 @@ export async function runExampleAppSuite(options: ExampleAppSuiteOptions): Promi
       expect(text).not.toMatch(/URIError|at .*\.ts|node_modules/);
     });
 
-    it("keeps the host's own routes working", async () => {
-      expect(await (await fetch(`${example.url}/health`)).json()).toEqual({ ok: true });
+    it("serves /metrics, /health and /ready to the operator", async () => {
+      const metrics = await fetch(`${example.url}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(metrics.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+      const text = await metrics.text();
+      // The round trip above: one message each way.
+      expect(text).toMatch(
+        /^chatwoot_bridge_messages_routed_total\{direction="inbound",kind="message"\} 1$/m,
+      );
+      expect(text).toMatch(
+        /^chatwoot_bridge_messages_routed_total\{direction="outbound",kind="agent-message"\} 1$/m,
+      );
+      expect(text).toMatch(/^chatwoot_bridge_outbox_depth 0$/m);
+
+      const health = await fetch(`${example.url}/health`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toEqual({ status: "ok", checks: { store: { status: "ok" } } });
+      const ready = await fetch(`${example.url}/ready`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toMatchObject({
+        status: "ok",
+        checks: { store: { status: "ok" }, dispatcher: { status: "ok" }, realtime: { status: "ok" } },
+      });
+    });
+
+    // Last: it stops the bridge.
+    it("answers /ready 503 naming the failed check once the bridge stopped; /health stays 200", async () => {
+      await example.runtime.bridge.stop();
+      const ready = await fetch(`${example.url}/ready`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({
+        status: "fail",
+        checks: {
+          store: { status: "ok" },
+          dispatcher: {
+            status: "fail",
+            detail: "the outbox dispatcher is not running (bridge.start() not called, or stopped)",
+          },
+        },
+      });
+      expect((await fetch(`${example.url}/health`)).status).toBe(200);
     });
   });
 }

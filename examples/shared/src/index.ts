@@ -1,2 +1,3 @@
 export * from "./config.js";
+export * from "./operations.js";
 export * from "./runtime.js";

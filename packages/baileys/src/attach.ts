@@ -12,6 +12,9 @@ import {
   isJidGroup,
   isJidNewsletter,
   isJidStatusBroadcast,
+  isLidUser,
+  isPnUser,
+  jidNormalizedUser,
   type MessageUserReceiptUpdate,
   toNumber,
   type WAMessage,
@@ -28,7 +31,7 @@ import {
   MediaSkipped,
   readCapped,
 } from "./media.js";
-import { type BaileysEventSocket, type SocketState, stateOf } from "./socket.js";
+import { type BaileysEventSocket, BoundedMap, type SocketState, stateOf } from "./socket.js";
 
 type ExchangeEvent = Extract<WhatsAppEvent, { event: "message.exchange" }>;
 type EnvelopeMessage = ExchangeEvent["data"]["message"];
@@ -48,7 +51,11 @@ export interface AttachBaileysOptions {
     /** Replaces Baileys' `downloadMediaMessage` (tests, hosts with a media store of their own). */
     download?: MediaDownloader;
   };
-  /** Pass the messages of history sync (`messaging-history.set`) to `ingest` too (default true). */
+  /**
+   * Pass the messages of history sync (`messaging-history.set`) to `ingest` too, marked `history: true` (default
+   * true): the bridge routes those newer than a chat's last routed message and imports older ones only when the
+   * integration asks for it (`importHistoryDays`).
+   */
   history?: boolean;
   /** Ask the socket for a group's subject (`groupMetadata`) when no event told it yet (default true). */
   fetchGroupSubjects?: boolean;
@@ -235,8 +242,31 @@ export function attachBaileys(
     enqueue(people.orderingJid(key), what, async () => {
       // Checked again: the gateway records a send's id when Baileys answers, which may follow its echo.
       if (key.fromMe && state.sentAnnotations.has(key.id!)) return;
-      await ingest(await envelopeOf(message, parsed.content), what);
+      const event = await envelopeOf(message, parsed.content);
+      // Marked, so that the bridge routes it only into the gap after the chat's last routed message (`docs/history.md`).
+      if (origin === "history") event.data.message.history = true;
+      await ingest(event, what);
     });
+  }
+
+  /** LID → phone JID links already passed on by this attachment (the bridge stores them; once is enough). */
+  const announced = new BoundedMap<string, string>(20_000);
+
+  /**
+   * WhatsApp linked a LID and a phone JID (Baileys' `lid-mapping.update`, a history sync's `lidPnMappings`): learnt
+   * here, and passed on as `contact.identity`, in order with the person's chat, so that the bridge makes one chat of
+   * the person's two forms (merging the Chatwoot contacts each form produced).
+   */
+  function onIdentity(lidJid: string | null | undefined, pnJid: string | null | undefined): void {
+    people.pair(lidJid, pnJid);
+    const lid = lidJid ? jidNormalizedUser(lidJid) : "";
+    const jid = pnJid ? jidNormalizedUser(pnJid) : "";
+    if (!isLidUser(lid) || !isPnUser(jid) || people.isMe(jid) || announced.get(lid) === jid) return;
+    announced.set(lid, jid);
+    const what = { lid, jid };
+    enqueue(jid, what, () =>
+      ingest({ event: "contact.identity", data: { lid, jid }, instanceData: { instance } }, what),
+    );
   }
 
   function onReceipt(key: WAMessageKey, code: number): void {
@@ -280,7 +310,7 @@ export function attachBaileys(
       }
     },
     "messaging-history.set": ({ messages, contacts, chats, lidPnMappings }) => {
-      for (const mapping of lidPnMappings ?? []) people.pair(mapping.lid, mapping.pn);
+      for (const mapping of lidPnMappings ?? []) onIdentity(mapping.lid, mapping.pn);
       people.learnContacts(contacts);
       people.learnChats(chats);
       if (!ingestHistory) return;
@@ -290,7 +320,7 @@ export function attachBaileys(
         .sort((a, b) => a.at - b.at || b.index - a.index);
       for (const { message } of ordered) onMessage(message, "history");
     },
-    "lid-mapping.update": ({ lid, pn }) => people.pair(lid, pn),
+    "lid-mapping.update": ({ lid, pn }) => onIdentity(lid, pn),
     "contacts.upsert": (contacts) => people.learnContacts(contacts),
     "contacts.update": (contacts) => people.learnContacts(contacts),
     "chats.upsert": (chats) => people.learnChats(chats),

@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import type { Registry } from "prom-client";
 import type { RateLimiterAbstract } from "rate-limiter-flexible";
 import * as z from "zod";
 import {
@@ -21,25 +22,41 @@ import {
   activationRoutes,
   type CallerGuard,
   createCallerChecks,
+  createFailedAuthLimiter,
   createHttpHandler,
   createRateLimiter,
   type HttpHandler,
   type RateLimiter,
 } from "./http/index.js";
-import { createIntegrationRepository, type Integration } from "./integrations/index.js";
+import { type LiveState, statusRoutes } from "./http/status-routes.js";
+import { statusPageRoute } from "./http/ui/index.js";
+import {
+  createIntegrationRepository,
+  type Integration,
+  type RotateKeysResult,
+} from "./integrations/index.js";
 import {
   createNetworkPolicy,
   createPolicyAgent,
   type NetworkPolicy,
   networkOptionsSchema,
 } from "./net/index.js";
+import { createHealth, type HealthReport, type HealthScope } from "./observability/health.js";
 import { type Clock, type Logger, silentLogger, systemClock } from "./observability/index.js";
+import {
+  type BridgeMetrics,
+  createBridgeMetrics,
+  instrumentChatwootApi,
+  type RealtimeStats,
+} from "./observability/metrics.js";
 import { createRealtimeHub, createRealtimeOwnership } from "./realtime/index.js";
+import { postStatusNote } from "./realtime/status-note.js";
 import type { WhatsAppEvent } from "./routing/events.js";
 import type { WhatsAppGateway } from "./routing/gateway.js";
+import { createRetention } from "./routing/retention.js";
 import { createRouter, type IngestResult } from "./routing/service.js";
 import { createWebhookRoute } from "./routing/webhook.js";
-import type { StoragePort } from "./store/ports.js";
+import type { IntegrationRow, StoragePort } from "./store/ports.js";
 
 const port = <T>(name: string, methods: string[]) =>
   z.custom<T>(
@@ -94,6 +111,22 @@ export const bridgeOptionsSchema = z.strictObject({
       onStoreError: z.enum(["open", "closed"]).default("open"),
     })
     .prefault({}),
+  /**
+   * Failed caller authentication (a missing or unknown token) per client address, on every route that checks caller
+   * tokens and in `guard`: past `points` failures within `durationSeconds` the address is answered 429 with
+   * `Retry-After`, without asking the directory, until its window ends. The address is `HttpRequest.remoteAddress`
+   * (behind a proxy, the framework's trusted-proxy setting decides it); IPv6 counts by /64.
+   */
+  failedAuth: z
+    .object({
+      points: z.number().int().positive().default(20),
+      durationSeconds: z.number().int().positive().default(60),
+      /** A limiter on a shared store (Redis, SQL) for clusters, built with the same points and duration. */
+      limiter: z
+        .custom<RateLimiterAbstract>((value) => typeof value === "object" && value !== null)
+        .optional(),
+    })
+    .prefault({}),
   /** `realtime` (default) or `webhook` (needs `publicUrl`). */
   delivery: z.enum(["realtime", "webhook"]).default("realtime"),
   /** Base URL through which Chatwoot reaches this server (webhook mode). */
@@ -117,6 +150,11 @@ export const bridgeOptionsSchema = z.strictObject({
       maxReconnectDelayMs: z.number().int().positive().default(30_000),
       /** Ownership lease of each subscription across processes; renewed at a third of it. */
       leaseTtlMs: z.number().int().min(300).default(15_000),
+      /**
+       * How often each subscription is probed for deafness (confirmed, but events do not arrive): the inbox's newest
+       * messages over REST against the newest seen on the link (`docs/chatwoot-versions.md`).
+       */
+      deafProbeIntervalMs: z.number().int().min(200).default(60_000),
     })
     .prefault({}),
   /** Outbox dispatcher tuning. */
@@ -191,6 +229,51 @@ export const bridgeOptionsSchema = z.strictObject({
     .default(() => `process-${randomUUID()}`),
   /** How long a message sent from the phone waits before it is mirrored (so our own sends are recognised). */
   echoWaitMs: z.number().int().min(0).default(1_500),
+  /**
+   * One person, one chat (`docs/identity.md`): `brazilNinthDigit` makes a Brazilian mobile number with and without
+   * its 9th digit one person (default true).
+   */
+  identity: z.object({ brazilNinthDigit: z.boolean().default(true) }).prefault({}),
+  /**
+   * Prometheus metrics (prom-client): on the host's `registry` or a new one (`bridge.metrics`), names prefixed with
+   * `prefix`; `instanceLabels` adds the instance to the per-message counters (`docs/operations.md`).
+   */
+  metrics: z
+    .object({
+      registry: port<Registry>("prom-client Registry", [
+        "metrics",
+        "registerMetric",
+        "getSingleMetric",
+      ]).optional(),
+      prefix: z
+        .string()
+        .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, {
+          error: "must be a Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)",
+        })
+        .default("chatwoot_bridge_"),
+      instanceLabels: z.boolean().default(false),
+    })
+    .prefault({}),
+  /**
+   * Outbox retention: finished items are deleted `doneMs` (done) or `deadMs` (dead letters) after they were enqueued,
+   * `batchSize` per statement, by one process of a cluster at a time, every `intervalMs`.
+   */
+  retention: z
+    .object({
+      doneMs: z
+        .number()
+        .int()
+        .positive()
+        .default(7 * 86_400_000),
+      deadMs: z
+        .number()
+        .int()
+        .positive()
+        .default(30 * 86_400_000),
+      batchSize: z.number().int().positive().max(10_000).default(500),
+      intervalMs: z.number().int().positive().default(60_000),
+    })
+    .prefault({}),
   logger: port<Logger>("Logger", ["debug", "info", "warn", "error"]).default(silentLogger),
   clock: port<Clock>("Clock", ["now"]).default(systemClock),
 });
@@ -230,8 +313,19 @@ export interface ChatwootBridge {
   ingest(instance: string, event: WhatsAppEvent): Promise<IngestResult>;
   /** What routing skipped and why, by reason (observability). */
   counters(): Record<string, number>;
-  /** Re-seals every stored secret under the current key (resumable). */
-  rotateKeys(options?: { batchSize?: number }): Promise<{ resealed: number; skipped: number }>;
+  /**
+   * Re-seals every stored secret under the current key, one pass: rows re-sealed now, rows already on the current
+   * key, and rows `busy` (held by an activation, or changed during the pass). Rotation is complete when a pass
+   * answers `busy: 0`: `do r = await bridge.rotateKeys(); while (r.busy > 0)` (`docs/security.md`).
+   */
+  rotateKeys(options?: { batchSize?: number }): Promise<RotateKeysResult>;
+  /** The prom-client registry the bridge's metrics are on (the host's, or its own): serve `metrics()` on `/metrics`. */
+  readonly metrics: Registry;
+  /**
+   * Liveness (`liveness`: the store answers) or readiness (`readiness`, the default: also the outbox dispatcher runs
+   * and every realtime link this process holds is confirmed or recovering within its budget), each check named.
+   */
+  health(scope?: HealthScope): Promise<HealthReport>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -263,7 +357,14 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
     ? null
     : createPolicyAgent(network, { keepAliveTimeout: 30_000, connections: 32 });
   const ownApi = chatwootAgent ? createChatwootApi({ dispatcher: chatwootAgent }) : null;
-  const chatwoot = options.chatwootApi ?? ownApi!;
+  const metrics: BridgeMetrics = createBridgeMetrics(options.metrics, {
+    outbox: async () => {
+      const now = options.clock.now();
+      return { ...(await options.store.outbox.totals(now)), now };
+    },
+    realtime: () => realtimeStats(),
+  });
+  const chatwoot = instrumentChatwootApi(options.chatwootApi ?? ownApi!, metrics);
   const integrations = createIntegrationRepository(options.store.integrations, cipher, options.clock);
   const router = createRouter({
     integrations,
@@ -276,7 +377,19 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
     outbound: options.outbound,
     retry: options.retry,
     echoWaitMs: options.echoWaitMs,
+    identity: options.identity,
     media: { ...options.media, network },
+    observe: {
+      attempt: (item, outcome, instance) =>
+        metrics.attempt(
+          item.direction,
+          String((item.payload as { kind?: unknown })?.kind ?? "unknown"),
+          outcome.kind,
+          instance,
+        ),
+      dead: (item, instance) => metrics.deadLetter(item.direction, instance),
+    },
+    realtimeState: (integration) => realtimeState(integration.id),
   });
   const withIntegration = (id: string, action: (integration: Integration) => Promise<unknown>) => {
     integrations
@@ -303,7 +416,19 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
         withIntegration(id, (integration) => router.acceptChatwootEvent(integration, event, data));
       }
     },
-    onReconnect: (id, since) => withIntegration(id, (integration) => router.backfill(integration, since)),
+    onReconnect: (id, since) =>
+      withIntegration(id, async (integration) =>
+        hub.recordBackfill(await router.backfill(integration, since)),
+      ),
+    deafProbeIntervalMs: options.realtime.deafProbeIntervalMs,
+    onDeaf: (id, since) =>
+      withIntegration(id, (integration) =>
+        postStatusNote(chatwoot, integration, {
+          content:
+            "The WhatsApp bridge noticed that Chatwoot's realtime events stopped reaching it although it was subscribed. It subscribed again and fetches the replies sent meanwhile, so they still reach WhatsApp.",
+          marker: `(realtime link deaf since ${since.toISOString()})`,
+        }),
+      ),
   });
   const realtime = options.delivery === "realtime";
   const ownership = createRealtimeOwnership({
@@ -317,6 +442,7 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
     onTakeover: (integration, since) => {
       router
         .backfill(integration, since)
+        .then((queued) => hub.recordBackfill(queued))
         .catch((error) =>
           options.logger.warn(
             { instance: integration.instance, err: errorMessage(error) },
@@ -348,6 +474,26 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
         : "no process holds the realtime link to Chatwoot at the moment - it is taken over within the lease time";
     },
   };
+  /** The realtime link's state as this process knows it (webhook mode: null). */
+  const realtimeState = async (id: string): Promise<string | null> => {
+    if (!realtime) return null;
+    const status = hub.status(id);
+    if (status) return status.state;
+    if (ownership.failure(id)) return "disconnected";
+    const lease = await ownership.holder(id);
+    return lease && lease.expiresAt.getTime() > options.clock.now().getTime() ? "remote" : "none";
+  };
+  /** The status route's view: the stored status with the live problems `list` shows, without asking Chatwoot. */
+  const liveState = async (row: IntegrationRow): Promise<LiveState> => {
+    const realtimeNow = await realtimeState(row.id);
+    const stored = row.status === "provisioning" ? "error" : row.status;
+    if (stored === "paused") return { status: stored, lastError: row.lastError, realtime: realtimeNow };
+    // The row as the hook reads it: only its id is used (the secrets stay sealed).
+    const problem = (await hooks.liveProblem?.(row)) ?? null;
+    return problem
+      ? { status: "error", lastError: problem, realtime: realtimeNow }
+      : { status: stored, lastError: row.lastError, realtime: realtimeNow };
+  };
   const activation = policed(
     network,
     options.logger,
@@ -364,19 +510,69 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
       hooks,
     }),
   );
-  const rateLimiter: RateLimiter = createRateLimiter({
-    ...options.rateLimit,
-    onError: (error) =>
-      options.logger.warn({ err: errorMessage(error) }, "chatwoot: rate-limit store failed"),
+  countActivations(activation, metrics);
+  /** The realtime links of this process for the metrics (webhook mode: none). */
+  const realtimeStats = (): RealtimeStats | null => (realtime ? hub.stats() : null);
+  const health = createHealth({
+    clock: options.clock,
+    probeStore: () => options.store.integrations.list({ limit: 1 }),
+    storeTimeoutMs: 5_000,
+    dispatcherRunning: () => router.dispatcher.isRunning,
+    realtimeLinks: () =>
+      realtime
+        ? ownership.owned().map((integrationId) => ({
+            integrationId,
+            state: hub.status(integrationId)?.state ?? "connecting",
+          }))
+        : null,
+    // A lost link is retried at least every maxReconnectDelayMs, and each subscription waits subscribeTimeoutMs.
+    realtimeBudgetMs: 2 * options.realtime.maxReconnectDelayMs + 2 * options.realtime.subscribeTimeoutMs,
   });
-  const caller = createCallerChecks({ directory: options.directory, rateLimiter });
+  const retention = createRetention({
+    outbox: options.store.outbox,
+    leases: options.store.leases,
+    clock: options.clock,
+    logger: options.logger,
+    owner: options.processId,
+    ...options.retention,
+    maxBatches: 20,
+    onPruned: (count) => metrics.pruned(count),
+  });
+  const rateLimiter: RateLimiter = countRefusals(
+    createRateLimiter({
+      ...options.rateLimit,
+      onError: (error) =>
+        options.logger.warn({ err: errorMessage(error) }, "chatwoot: rate-limit store failed"),
+    }),
+    metrics,
+  );
+  const failedAuth = createFailedAuthLimiter({
+    ...options.failedAuth,
+    onError: (error) =>
+      options.logger.warn({ err: errorMessage(error) }, "chatwoot: failed-auth limiter store failed"),
+  });
+  const caller = createCallerChecks({ directory: options.directory, rateLimiter, failedAuth });
   // The route table: every route under the prefix, each with its methods, who may call it and its handler.
   const http = createHttpHandler({
     enabled: options.enabled,
     prefix: options.prefix,
     logger: options.logger,
     routes: [
-      ...activationRoutes({ activation, caller, exposeApiToken: options.exposeApiToken }),
+      ...activationRoutes({
+        activation,
+        caller,
+        exposeApiToken: options.exposeApiToken,
+        history: (integrationId) => options.store.mappings.historyProgress(integrationId),
+        realtime: realtimeState,
+      }),
+      ...statusRoutes({
+        caller,
+        directory: options.directory,
+        store: options.store,
+        clock: options.clock,
+        live: liveState,
+      }),
+      statusPageRoute(),
       createWebhookRoute({
         integrations,
         chatwoot,
@@ -387,6 +583,7 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
     ],
   });
 
+  let stopping: Promise<void> | null = null;
   return {
     http,
     guard: caller,
@@ -415,20 +612,54 @@ export function createChatwootBridge(input: ChatwootBridgeOptions): ChatwootBrid
     },
     ingest: (instance, event) => router.ingest(instance, event),
     counters: () => router.counters(),
+    metrics: metrics.registry,
+    health: (scope) => health.check(scope),
     rotateKeys(rotateOptions) {
       return integrations.rotateKeys(rotateOptions);
     },
     async start() {
       router.start();
       if (realtime) ownership.start();
+      retention.start();
     },
-    async stop() {
-      await ownership.stop();
-      await router.stop();
-      hub.close();
-      await ownApi?.close();
-      await chatwootAgent?.close();
+    stop() {
+      // Once: a second call (a host's shutdown hook after a test's) waits for the first.
+      stopping ??= (async () => {
+        await retention.stop();
+        await ownership.stop();
+        await router.stop();
+        hub.close();
+        await ownApi?.close();
+        await chatwootAgent?.close();
+      })();
+      return stopping;
     },
+  };
+}
+
+/** Counts the requests the per-token quota refuses. */
+function countRefusals(limiter: RateLimiter, metrics: BridgeMetrics): RateLimiter {
+  return {
+    async consume(token) {
+      const decision = await limiter.consume(token);
+      if (!decision.allowed) metrics.rateLimitRefused();
+      return decision;
+    },
+  };
+}
+
+/** Counts activations by outcome (`active`, or the error code), on the routes and inline alike. */
+function countActivations(service: ActivationService, metrics: BridgeMetrics): void {
+  const activate = service.activate.bind(service);
+  service.activate = async (...args) => {
+    try {
+      const integration = await activate(...args);
+      metrics.activation("active");
+      return integration;
+    } catch (error) {
+      metrics.activation(toBridgeError(error).code);
+      throw error;
+    }
   };
 }
 

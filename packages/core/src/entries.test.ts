@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import ts from "typescript";
 import { beforeAll, describe, expect, it } from "vitest";
 
-const entries = ["./index.ts", "./adapter.ts", "./testing.ts"] as const;
+const entries = ["./index.ts", "./adapter.ts", "./testing.ts", "./store-entry.ts"] as const;
 const names = new Map<string, string[]>();
 
 /** Every name an entry exports (values and types), as a consumer's compiler sees it. */
@@ -40,6 +40,8 @@ describe("the core's entries", () => {
       "createMemoryStore",
       "HttpRequest",
       "profileSchema",
+      "OutboxStore",
+      "MappingStore",
     ]) {
       expect(names).not.toContain(internal);
     }
@@ -57,6 +59,16 @@ describe("the core's entries", () => {
     );
     expect(exportsOf("./testing.ts")).toEqual(
       expect.arrayContaining(["createMemoryStore", "createChatwootApi", "ChatwootRequestError"]),
+    );
+    // A store implementation (as @ryze/chatwoot-knex) finds every port and row type in `/store`.
+    expect(exportsOf("./store-entry.ts")).toEqual(
+      expect.arrayContaining([
+        "StoragePort",
+        "OutboxStore",
+        "MappingStore",
+        "IntegrationStore",
+        "LeaseStore",
+      ]),
     );
   });
 });

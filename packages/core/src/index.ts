@@ -1,6 +1,7 @@
 /**
  * `@ryze/chatwoot-core`: what a host uses. The factory and its types, the ports a host implements (store,
- * directory, gateway, cipher), the error class, and the WhatsApp event envelope (`docs/events.md`).
+ * directory, gateway, cipher; a store implementation
+ * finds the storage ports' types in `@ryze/chatwoot-core/store`), the error class, and the WhatsApp event envelope (`docs/events.md`).
  * Framework adapters import `@ryze/chatwoot-core/adapter`; tests import `@ryze/chatwoot-core/testing`.
  */
 export type { ActivateBody } from "./activation/schema.js";
@@ -19,8 +20,11 @@ export {
   type StaticDirectoryOptions,
 } from "./directory/index.js";
 export { BridgeError, type ErrorCode, isBridgeError } from "./errors/index.js";
+export type { RotateKeysResult } from "./integrations/index.js";
+export type { HealthReport } from "./observability/health.js";
 export type { Clock, Logger } from "./observability/index.js";
 export type {
+  ContactIdentityEvent,
   MessageExchangeEvent,
   MessageStatusEvent,
   ReceiptStatus,
@@ -29,18 +33,4 @@ export type {
 } from "./routing/events.js";
 export type { WhatsAppGateway, WhatsAppSend } from "./routing/gateway.js";
 export type { IngestResult } from "./routing/service.js";
-export type {
-  ChatMapping,
-  EnqueueInput,
-  IntegrationPatch,
-  IntegrationRow,
-  IntegrationStore,
-  Lease,
-  LeaseStore,
-  MappingStore,
-  MessageMapping,
-  OutboxItem,
-  OutboxStatus,
-  OutboxStore,
-  StoragePort,
-} from "./store/ports.js";
+export type { StoragePort } from "./store/ports.js";

@@ -6,6 +6,7 @@ export { type ChatwootApi, createChatwootApi } from "./chatwoot/api.js";
 export { type ChatwootFailure, ChatwootRequestError } from "./chatwoot/failure.js";
 export { secretAad } from "./crypto/index.js";
 export { createRateLimiter, type RateLimiter } from "./http/rate-limit.js";
+export { createRetention, RETENTION_LEASE, type RetentionOptions } from "./routing/retention.js";
 export {
   createMemoryStore,
   type MemoryLeaseRecord,

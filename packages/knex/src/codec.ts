@@ -5,7 +5,7 @@ import type {
   Lease,
   MessageMapping,
   OutboxItem,
-} from "@ryze/chatwoot-core";
+} from "@ryze/chatwoot-core/store";
 import { COLUMN_LIMITS } from "./migrations.js";
 
 /** A row as the driver returns it. PostgreSQL returns bigint as strings, MySQL/SQLite booleans as 0/1. */
@@ -52,6 +52,7 @@ export function integrationFromRow(row: Row): IntegrationRow {
     ignoreGroups: boolean(row.ignore_groups),
     startAsPending: boolean(row.start_as_pending),
     reopenResolved: boolean(row.reopen_resolved),
+    importHistoryDays: row.import_history_days == null ? 0 : number(row.import_history_days),
     lastError: string(row.last_error),
     provisioningUntil: nullableDate(row.provisioning_until),
     createdAt: date(row.created_at),
@@ -85,6 +86,7 @@ export function integrationColumns(patch: IntegrationPatch): Row {
   set("ignore_groups", patch.ignoreGroups);
   set("start_as_pending", patch.startAsPending);
   set("reopen_resolved", patch.reopenResolved);
+  set("import_history_days", patch.importHistoryDays);
   set("last_error", patch.lastError);
   set(
     "provisioning_until",

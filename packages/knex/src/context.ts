@@ -8,4 +8,6 @@ export interface StoreContext {
   dialect: Dialect;
   tables: ChatwootTableNames;
   inTransaction: TransactionRunner;
+  /** Whether the hot statements go through `prepared.ts` (PostgreSQL, SQLite); `KnexStoreOptions.preparedStatements`. */
+  preparedStatements: boolean;
 }

@@ -1,4 +1,4 @@
-import type { IntegrationRow, IntegrationStore } from "@ryze/chatwoot-core";
+import type { IntegrationRow, IntegrationStore } from "@ryze/chatwoot-core/store";
 import { batched } from "./batch.js";
 import { integrationColumns, integrationFromRow, integrationInsertColumns, type Row } from "./codec.js";
 import type { StoreContext } from "./context.js";
@@ -68,7 +68,14 @@ export function createIntegrationStore({
         if ((await query.delete()) === 0) return false;
         // Chat locks first, as claims take them: a claimer is never left waiting on a half-deleted chat.
         await lockChats(trx, dialect, t, { integration_id: id });
-        for (const table of [t.outbox, t.outboxChats, t.chatMappings, t.messageMappings]) {
+        for (const table of [
+          t.outbox,
+          t.outboxChats,
+          t.chatMappings,
+          t.messageMappings,
+          t.identityLinks,
+          t.chatHistory,
+        ]) {
           await trx(table).where({ integration_id: id }).delete();
         }
         return true;

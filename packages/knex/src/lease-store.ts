@@ -1,4 +1,4 @@
-import type { Lease, LeaseStore } from "@ryze/chatwoot-core";
+import type { Lease, LeaseStore } from "@ryze/chatwoot-core/store";
 import type { Knex } from "knex";
 import { checkKey, leaseFromRow, type Row } from "./codec.js";
 import type { StoreContext } from "./context.js";

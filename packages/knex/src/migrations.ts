@@ -211,6 +211,103 @@ const migrations: ChatwootMigration[] = [
       });
     },
   },
+  {
+    name: "0005_identity_links",
+    // One person, one chat: a LID and the phone JID WhatsApp linked it to, per integration (the latest phone JID of a
+    // LID wins). Looked up as either, so the phone JID is indexed too.
+    async up(knex, t) {
+      const options = await tableOptionsFor(knex);
+      const { integrationId: idLength, key } = COLUMN_LIMITS;
+      await knex.schema.createTable(t.identityLinks, (table) => {
+        options(table);
+        table.string("integration_id", idLength).notNullable();
+        table.string("lid", key).notNullable();
+        table.string("jid", key).notNullable();
+        table.bigInteger("created_at").notNullable();
+        table.primary(["integration_id", "lid"], `${t.identityLinks}_pk`);
+        table.index(["integration_id", "jid"], `${t.identityLinks}_jid_idx`);
+      });
+    },
+    async down(knex, t) {
+      await knex.schema.dropTableIfExists(t.identityLinks);
+    },
+  },
+  {
+    name: "0006_outbox_retention_index",
+    // Retention deletes finished items oldest first, a small batch at a time: `(status, created_at)` finds each batch
+    // by reading only its own index entries, on all three databases, however large the table (and the count of the
+    // dead letters for the metrics).
+    async up(knex, t) {
+      await knex.schema.alterTable(t.outbox, (table) => {
+        table.index(["status", "created_at"], `${t.outbox}_retention_idx`);
+      });
+    },
+    async down(knex, t) {
+      await knex.schema.alterTable(t.outbox, (table) => {
+        table.dropIndex([], `${t.outbox}_retention_idx`);
+      });
+    },
+  },
+  {
+    name: "0008_status_indexes",
+    // The status route and page: the newest message mapping of each direction of an integration is one index descent,
+    // and its dead letters (newest first, paged) are read without walking its finished items. SQLite and PostgreSQL
+    // index the dead letters alone (partial); MySQL/MariaDB have no partial indexes.
+    async up(knex, t) {
+      await knex.schema.alterTable(t.messageMappings, (table) => {
+        table.index(["integration_id", "direction", "created_at"], `${t.messageMappings}_recent_idx`);
+      });
+      if (dialectOf(knex) === "mysql") {
+        await knex.schema.alterTable(t.outbox, (table) => {
+          table.index(["integration_id", "status", "seq"], `${t.outbox}_dead_idx`);
+        });
+        return;
+      }
+      await knex.raw("create index ?? on ?? (integration_id, seq) where status = 'dead'", [
+        `${t.outbox}_dead_idx`,
+        t.outbox,
+      ]);
+    },
+    async down(knex, t) {
+      await knex.schema.alterTable(t.outbox, (table) => {
+        table.dropIndex([], `${t.outbox}_dead_idx`);
+      });
+      await knex.schema.alterTable(t.messageMappings, (table) => {
+        table.dropIndex([], `${t.messageMappings}_recent_idx`);
+      });
+    },
+  },
+  {
+    name: "0009_chat_history",
+    // History without holes (`docs/history.md`): per chat, the WhatsApp timestamp (ms) of the newest routed message,
+    // which bounds the gap a history sync fills; the resolved conversation older history is imported into; and the
+    // history messages queued, imported and skipped.
+    async up(knex, t) {
+      const options = await tableOptionsFor(knex);
+      const { integrationId: idLength, key } = COLUMN_LIMITS;
+      await knex.schema.createTable(t.chatHistory, (table) => {
+        options(table);
+        table.string("integration_id", idLength).notNullable();
+        table.string("chat_jid", key).notNullable();
+        table.bigInteger("last_wa_at").notNullable().defaultTo(0);
+        table.bigInteger("conversation_id").nullable();
+        table.integer("queued").notNullable().defaultTo(0);
+        table.integer("imported").notNullable().defaultTo(0);
+        table.integer("skipped").notNullable().defaultTo(0);
+        table.primary(["integration_id", "chat_jid"], `${t.chatHistory}_pk`);
+      });
+      // The activation option `importHistoryDays` (0: older history is not imported).
+      await knex.schema.alterTable(t.integrations, (table) => {
+        table.integer("import_history_days").notNullable().defaultTo(0);
+      });
+    },
+    async down(knex, t) {
+      await knex.schema.alterTable(t.integrations, (table) => {
+        table.dropColumn("import_history_days");
+      });
+      await knex.schema.dropTableIfExists(t.chatHistory);
+    },
+  },
 ];
 
 /** A knex migration source that also names the bookkeeping table it should be run with. */

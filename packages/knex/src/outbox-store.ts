@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
-import type { OutboxStatus, OutboxStore } from "@ryze/chatwoot-core";
+import type { OutboxStatus, OutboxStore } from "@ryze/chatwoot-core/store";
 import type { Knex } from "knex";
 import { batched, firstIndexes, groupBy, WRITES } from "./batch.js";
 import { checkKey, outboxFromRow, type Row } from "./codec.js";
 import type { StoreContext } from "./context.js";
 import { type Dialect, insertUnlessDuplicate } from "./dialect.js";
+import { createPreparedQuery, numbered } from "./prepared.js";
 import type { ChatwootTableNames } from "./tables.js";
 
 /*
@@ -41,6 +42,22 @@ import type { ChatwootTableNames } from "./tables.js";
  */
 
 const UNFINISHED: OutboxStatus[] = ["pending", "claimed"];
+/** The columns of an enqueued row and their PostgreSQL types (the prepared enqueue binds one array per column). */
+const PG_ROW: Array<[string, string]> = [
+  ["id", "text"],
+  ["integration_id", "text"],
+  ["direction", "text"],
+  ["chat_key", "text"],
+  ["dedupe_key", "text"],
+  ["payload", "text"],
+  ["status", "text"],
+  ["attempts", "integer"],
+  ["available_at", "bigint"],
+  ["claimed_by", "text"],
+  ["claim_until", "bigint"],
+  ["last_error", "text"],
+  ["created_at", "bigint"],
+];
 const NUMERIC_CASTS: Record<string, string> = {
   attempts: "::integer",
   available_at: "::bigint",
@@ -121,7 +138,42 @@ export async function lockChats(
   await trx(t.outboxChats).select("chat_key").where(where).orderBy("chat_key").forUpdate();
 }
 
-export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: StoreContext): OutboxStore {
+export function createOutboxStore({
+  knex,
+  dialect,
+  tables: t,
+  inTransaction,
+  preparedStatements,
+}: StoreContext): OutboxStore {
+  /** PostgreSQL: the hot statements as named prepared statements (`prepared.ts`). */
+  const prepared = preparedStatements && dialect === "postgresql" ? createPreparedQuery(knex) : null;
+  const outboxId = knex.client.wrapIdentifier(t.outbox) as string;
+  const chatsId = knex.client.wrapIdentifier(t.outboxChats) as string;
+  const enqueuePgSql =
+    `with v as (select * from unnest(${PG_ROW.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ")}) ` +
+    `with ordinality as v(${PG_ROW.map(([column]) => column).join(", ")}, ord)), ` +
+    `chat as (select c.integration_id, c.chat_key from ${chatsId} as c where exists ` +
+    "(select 1 from v where v.integration_id = c.integration_id and v.chat_key = c.chat_key) " +
+    "order by c.integration_id, c.chat_key for update) " +
+    `insert into ${outboxId} (${PG_ROW.map(([column]) => column).join(", ")}) ` +
+    `select ${PG_ROW.map(([column]) => `v.${column}`).join(", ")} from v join chat ` +
+    "on chat.integration_id = v.integration_id and chat.chat_key = v.chat_key order by v.ord " +
+    "on conflict (integration_id, dedupe_key) do nothing returning id";
+  const completePgSql =
+    `update ${outboxId} set status = 'done', claim_until = null ` +
+    "where status = 'claimed' and claimed_by = $1 and id = any($2::text[]) returning id";
+  /** SQLite: the hot statements straight on the connection, prepared once (`prepared.ts`). */
+  const lite = preparedStatements && dialect === "sqlite" ? createPreparedQuery(knex) : null;
+  const completeSqliteSql =
+    `update ${outboxId} set status = 'done', claim_until = null ` +
+    "where status = 'claimed' and claimed_by = ? and id in (select value from json_each(?)) returning id";
+  /** Completes `ids` held by `owner` in one prepared statement (PostgreSQL, SQLite): the ids completed. */
+  const completeHeld = (owner: string, ids: string[]): Promise<Row[]> | null =>
+    prepared
+      ? prepared(completePgSql, [owner, ids])
+      : lite
+        ? lite(completeSqliteSql, [owner, JSON.stringify(ids)])
+        : null;
   /** Makes sure the chat row exists and this transaction holds its lock. */
   async function lockChat(trx: Knex.Transaction, chat: ChatKey): Promise<void> {
     if (dialect === "sqlite") {
@@ -149,7 +201,7 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
     const found = new Map<string, string>();
     for (const [integrationId, group] of groupBy(rows, (row) => String(row.integration_id))) {
       const stored: Row[] = await knex(t.outbox)
-        .select("id", "dedupe_key")
+        .select("id", "integration_id", "dedupe_key")
         .where({ integration_id: integrationId })
         .whereIn(
           "dedupe_key",
@@ -209,6 +261,14 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
    */
   async function insertIntoKnownChats(rows: Row[]): Promise<Set<string>> {
     const columns = Object.keys(rows[0]!);
+    if (prepared && columns.length === PG_ROW.length && PG_ROW.every(([column]) => column in rows[0]!)) {
+      // One text for every batch size (each column bound as one array), so it is prepared once per connection.
+      const inserted = await prepared(
+        enqueuePgSql,
+        PG_ROW.map(([column]) => rows.map((row) => row[column] ?? null)),
+      );
+      return new Set(inserted.map((row) => String(row.id)));
+    }
     // Parameters in VALUES arrive as text: the numeric columns need their type said.
     const tuple = `(${columns.map((column) => `?${NUMERIC_CASTS[column] ?? ""}`).join(", ")}, ?::integer)`;
     const names = columns.map(() => "??").join(", ");
@@ -236,11 +296,83 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
   }
 
   /**
-   * Concurrent enqueues (every ingested event is one) share one statement on SQLite and PostgreSQL. Items of one
+   * MySQL/MariaDB (no `RETURNING`), one transaction for the batch: the chat rows upserted in key order (`ON
+   * DUPLICATE KEY UPDATE` locks an existing row as `FOR UPDATE` would, and a new one is locked by its insert), the
+   * items inserted in one statement in call order (a taken dedupe key left as it is, without turning other errors
+   * into warnings as `INSERT IGNORE` would), then one read of the batch's dedupe keys: a row holding our id is ours,
+   * another id is the duplicate stored before. Answers per unique row, in order.
+   */
+  async function enqueueMysql(unique: Row[]): Promise<Map<string, Enqueued>> {
+    const chats = [...new Map(unique.map((row) => [chatId(row), row])).values()]
+      .map((row) => ({ integration_id: String(row.integration_id), chat_key: String(row.chat_key) }))
+      .sort((a, b) =>
+        a.integration_id === b.integration_id
+          ? a.chat_key < b.chat_key
+            ? -1
+            : 1
+          : a.integration_id < b.integration_id
+            ? -1
+            : 1,
+      );
+    const columns = Object.keys(unique[0]!);
+    const tuple = `(${columns.map(() => "?").join(", ")})`;
+    return inTransaction(async (trx) => {
+      await trx.raw(
+        `insert into ?? (??, ??) values ${chats.map(() => "(?, ?)").join(", ")} on duplicate key update ?? = ??`,
+        [
+          t.outboxChats,
+          "integration_id",
+          "chat_key",
+          ...chats.flatMap((chat) => [chat.integration_id, chat.chat_key]),
+          "chat_key",
+          "chat_key",
+        ],
+      );
+      await trx.raw(
+        `insert into ?? (${columns.map(() => "??").join(", ")}) values ${unique.map(() => tuple).join(", ")} ` +
+          "on duplicate key update ?? = ??",
+        [
+          t.outbox,
+          ...columns,
+          ...unique.flatMap((row) => columns.map((column) => row[column] as Knex.Value)),
+          "id",
+          "id",
+        ],
+      );
+      const answers = new Map<string, Enqueued>();
+      for (const [integrationId, group] of groupBy(unique, (row) => String(row.integration_id))) {
+        const stored: Row[] = await trx(t.outbox)
+          .select("id", "integration_id", "dedupe_key")
+          .where({ integration_id: integrationId })
+          .whereIn(
+            "dedupe_key",
+            group.map(({ item }) => String(item.dedupe_key)),
+          );
+        for (const row of stored) answers.set(dedupeId(row), { id: String(row.id), duplicate: false });
+      }
+      for (const row of unique) {
+        const answer = answers.get(dedupeId(row));
+        if (!answer) throw new Error("outbox dedupe conflict without a stored item");
+        if (answer.id !== String(row.id)) answer.duplicate = true;
+      }
+      return answers;
+    });
+  }
+
+  /**
+   * Concurrent enqueues (every ingested event is one) share one statement on SQLite and PostgreSQL (one transaction on MySQL/MariaDB). Items of one
    * chat key keep their call order. What the shared statement could not place (a first item of a chat, a taken
    * dedupe key) takes the single path, in call order.
    */
   const enqueueRows = batched(async (rows: Row[]): Promise<Enqueued[]> => {
+    if (dialect === "mysql" && rows.length > 1) {
+      const first = firstIndexes(rows, dedupeId);
+      const answers = await enqueueMysql(rows.filter((_, index) => first[index] === index));
+      return rows.map((row, index) => {
+        const answer = answers.get(dedupeId(row))!;
+        return first[index] === index ? answer : { id: answer.id, duplicate: true };
+      });
+    }
     if (dialect === "mysql" || rows.length === 1) {
       const answers: Enqueued[] = [];
       for (const row of rows) answers.push(await enqueueOne(row));
@@ -249,12 +381,15 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
     const first = firstIndexes(rows, dedupeId);
     const unique = rows.filter((_, index) => first[index] === index);
     let inserted: Set<string>;
-    if (dialect === "sqlite") {
-      const stored: Row[] = await knex(t.outbox)
-        .insert(unique)
-        .onConflict(["integration_id", "dedupe_key"])
-        .ignore()
-        .returning(["id"]);
+    if (lite) {
+      // One text per batch size, each prepared once.
+      const columns = Object.keys(unique[0]!);
+      const tuple = `(${columns.map(() => "?").join(", ")})`;
+      const stored = await lite(
+        `insert into ${outboxId} (${columns.map((column) => knex.client.wrapIdentifier(column)).join(", ")}) ` +
+          `values ${unique.map(() => tuple).join(", ")} on conflict (integration_id, dedupe_key) do nothing returning id`,
+        unique.flatMap((row) => columns.map((column) => row[column] ?? null)),
+      );
       inserted = new Set(stored.map((row) => String(row.id)));
     } else {
       inserted = await insertIntoKnownChats(unique);
@@ -274,24 +409,54 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
     });
   }, WRITES);
 
-  /** Completes claimed items, one statement per owner for concurrent callers (MySQL/MariaDB: one each). */
+  /**
+   * Completes claimed items, one statement per owner for concurrent callers (MySQL/MariaDB: one transaction per
+   * batch).
+   */
   const completeItems = batched(async (calls: { id: string; owner: string }[]): Promise<boolean[]> => {
     const finish = { status: "done", claim_until: null };
-    if (dialect === "mysql" || calls.length === 1) {
-      const answers: boolean[] = [];
-      for (const { id, owner } of calls) answers.push((await held(id, owner).update(finish)) === 1);
-      return answers;
+    const one = async ({ id, owner }: { id: string; owner: string }) => {
+      const statement = completeHeld(owner, [id]);
+      return statement ? (await statement).length === 1 : (await held(id, owner).update(finish)) === 1;
+    };
+    if (calls.length === 1) return [await one(calls[0]!)];
+    const first = firstIndexes(calls, claimId);
+    if (dialect === "mysql") {
+      // No RETURNING: one transaction per batch locks the items still held by their owner, then finishes them in
+      // one UPDATE.
+      const finished = await inTransaction(async (trx) => {
+        const rows: Row[] = await trx(t.outbox)
+          .select("id", "claimed_by")
+          .where("status", "claimed")
+          .whereIn("id", [...new Set(calls.map((call) => call.id))])
+          .forUpdate();
+        const wanted = new Set(calls.map(claimId));
+        const mine = rows.filter((row) =>
+          wanted.has(claimId({ id: String(row.id), owner: String(row.claimed_by) })),
+        );
+        if (mine.length > 0)
+          await trx(t.outbox)
+            .whereIn(
+              "id",
+              mine.map((row) => String(row.id)),
+            )
+            .update(finish);
+        return new Set(mine.map((row) => claimId({ id: String(row.id), owner: String(row.claimed_by) })));
+      });
+      return calls.map((call, index) => first[index] === index && finished.has(claimId(call)));
     }
     const done = new Set<string>();
     for (const [owner, group] of groupBy(calls, (call) => call.owner)) {
-      const rows: Row[] = await knex(t.outbox)
-        .where({ status: "claimed", claimed_by: owner })
-        .whereIn("id", [...new Set(group.map(({ item }) => item.id))])
-        .update(finish)
-        .returning(["id"]);
+      const ids = [...new Set(group.map(({ item }) => item.id))];
+      const rows: Row[] =
+        (await completeHeld(owner, ids)) ??
+        (await knex(t.outbox)
+          .where({ status: "claimed", claimed_by: owner })
+          .whereIn("id", ids)
+          .update(finish)
+          .returning(["id"]));
       for (const row of rows) done.add(claimId({ id: String(row.id), owner }));
     }
-    const first = firstIndexes(calls, claimId);
     return calls.map((call, index) => first[index] === index && done.has(claimId(call)));
   }, WRITES);
 
@@ -342,15 +507,17 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
   };
   /** The statement, and the one leaving some integrations alone (their ids bound as one JSON array). */
   const claimSqliteSqls = [claimSqliteSql(false), claimSqliteSql(true)] as const;
-  function claimSqlite(request: ClaimRequest): Promise<Row[]> {
+  async function claimSqlite(request: ClaimRequest): Promise<Row[]> {
     const excluding = request.exclude.length > 0;
-    return knex.raw(claimSqliteSqls[excluding ? 1 : 0], [
+    const sql = claimSqliteSqls[excluding ? 1 : 0];
+    const bindings = [
       request.at,
       request.at,
       ...(excluding ? [JSON.stringify(request.exclude)] : []),
       request.limit,
       ...claimSetBindings(request),
-    ]);
+    ];
+    return lite ? lite(sql, bindings) : ((await knex.raw(sql, bindings)) as Row[]);
   }
 
   /**
@@ -364,35 +531,37 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
    * 100 chats costs 100 descents. Plain index scans also mark the entries of finished rows dead as they pass them,
    * which bitmap scans do not.
    */
+  const claimPgSql = (excluding: boolean) => {
+    const next = (after: string) =>
+      `select integration_id, chat_key, seq, status, available_at, claim_until from ${outboxId} ` +
+      `where status in ('pending', 'claimed')${after} order by integration_id, chat_key, seq limit 1`;
+    return (
+      `with recursive heads as ((${next("")}) union all select n.* from heads cross join lateral ` +
+      `(${next(" and (integration_id, chat_key) > (heads.integration_id, heads.chat_key)")}) as n), ` +
+      `cand as (select integration_id, chat_key, seq from heads where ${claimableSql()}` +
+      `${excluding ? " and integration_id not in (select jsonb_array_elements_text(?::jsonb))" : ""} order by seq limit ?), ` +
+      `locked as (select c.integration_id, c.chat_key from ${chatsId} as c where exists (select 1 from cand ` +
+      "where cand.integration_id = c.integration_id and cand.chat_key = c.chat_key) for update of c skip locked), " +
+      "chosen as (select cand.seq from cand join locked as l " +
+      "on cand.integration_id = l.integration_id and cand.chat_key = l.chat_key order by cand.seq limit ?) " +
+      `update ${outboxId} ${claimSet}`
+    );
+  };
+  /** The statement, and the one leaving some integrations alone (their ids bound as one JSON array). */
+  const claimPgSqls = [claimPgSql(false), claimPgSql(true)] as const;
+  const claimPgNumbered = claimPgSqls.map(numbered);
   async function claimPostgres(request: ClaimRequest): Promise<Row[]> {
     const excluding = request.exclude.length > 0;
-    const next = (after: string) =>
-      "select integration_id, chat_key, seq, status, available_at, claim_until from ?? " +
-      `where status in ('pending', 'claimed')${after} order by integration_id, chat_key, seq limit 1`;
-    const result = (await knex.raw(
-      `with recursive heads as ((${next("")}) union all select n.* from heads cross join lateral ` +
-        `(${next(" and (integration_id, chat_key) > (heads.integration_id, heads.chat_key)")}) as n), ` +
-        `cand as (select integration_id, chat_key, seq from heads where ${claimableSql()}` +
-        `${excluding ? " and integration_id not in (select jsonb_array_elements_text(?::jsonb))" : ""} order by seq limit ?), ` +
-        "locked as (select c.integration_id, c.chat_key from ?? as c where exists (select 1 from cand " +
-        "where cand.integration_id = c.integration_id and cand.chat_key = c.chat_key) for update of c skip locked), " +
-        "chosen as (select cand.seq from cand join locked as l " +
-        "on cand.integration_id = l.integration_id and cand.chat_key = l.chat_key order by cand.seq limit ?) " +
-        `update ?? ${claimSet}`,
-      [
-        t.outbox,
-        t.outbox,
-        request.at,
-        request.at,
-        ...(excluding ? [JSON.stringify(request.exclude)] : []),
-        wantedFor(request.limit),
-        t.outboxChats,
-        request.limit,
-        t.outbox,
-        ...claimSetBindings(request),
-      ],
-    )) as { rows: Row[] };
-    return result.rows;
+    const bindings = [
+      request.at,
+      request.at,
+      ...(excluding ? [JSON.stringify(request.exclude)] : []),
+      wantedFor(request.limit),
+      request.limit,
+      ...claimSetBindings(request),
+    ];
+    if (prepared) return prepared(claimPgNumbered[excluding ? 1 : 0]!, bindings);
+    return ((await knex.raw(claimPgSqls[excluding ? 1 : 0], bindings)) as { rows: Row[] }).rows;
   }
 
   /**
@@ -443,36 +612,56 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
       //    deadline means the chat is busy. The claims are guarded by the same due/expired condition, so a
       //    concurrent complete/fail/markDead by the previous owner makes them a no-op instead of being
       //    overwritten.
-      //    Oldest candidate first, one head at a time.
-      const heads: Row[] = [];
-      for (const chat of candidates) {
-        if (heads.length >= limit) break;
-        if (!locked.has(chatId(chat))) continue;
-        const head: Row | undefined = await trx(t.outbox)
-          .where({ integration_id: chat.integration_id, chat_key: chat.chat_key })
-          .whereIn("status", UNFINISHED)
-          .orderBy("seq", "asc")
-          .first();
-        if (!head) continue;
-        const due =
-          head.status === "pending" ? Number(head.available_at) <= at : Number(head.claim_until) <= at;
-        if (due) heads.push(head);
-      }
-
-      const claimed: Row[] = [];
-      for (const head of heads) {
-        const attempts = Number(head.attempts) + (head.status === "claimed" ? 1 : 0);
-        const changed = await claimable(trx(t.outbox).where({ seq: head.seq }), at).update({
-          status: "claimed",
-          claimed_by: owner,
-          claim_until: claimUntil,
-          attempts,
-        });
-        if (changed === 1) {
-          claimed.push({ ...head, status: "claimed", claimed_by: owner, claim_until: claimUntil, attempts });
-        }
-      }
-      return claimed;
+      //    One read for every locked chat's head, one guarded UPDATE for the oldest `limit` due ones.
+      const lockedCandidates = candidates.filter((chat) => locked.has(chatId(chat)));
+      const fresh: Row[] = await headsOnly(
+        inChats(trx(`${t.outbox} as o`).select("o.*"), lockedCandidates, "o.").whereIn(
+          "o.status",
+          UNFINISHED,
+        ),
+        t.outbox,
+      );
+      const heads = fresh
+        .filter((head) =>
+          head.status === "pending" ? Number(head.available_at) <= at : Number(head.claim_until) <= at,
+        )
+        .sort((a, b) => Number(a.seq) - Number(b.seq))
+        .slice(0, limit);
+      if (heads.length === 0) return [];
+      // SET is evaluated left to right on MySQL/MariaDB: `attempts` reads the status before it changes.
+      const changed = await claimable(
+        trx(t.outbox).whereIn(
+          "seq",
+          heads.map((head) => head.seq as Knex.Value),
+        ),
+        at,
+      ).update({
+        attempts: trx.raw("?? + (case when ?? = 'claimed' then 1 else 0 end)", ["attempts", "status"]),
+        status: "claimed",
+        claimed_by: owner,
+        claim_until: claimUntil,
+      });
+      const claim = (head: Row): Row => ({
+        ...head,
+        status: "claimed",
+        claimed_by: owner,
+        claim_until: claimUntil,
+        attempts: Number(head.attempts) + (head.status === "claimed" ? 1 : 0),
+      });
+      // Every head was read under its chat's lock, so the guard holds for each; re-read should it not.
+      if (changed === heads.length) return heads.map(claim);
+      const mine = new Set(
+        (
+          (await trx(t.outbox)
+            .select("seq")
+            .whereIn(
+              "seq",
+              heads.map((head) => head.seq as Knex.Value),
+            )
+            .where({ status: "claimed", claimed_by: owner, claim_until: claimUntil })) as Row[]
+        ).map((row) => String(row.seq)),
+      );
+      return heads.filter((head) => mine.has(String(head.seq))).map(claim);
     });
   }
 
@@ -566,6 +755,144 @@ export function createOutboxStore({ knex, dialect, tables: t, inTransaction }: S
       const counts: Record<OutboxStatus, number> = { pending: 0, claimed: 0, done: 0, dead: 0 };
       for (const row of rows) counts[String(row.status) as OutboxStatus] = Number(row.n);
       return counts;
+    },
+
+    async deadLetters(integrationId, { limit, before }) {
+      if (limit <= 0) return [];
+      // Along `<prefix>outbox_dead_idx` (migration 0008), newest first.
+      const query = knex(t.outbox)
+        .where({ integration_id: integrationId, status: "dead" })
+        .orderBy("seq", "desc")
+        .limit(limit);
+      if (before !== undefined) {
+        const anchor: Row | undefined = await knex(t.outbox)
+          .select("seq")
+          .where({ integration_id: integrationId, id: before })
+          .first();
+        if (!anchor) return [];
+        query.andWhere("seq", "<", Number(anchor.seq));
+      }
+      const rows: Row[] = await query;
+      return rows.map(outboxFromRow);
+    },
+
+    retryDead(integrationId, id, now) {
+      // The item gets a new `seq` (delete and insert again, with its id), so it queues behind the unfinished items of
+      // its chat key, and only a head is ever claimed. Under the chat lock, as an enqueue: a claim in progress on the
+      // chat finishes first.
+      return inTransaction(async (trx) => {
+        const found: Row | undefined = await trx(t.outbox)
+          .select("chat_key")
+          .where({ integration_id: integrationId, id })
+          .first();
+        if (!found) return "not_found" as const;
+        await lockChat(trx, { integration_id: integrationId, chat_key: String(found.chat_key) });
+        const row: Row | undefined = await trx(t.outbox)
+          .where({ integration_id: integrationId, id })
+          .modify((q) => {
+            if (dialect !== "sqlite") q.forUpdate();
+          })
+          .first();
+        if (!row) return "not_found" as const;
+        if (row.status !== "dead") return "not_dead" as const;
+        const { seq: _seq, ...rest } = row;
+        if ((await trx(t.outbox).where({ seq: row.seq, status: "dead" }).delete()) !== 1)
+          return "not_dead" as const;
+        await trx(t.outbox).insert({
+          ...rest,
+          status: "pending",
+          available_at: now.getTime(),
+          claimed_by: null,
+          claim_until: null,
+        });
+        return "retried" as const;
+      });
+    },
+
+    async summary(integrationId, now) {
+      // Unfinished items along the open-items index (SQLite, PostgreSQL), dead ones along the dead index.
+      const [open, dead] = await Promise.all([
+        knex(t.outbox)
+          .where({ integration_id: integrationId })
+          .whereIn("status", UNFINISHED)
+          .select(
+            knex.raw("count(*) as ??", ["n"]),
+            knex.raw("min(case when ?? <= ? then ?? end) as ??", [
+              "available_at",
+              now.getTime(),
+              "created_at",
+              "oldest",
+            ]),
+          )
+          .first() as Promise<Row | undefined>,
+        knex(t.outbox)
+          .where({ integration_id: integrationId, status: "dead" })
+          .count({ n: "*" })
+          .first() as Promise<Row | undefined>,
+      ]);
+      const oldest = open?.oldest;
+      return {
+        depth: Number(open?.n ?? 0),
+        dead: Number(dead?.n ?? 0),
+        oldestDueAt: oldest === null || oldest === undefined ? null : new Date(Number(oldest)),
+      };
+    },
+
+    async totals(now) {
+      // Unfinished items along the open-items index (SQLite, PostgreSQL) or the due index (MySQL/MariaDB); dead ones
+      // along the retention index (migration 0006).
+      const [open, dead] = await Promise.all([
+        knex(t.outbox)
+          .whereIn("status", UNFINISHED)
+          .select(
+            knex.raw("count(*) as ??", ["n"]),
+            knex.raw("min(case when ?? <= ? then ?? end) as ??", [
+              "available_at",
+              now.getTime(),
+              "created_at",
+              "oldest",
+            ]),
+          )
+          .first() as Promise<Row | undefined>,
+        knex(t.outbox).where({ status: "dead" }).count({ n: "*" }).first() as Promise<Row | undefined>,
+      ]);
+      const oldest = open?.oldest;
+      return {
+        depth: Number(open?.n ?? 0),
+        dead: Number(dead?.n ?? 0),
+        oldestDueAt: oldest === null || oldest === undefined ? null : new Date(Number(oldest)),
+      };
+    },
+
+    async prune({ doneBefore, deadBefore, limit }) {
+      if (limit <= 0) return 0;
+      // Oldest first along `<prefix>outbox_retention_idx` (status, created_at): each select reads at most `limit`
+      // entries of the index. PostgreSQL has no DELETE ... LIMIT, so the rows are picked first and deleted by key;
+      // the status condition again keeps an item put back meanwhile (a retried dead letter gets a new key anyway).
+      const pick = (status: "done" | "dead", before: Date, max: number) =>
+        knex(t.outbox)
+          .select("seq")
+          .where({ status })
+          .andWhere("created_at", "<", before.getTime())
+          .orderBy("created_at", "asc")
+          .limit(max) as Promise<Row[]>;
+      let deleted = 0;
+      for (const [status, before] of [
+        ["done", doneBefore],
+        ["dead", deadBefore],
+      ] as const) {
+        if (deleted >= limit) break;
+        const rows = await pick(status, before, limit - deleted);
+        if (rows.length === 0) continue;
+        deleted += await knex(t.outbox)
+          .whereIn(
+            "seq",
+            rows.map((row) => Number(row.seq)),
+          )
+          .andWhere({ status })
+          .delete();
+      }
+      return deleted;
     },
   };
 }

@@ -11,6 +11,13 @@ import { chatwootTableNames, DEFAULT_TABLE_PREFIX } from "./tables.js";
 export interface KnexStoreOptions {
   /** Prefix of every table (default `chatwoot_`); must match the prefix the migrations ran with. */
   tablePrefix?: string;
+  /**
+   * Send the hot statements (enqueue, claim, complete, mapping reads) as prepared statements on a connection of
+   * the knex pool: named prepared statements on PostgreSQL, kept better-sqlite3 statements on SQLite (default
+   * `true`). Set `false` behind a pooler that cannot keep named statements per client connection (PgBouncer in
+   * transaction mode before 1.21, or without `max_prepared_statements`).
+   */
+  preparedStatements?: boolean;
 }
 
 /**
@@ -27,6 +34,7 @@ export function createKnexStore(knex: Knex, options: KnexStoreOptions = {}): Sto
     dialect,
     tables,
     inTransaction: createTransactionRunner(knex, dialect, tables.leases),
+    preparedStatements: options.preparedStatements ?? true,
   };
   return {
     integrations: createIntegrationStore(context),

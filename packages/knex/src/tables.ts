@@ -14,6 +14,10 @@ export interface ChatwootTableNames {
   outboxChats: string;
   /** Named leases with a fencing epoch (e.g. realtime subscription ownership). */
   leases: string;
+  /** LID ↔ phone JID links, per integration (migration 0005). */
+  identityLinks: string;
+  /** Per chat: the last routed WhatsApp timestamp and the history-sync counts (migration 0009). */
+  chatHistory: string;
   /** knex's migration bookkeeping for these tables (knex adds `<name>_lock`). */
   migrations: string;
 }
@@ -38,6 +42,8 @@ export function chatwootTableNames(tablePrefix: string = DEFAULT_TABLE_PREFIX): 
     outbox: `${tablePrefix}outbox`,
     outboxChats: `${tablePrefix}outbox_chats`,
     leases: `${tablePrefix}leases`,
+    identityLinks: `${tablePrefix}identity_links`,
+    chatHistory: `${tablePrefix}chat_history`,
     migrations: `${tablePrefix}migrations`,
   };
 }

@@ -18,6 +18,7 @@ describe("activate body", () => {
       ignoreGroups: false,
       startAsPending: false,
       reopenResolved: false,
+      importHistoryDays: 0,
     });
   });
 

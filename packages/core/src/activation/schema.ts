@@ -84,6 +84,12 @@ export const activateBodySchema = z.strictObject({
   ignoreGroups: z.boolean({ error: "must be a boolean" }).default(false),
   startAsPending: z.boolean({ error: "must be a boolean" }).default(false),
   reopenResolved: z.boolean({ error: "must be a boolean" }).default(false),
+  importHistoryDays: z
+    .number({ error: "must be an integer" })
+    .int({ error: "must be an integer" })
+    .min(0, { error: "must be between 0 and 365" })
+    .max(365, { error: "must be between 0 and 365" })
+    .default(0),
 });
 
 /** The activate body as sent by a client (optional fields may be absent). */

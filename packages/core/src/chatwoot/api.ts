@@ -116,7 +116,8 @@ export interface CreateConversationInput {
   inboxId: number;
   contactId: number;
   sourceId: string;
-  status: "open" | "pending";
+  /** `resolved`: imported history (`docs/history.md`). */
+  status: "open" | "pending" | "resolved";
   /**
    * The first message, created in the same request and transaction (`params[:message]` through
    * `Messages::MessageBuilder`, Chatwoot ≥ 1.15): messages#create's parameters, attachments included.
@@ -201,6 +202,23 @@ export interface ChatwootApi {
     target: ChatwootAccountTarget,
     contactId: number,
     input: { inboxId: number; sourceId: string },
+    options?: CallOptions,
+  ): Promise<void>;
+  /** `PATCH …/contacts/{id}` (`ContactsController#update`): sets the given fields; 422 when one is refused. */
+  updateContact(
+    target: ChatwootAccountTarget,
+    contactId: number,
+    patch: { phoneNumber?: string },
+    options?: CallOptions,
+  ): Promise<void>;
+  /**
+   * `POST …/actions/contact_merge` (`ContactMergeAction`): the mergee's conversations and contact inboxes move to the
+   * base contact and the mergee is deleted. 404 when either contact is gone.
+   */
+  mergeContacts(
+    target: ChatwootAccountTarget,
+    baseContactId: number,
+    mergeeContactId: number,
     options?: CallOptions,
   ): Promise<void>;
   /** JSON, or multipart (`message[attachments][]`) when the first message has uploads. */
@@ -476,6 +494,30 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
         `${accountPath(target)}/contacts/${contactId}/contact_inboxes`,
         null,
         { inbox_id: input.inboxId, source_id: input.sourceId },
+        callOptions,
+      );
+    },
+    async updateContact(target, contactId, patch, callOptions) {
+      const body: Record<string, unknown> = {};
+      if (patch.phoneNumber !== undefined) body.phone_number = patch.phoneNumber;
+      await call(
+        target,
+        "PATCH",
+        "/api/v1/accounts/:id/contacts/:contact",
+        `${accountPath(target)}/contacts/${contactId}`,
+        null,
+        body,
+        callOptions,
+      );
+    },
+    async mergeContacts(target, baseContactId, mergeeContactId, callOptions) {
+      await call(
+        target,
+        "POST",
+        "/api/v1/accounts/:id/actions/contact_merge",
+        `${accountPath(target)}/actions/contact_merge`,
+        null,
+        { base_contact_id: baseContactId, mergee_contact_id: mergeeContactId },
         callOptions,
       );
     },

@@ -27,6 +27,9 @@ export const ERROR_STATUS = {
   WEBHOOK_SECRET_INVALID: 401,
   WEBHOOK_UNKNOWN_INTEGRATION: 404,
   INVALID_EVENT: 400,
+  INVALID_QUERY: 400,
+  DEAD_LETTER_NOT_FOUND: 404,
+  NOT_A_DEAD_LETTER: 409,
   INVALID_OPTIONS: 500,
   FEATURE_UNAVAILABLE: 501,
   INTERNAL: 500,
@@ -94,4 +97,6 @@ export const MESSAGES = {
   deactivated: "chatwoot integration deactivated",
   webhookSecretInvalid: "invalid webhook secret",
   webhookUnknownIntegration: "unknown integration",
+  deadLetterNotFound: "dead letter not found",
+  notADeadLetter: "not a dead letter: it was retried already or is no longer dead",
 } as const;

@@ -2,6 +2,7 @@ import type * as z from "zod";
 import { activateBodySchema, formatIssues } from "../activation/schema.js";
 import type { ActivationService } from "../activation/service.js";
 import { BridgeError, MESSAGES } from "../errors/index.js";
+import type { HistoryProgress } from "../store/ports.js";
 import { readJsonBody, SET_BODY_LIMIT } from "./body.js";
 import type { CallerChecks } from "./caller.js";
 import { json } from "./response.js";
@@ -12,6 +13,13 @@ export interface ActivationRoutesOptions {
   caller: CallerChecks;
   /** `list` returns the plaintext Chatwoot token unless this is false (then `null`). */
   exposeApiToken: boolean;
+  /** The history-sync counts of an integration (`docs/history.md`). */
+  history?: (integrationId: string) => Promise<HistoryProgress>;
+  /**
+   * The realtime link's state as this process knows it (`connecting`, `connected`, `disconnected`, `deaf`, `remote`,
+   * `none`), or null in webhook mode.
+   */
+  realtime?: (integrationId: string) => Promise<string | null>;
 }
 
 const isoSeconds = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, "Z");
@@ -49,6 +57,10 @@ export function activationRoutes(options: ActivationRoutesOptions): Route[] {
       async handle({ params: { instance } }) {
         const view = await activation.status(instance);
         const { integration } = view;
+        const [history, realtime] = await Promise.all([
+          options.history?.(integration.id) ?? { queued: 0, imported: 0, skipped: 0 },
+          options.realtime?.(integration.id) ?? null,
+        ]);
         return json(
           200,
           {
@@ -63,11 +75,19 @@ export function activationRoutes(options: ActivationRoutesOptions): Route[] {
             // As `GET /api` answered at the last activation; null when it could not be read.
             chatwoot_version: integration.chatwootVersion,
             last_error: view.lastError,
+            realtime,
             created_at: isoSeconds(integration.createdAt),
             sign_messages: integration.signMessages,
             ignore_groups: integration.ignoreGroups,
             start_as_pending: integration.startAsPending,
             reopen_resolved: integration.reopenResolved,
+            import_history_days: integration.importHistoryDays ?? 0,
+            // WhatsApp history sync: messages created in Chatwoot, skipped (older, or already there), still queued.
+            history: {
+              imported: history.imported,
+              skipped: history.skipped,
+              pending: Math.max(0, history.queued - history.imported - history.skipped),
+            },
           },
           // The answer may carry the plaintext Chatwoot token: no cache may keep it.
           { "cache-control": "no-store" },

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import ipaddr from "ipaddr.js";
 import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 
 export interface RateLimitDecision {
@@ -72,6 +73,72 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         const allowed = options.onStoreError !== "closed";
         const resetAt = Math.ceil(now() / 1000) + duration;
         return { allowed, limit: points, remaining: 0, resetAt, retryAfter: allowed ? 0 : duration };
+      }
+    },
+  };
+}
+
+/**
+ * Failed caller authentication per client address (issue 15): a missing or unknown caller token is a failed
+ * attempt; an address past `points` failures within `durationSeconds` is refused (429) before the host's token
+ * directory is asked again, until its window ends.
+ */
+export interface FailedAuthLimiter {
+  /** Seconds the address must wait before trying again, or null when it may try now. */
+  blocked(address: string | undefined): Promise<number | null>;
+  /** Counts one failed attempt of the address. */
+  fail(address: string | undefined): Promise<void>;
+}
+
+export interface FailedAuthLimiterOptions {
+  /** Failed attempts allowed per window and client address. */
+  points: number;
+  /** Window in seconds. */
+  durationSeconds: number;
+  /**
+   * A rate-limiter-flexible limiter on a shared store (Redis, SQL) for clusters, configured with the same points and
+   * duration. Without it: an in-process memory limiter.
+   */
+  limiter?: RateLimiterAbstract;
+  /** Told about store failures; the check then lets the request through (the token is still checked). */
+  onError?: (error: unknown) => void;
+}
+
+/**
+ * The key of a client address: IPv4 (also written as IPv4-mapped IPv6) as itself, IPv6 by its /64 (one host usually
+ * holds a whole /64, so counting single IPv6 addresses would let it rotate through them); anything else, including
+ * no address, as itself (a host adapter that passes no address shares one count for all its clients).
+ */
+export function clientKey(address: string | undefined): string {
+  if (!address) return "unknown";
+  if (!ipaddr.isValid(address)) return address.slice(0, 100);
+  const parsed = ipaddr.process(address);
+  if (parsed.kind() === "ipv4") return parsed.toString();
+  const parts = (parsed as ipaddr.IPv6).parts.slice(0, 4);
+  return `${parts.map((part) => part.toString(16)).join(":")}::/64`;
+}
+
+export function createFailedAuthLimiter(options: FailedAuthLimiterOptions): FailedAuthLimiter {
+  const { points } = options;
+  const limiter =
+    options.limiter ??
+    new RateLimiterMemory({ points, duration: options.durationSeconds, keyPrefix: "chatwoot-failed-auth" });
+  return {
+    async blocked(address) {
+      try {
+        const res = await limiter.get(clientKey(address));
+        if (!res || res.consumedPoints < points) return null;
+        return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+      } catch (error) {
+        options.onError?.(error);
+        return null;
+      }
+    },
+    async fail(address) {
+      try {
+        await limiter.penalty(clientKey(address), 1);
+      } catch (error) {
+        options.onError?.(error);
       }
     },
   };

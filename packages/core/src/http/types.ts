@@ -41,9 +41,14 @@ export interface HttpHandler {
 
 /** The caller checks of the contract (token, rate limit, instance, ownership), for host routes that share them. */
 export interface CallerGuard {
-  /** The rate-limit headers to add when the caller may act on `instance`, else the error response to send. */
+  /**
+   * The rate-limit headers to add when the caller may act on `instance`, else the error response to send. With
+   * `quota: false` the token, instance and ownership are checked but the request spends none of the token's quota
+   * (and gets no rate-limit headers): for routes that stand for WhatsApp traffic, not API calls.
+   */
   authorize(
     request: HttpRequest,
     instance: string,
+    options?: { quota?: boolean },
   ): Promise<{ headers: Record<string, string> } | HttpResponse>;
 }

@@ -76,6 +76,19 @@ export function newIntegrationId(): string {
   return `int_${randomBytes(12).toString("base64url")}`;
 }
 
+/** What one `rotateKeys()` pass did; rotation is complete when a pass answers `busy: 0`. */
+export interface RotateKeysResult {
+  /** Rows re-sealed under the current key by this pass. */
+  resealed: number;
+  /** Rows whose every secret was already under the current key. */
+  alreadyCurrent: number;
+  /**
+   * Rows still under an old key that this pass could not re-seal: an activation held them, or they changed between
+   * the read and the write. Run `rotateKeys()` again until this is 0.
+   */
+  busy: number;
+}
+
 /** The core-side tier over an IntegrationStore: seals and opens secrets, sets timestamps. */
 export interface IntegrationRepository {
   get(instance: string): Promise<Integration | null>;
@@ -89,9 +102,10 @@ export interface IntegrationRepository {
   all(batchSize?: number): AsyncIterable<Integration>;
   /**
    * Re-seals every stored secret under the current key. Resumable: rows already under the current key are
-   * skipped, and a row changed concurrently is retried on the next run.
+   * counted as `alreadyCurrent`; rows a running activation holds, and rows changed concurrently (a lost
+   * compare-and-set), as `busy`: run it again until `busy` is 0.
    */
-  rotateKeys(options?: { batchSize?: number }): Promise<{ resealed: number; skipped: number }>;
+  rotateKeys(options?: { batchSize?: number }): Promise<RotateKeysResult>;
 }
 
 export function createIntegrationRepository(
@@ -186,17 +200,20 @@ export function createIntegrationRepository(
       for await (const row of rows(batchSize)) yield open(row);
     },
     async rotateKeys(options = {}) {
-      let resealed = 0;
-      let skipped = 0;
+      const result: RotateKeysResult = { resealed: 0, alreadyCurrent: 0, busy: 0 };
       for await (const row of rows(options.batchSize ?? BATCH_SIZE)) {
         const stale = [row.apiToken, row.webhookSecret, row.signingSecret].some(
           (sealed) => sealed !== null && cipher.keyIdOf(sealed) !== cipher.currentKeyId,
         );
+        if (!stale) {
+          result.alreadyCurrent++;
+          continue;
+        }
         // A running activation owns the row; touching it would make its final compare-and-set fail.
         const claimed =
           row.provisioningUntil !== null && row.provisioningUntil.getTime() > clock.now().getTime();
-        if (!stale || claimed) {
-          skipped++;
+        if (claimed) {
+          result.busy++;
           continue;
         }
         const opened = open(row);
@@ -205,10 +222,12 @@ export function createIntegrationRepository(
           webhookSecret: opened.webhookSecret,
           signingSecret: opened.signingSecret,
         };
+        // The loser of a race (an activation or a webhook wrote the row since it was read) is tried on the next pass.
         const updated = await store.update(row.id, row.version, sealPatch(row.id, patch));
-        if (updated) resealed++;
+        if (updated) result.resealed++;
+        else result.busy++;
       }
-      return { resealed, skipped };
+      return result;
     },
   };
 }

@@ -302,7 +302,7 @@ describe("rotateKeys", () => {
     expect(k2.keyIdOf(t.raw("int_mixed").webhookSecret!)).toBe("k1");
     expect(row.apiToken).toMatch(/^cw1:k2:/);
 
-    expect(await current.rotateKeys()).toEqual({ resealed: 3, skipped: 1 });
+    expect(await current.rotateKeys()).toEqual({ resealed: 3, alreadyCurrent: 1, busy: 0 });
     for (const id of ["int_both-old", "int_no-secret", "int_fresh", "int_mixed"]) {
       const stored = t.raw(id);
       expect(k2.keyIdOf(stored.apiToken)).toBe("k2");
@@ -312,7 +312,7 @@ describe("rotateKeys", () => {
       apiToken: "token-of-mixed",
       webhookSecret: "secret-of-mixed",
     });
-    expect(await current.rotateKeys()).toEqual({ resealed: 0, skipped: 4 });
+    expect(await current.rotateKeys()).toEqual({ resealed: 0, alreadyCurrent: 4, busy: 0 });
   });
 
   it("leaves a row alone while an activation holds it, and re-seals it once the claim has expired", async () => {
@@ -327,14 +327,15 @@ describe("rotateKeys", () => {
     const current = createIntegrationRepository(t.memory.integrations, k2, t.clock);
     await old.insert(fields("claimed", { provisioningUntil: new Date(t.clock.now().getTime() + 1) }));
     await old.insert(fields("expiring", { provisioningUntil: t.clock.now() }));
-    expect(await current.rotateKeys()).toEqual({ resealed: 1, skipped: 1 });
+    // The held row is busy, not "already current": the answer says rotation is not complete yet.
+    expect(await current.rotateKeys()).toEqual({ resealed: 1, alreadyCurrent: 0, busy: 1 });
     expect(k2.keyIdOf(t.raw("int_claimed").apiToken)).toBe("k1");
     expect(k2.keyIdOf(t.raw("int_expiring").apiToken)).toBe("k2");
     t.advance(1);
-    expect(await current.rotateKeys()).toEqual({ resealed: 1, skipped: 1 });
+    expect(await current.rotateKeys()).toEqual({ resealed: 1, alreadyCurrent: 1, busy: 0 });
   });
 
-  it("does not count a row that changed under it, and reads in pages of the given size", async () => {
+  it("counts a row that changed under it as busy, and reads in pages of the given size", async () => {
     const t = setup();
     const k1 = key();
     const old = createIntegrationRepository(
@@ -354,7 +355,7 @@ describe("rotateKeys", () => {
       },
     };
     const current = createIntegrationRepository(racing, k2, t.clock);
-    expect(await current.rotateKeys({ batchSize: 2 })).toEqual({ resealed: 2, skipped: 0 });
+    expect(await current.rotateKeys({ batchSize: 2 })).toEqual({ resealed: 2, alreadyCurrent: 0, busy: 1 });
     expect(pages).toStrictEqual([{ limit: 2 }, { afterId: "int_b", limit: 2 }]);
     expect(k2.keyIdOf(t.raw("int_b").apiToken)).toBe("k1");
   });
@@ -394,7 +395,7 @@ describe("the signing secret (Chatwoot 4.13+)", () => {
     await t.memory.integrations.update("int_a", inserted.version, {
       signingSecret: old.seal("sig", secretAad("chatwoot_integrations", "signing_secret", "int_a")),
     });
-    expect(await repository.rotateKeys()).toEqual({ resealed: 1, skipped: 0 });
+    expect(await repository.rotateKeys()).toEqual({ resealed: 1, alreadyCurrent: 0, busy: 0 });
     expect(current.keyIdOf(t.raw("int_a").signingSecret!)).toBe("k2");
     expect((await repository.get("a"))?.signingSecret).toBe("sig");
   });

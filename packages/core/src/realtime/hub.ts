@@ -7,13 +7,39 @@ import {
   stringifyParams,
 } from "@anycable/core";
 import WebSocket from "ws";
-import { type ChatwootApi, ChatwootRequestError } from "../chatwoot/index.js";
+import {
+  type ChatwootAccountTarget,
+  type ChatwootApi,
+  type ChatwootProfile,
+  ChatwootRequestError,
+  failureClass,
+  isChatwootRequestError,
+} from "../chatwoot/index.js";
 import { errorMessage } from "../errors/index.js";
 import type { Integration } from "../integrations/index.js";
 import { type NetworkPolicy, websocketOptions } from "../net/index.js";
 import type { Clock, Logger } from "../observability/index.js";
+import { ObjectFrameEncoder } from "./frames.js";
 
-export type LinkState = "connecting" | "connected" | "disconnected";
+/**
+ * `deaf`: the subscription is confirmed but events do not reach it (a probe found messages of the inbox the link never
+ * delivered); it is resubscribed and what was missed is fetched over REST.
+ */
+export type LinkState = "connecting" | "connected" | "disconnected" | "deaf";
+
+/** Counters of the realtime links (metrics). */
+export interface RealtimeStats {
+  /** Integrations of this process by link state. */
+  links: Record<LinkState, number>;
+  /** Sockets opened again after they were lost. */
+  reconnects: number;
+  /** Subscriptions made again (unconfirmed, rotated pubsub token, restored membership, deafness). */
+  resubscribes: number;
+  /** Agent replies queued by backfills after outages. */
+  backfilledReplies: number;
+  /** Deafness episodes detected. */
+  deafDetections: number;
+}
 
 export interface RealtimeStatus {
   state: LinkState;
@@ -37,6 +63,13 @@ export interface RealtimeHubOptions {
   maxReconnectDelayMs: number;
   /** Checks every socket's connection (the host, then each resolved address); without it, any host is reached. */
   network?: NetworkPolicy;
+  /**
+   * How often each confirmed subscription is probed for deafness: the newest messages of its inbox over REST are
+   * compared with the newest seen on the link. Default 60 s.
+   */
+  deafProbeIntervalMs?: number;
+  /** A deafness episode began (once per episode): the link was last known good at `since`. */
+  onDeaf?(integrationId: string, since: Date): void;
 }
 
 /**
@@ -60,6 +93,18 @@ interface Subscription {
   detached: boolean;
   /** Being replaced: its channel's close is expected. */
   renewing: boolean;
+  /** When Chatwoot confirmed it (ms), null until then. */
+  confirmedAt: number | null;
+  /** The last moment events were known to reach the link (confirmed, an event arrived, a deafness probe passed). */
+  goodAt: Date | null;
+  /** The last profile check that found the subscription's pubsub token and membership still good (or the confirmation). */
+  checkedAt: Date | null;
+  /** Known bad although confirmed: the token user lost the account or inbox, the pubsub token rotated, deafness. */
+  problem: { kind: "membership" | "token" | "deaf"; message: string } | null;
+  /** Per inbox: the newest message id an event of the link carried. */
+  seen: Map<number, number>;
+  /** When it was last probed for deafness (ms). */
+  probedAt: number;
 }
 
 interface Connection {
@@ -77,6 +122,10 @@ interface Connection {
   probes: number;
   /** Per identifier: the release of an unconfirmed channel (see `release`); a new subscribe of it waits for it. */
   releasing: Map<string, Promise<void>>;
+  /** The check of the profile and the subscriptions running now (one at a time). */
+  verifying: Promise<void> | null;
+  /** The socket was connected before (its next connect is a reconnect). */
+  wasConnected: boolean;
 }
 
 interface Attachment {
@@ -86,6 +135,14 @@ interface Attachment {
 }
 
 const CONFIRM_TIMEOUT = (ms: number) => `realtime subscription not confirmed within ${ms / 1000}s`;
+const DEAF =
+  "Chatwoot realtime link is deaf: subscribed, but messages of the inbox did not arrive on it - resubscribing and fetching what was missed";
+const ROTATED =
+  "Chatwoot rotated the pubsub token of the API token's user (a password change) - resubscribing";
+const NOT_MEMBER = (accountId: number) =>
+  `the Chatwoot user of the API token is no longer a member of account ${accountId}, so Chatwoot sends it no events - restore its membership (administrator) or re-activate with another token`;
+const CANNOT_SEE = (inboxId: number) =>
+  `the Chatwoot user of the API token cannot see inbox ${inboxId} any more, so Chatwoot sends it no events of it - make it an administrator or a member of the inbox again`;
 
 function cableUrl(baseUrl: string): string {
   return `${baseUrl.replace(/^http/, "ws")}/cable`;
@@ -116,6 +173,16 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
   const { logger } = options;
 
   const connectionKey = (integration: Integration) => `${integration.baseUrl}#${integration.chatwootUserId}`;
+  const deafProbeInterval = options.deafProbeIntervalMs ?? 60_000;
+  /** Seen on the link or not, a message younger than this is not judged yet (Chatwoot broadcasts from a job). */
+  const deafGrace = Math.min(5_000, deafProbeInterval / 2);
+  const stats = { reconnects: 0, resubscribes: 0, backfilledReplies: 0, deafDetections: 0 };
+  /**
+   * Open deafness episodes by integration: since when the link missed events, and when deafness was last detected.
+   * An episode ends when a subscription made after that detection hears the inbox or passes a probe.
+   */
+  const deafEpisodes = new Map<string, { since: Date; detectedAt: number }>();
+  const nowMs = () => options.clock.now().getTime();
 
   function connectionFor(integration: Integration): Connection {
     const key = connectionKey(integration);
@@ -124,6 +191,8 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
     const url = cableUrl(integration.baseUrl);
     const cable = createCable(url, {
       protocol: "actioncable-v1-json",
+      // Frames that are not JSON objects are dropped (a `null` would throw where nothing catches it).
+      encoder: new ObjectFrameEncoder(),
       websocketImplementation: WebSocket,
       // ws hands `createConnection` to http.request: the network policy checks the host before any socket exists.
       ...(options.network
@@ -147,7 +216,16 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       pending: new Map(),
       probes: 0,
       releasing: new Map(),
+      verifying: null,
+      wasConnected: false,
     };
+    cable.on("connect", () => {
+      if (connection.wasConnected) {
+        stats.reconnects += 1;
+        logger.info({ url: cableUrl(connection.baseUrl) }, "chatwoot: realtime socket reconnected");
+      }
+      connection.wasConnected = true;
+    });
     cable.on("disconnect", () => {
       const now = options.clock.now();
       for (const subscription of connection.subscriptions.values()) {
@@ -183,17 +261,36 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       lastError: "",
       detached: false,
       renewing: false,
+      confirmedAt: null,
+      goodAt: null,
+      checkedAt: null,
+      problem: null,
+      seen: new Map(),
+      probedAt: 0,
     };
     channel.on("message", (message) => {
       const { event, data } = message as { event?: unknown; data?: Record<string, unknown> };
       if (typeof event !== "string" || !data) return;
+      // RoomChannel streams the user's pubsub token: the user's events of every account arrive here. Only ours count.
+      if (typeof data.account_id === "number" && data.account_id !== accountId) return;
       const conversation = data.conversation as { inbox_id?: unknown } | undefined;
       const inboxId = typeof data.inbox_id === "number" ? data.inbox_id : conversation?.inbox_id;
       const integrationId = typeof inboxId === "number" ? subscription.members.get(inboxId) : undefined;
-      if (integrationId) options.onEvent(integrationId, event, data);
+      if (!integrationId || typeof inboxId !== "number") return;
+      if (event.startsWith("message.") && typeof data.id === "number")
+        subscription.seen.set(inboxId, Math.max(data.id, subscription.seen.get(inboxId) ?? 0));
+      if (!subscription.problem) subscription.goodAt = options.clock.now();
+      heard(integrationId, subscription);
+      options.onEvent(integrationId, event, data);
     });
     channel.on("connect", () => {
       const since = subscription.lostAt;
+      if (subscription.problem?.kind === "deaf") subscription.problem = null;
+      subscription.confirmedAt = nowMs();
+      // The first probe a whole interval after the confirmation: nothing can have been missed before.
+      subscription.probedAt = subscription.confirmedAt;
+      subscription.goodAt = options.clock.now();
+      subscription.checkedAt = subscription.goodAt;
       subscription.lostAt = null;
       subscription.lastError = "";
       if (since)
@@ -303,6 +400,7 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
    */
   function replace(connection: Connection, old: Subscription): Promise<Subscription> {
     return single(connection, old.accountId, async () => {
+      stats.resubscribes += 1;
       const token = await pubsubToken(connection, true);
       let current = connection.subscriptions.get(old.accountId);
       if (current === old) {
@@ -372,6 +470,163 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       if (signal?.aborted) throw error;
     }
     await confirm(channelOf(await renew(first)), signal);
+  }
+
+  /** An event of the inbox arrived: a deafness episode ends once a subscription made after its detection hears. */
+  function heard(integrationId: string, subscription: Subscription): void {
+    const episode = deafEpisodes.get(integrationId);
+    if (!episode || subscription.problem || (subscription.confirmedAt ?? 0) <= episode.detectedAt) return;
+    deafEpisodes.delete(integrationId);
+    logger.info({ integrationId }, "chatwoot: realtime link hears again");
+  }
+
+  /**
+   * The link is known bad although confirmed. It missed events since it was last known good: that moment, not a
+   * later socket loss, is where the backfill after the heal starts (`lostAt`).
+   */
+  function markBad(subscription: Subscription, kind: "membership" | "token" | "deaf", message: string): void {
+    const since = kind === "deaf" ? subscription.goodAt : subscription.checkedAt;
+    subscription.lostAt ??= since ?? options.clock.now();
+    if (subscription.problem?.kind !== kind)
+      logger.warn({ account: subscription.accountId }, `chatwoot: ${message}`);
+    subscription.problem = { kind, message };
+    subscription.lastError = message;
+  }
+
+  /** Why the token user no longer gets the events of the subscription's inboxes, or null. */
+  async function membershipProblem(
+    connection: Connection,
+    subscription: Subscription,
+    profile: ChatwootProfile,
+  ): Promise<string | null> {
+    const membership = profile.accounts.find((account) => account.id === subscription.accountId);
+    if (!membership) return NOT_MEMBER(subscription.accountId);
+    // Administrators get every inbox's events (ActionCableListener `user_tokens`: inbox members + administrators).
+    if (membership.role === undefined || membership.role === "administrator") return null;
+    for (const inboxId of [...subscription.members.keys()]) {
+      try {
+        await options.chatwoot.getInbox(targetOf(connection, subscription), inboxId);
+      } catch (error) {
+        if (!isChatwootRequestError(error)) continue;
+        const kind = failureClass(error.failure);
+        if (kind === "CHATWOOT_FORBIDDEN" || kind === "CHATWOOT_NOT_FOUND") return CANNOT_SEE(inboxId);
+      }
+    }
+    return null;
+  }
+
+  function targetOf(connection: Connection, subscription: Subscription): ChatwootAccountTarget {
+    return { baseUrl: connection.baseUrl, apiToken: connection.apiToken, accountId: subscription.accountId };
+  }
+
+  /**
+   * Deafness probe of a confirmed subscription (at most every `deafProbeIntervalMs`): the inbox's newest messages
+   * over REST, created since the confirmation and old enough to have been broadcast, against the newest seen on the
+   * link. A newer one over REST means the link missed it.
+   */
+  async function probeDeafness(connection: Connection, subscription: Subscription): Promise<void> {
+    const at = nowMs();
+    const confirmedAt = subscription.confirmedAt;
+    if (subscription.problem || confirmedAt === null || subscription.channel.state !== "connected") return;
+    if (at - subscription.probedAt < deafProbeInterval) return;
+    subscription.probedAt = at;
+    // created_at is in whole seconds (rounded down): a message whose second starts at or after the confirmation was
+    // surely created after it (one created just before, which the link could not hear, never counts), and one whose
+    // second ends a grace before now was surely broadcast by now.
+    const from = confirmedAt;
+    const until = at - deafGrace - 1_000;
+    for (const [inboxId, integrationId] of [...subscription.members]) {
+      let conversations: Awaited<ReturnType<ChatwootApi["listRecentConversations"]>>;
+      try {
+        conversations = await options.chatwoot.listRecentConversations(
+          targetOf(connection, subscription),
+          inboxId,
+          // Wide enough that every message is judged by at least two probes, however the rounds fall.
+          (3 * deafProbeInterval + deafGrace) / 1000 + 2,
+        );
+      } catch {
+        continue; // nothing known: the next probe tries again
+      }
+      let newest = 0;
+      for (const conversation of conversations) {
+        const cards: unknown[] = [
+          ...(conversation.messages ?? []),
+          (conversation as { last_non_activity_message?: unknown }).last_non_activity_message,
+        ];
+        for (const card of cards) {
+          const { id, created_at: created } = (card ?? {}) as { id?: unknown; created_at?: unknown };
+          if (typeof id !== "number" || typeof created !== "number") continue;
+          if (created * 1000 >= from && created * 1000 <= until) newest = Math.max(newest, id);
+        }
+      }
+      if (subscription.detached || subscription.problem) return;
+      logger.debug(
+        { inboxId, newest, seen: subscription.seen.get(inboxId) ?? 0 },
+        "chatwoot: deafness probe",
+      );
+      if (newest > (subscription.seen.get(inboxId) ?? 0)) {
+        markBad(subscription, "deaf", DEAF);
+        const episode = deafEpisodes.get(integrationId);
+        if (episode) episode.detectedAt = at;
+        else {
+          stats.deafDetections += 1;
+          deafEpisodes.set(integrationId, { since: subscription.lostAt!, detectedAt: at });
+          options.onDeaf?.(integrationId, subscription.lostAt!);
+        }
+        // A subscribe with the same identifier on the same socket would only rejoin the deaf server-side subscription
+        // (anycable shares it): a new socket makes ActionCable set up the connection and its streams again. Its
+        // channels resubscribe by themselves and, confirmed, backfill from `lostAt`.
+        connection.cable.disconnect();
+        void connection.cable.connect().catch(() => {});
+        return;
+      }
+      subscription.goodAt = new Date(Math.max(subscription.goodAt?.getTime() ?? 0, until));
+      heard(integrationId, subscription);
+    }
+  }
+
+  /**
+   * Re-reads the profile of the connection's user and checks each subscription: a rotated pubsub token (Chatwoot
+   * broadcasts to the new one only, and the old subscription stays confirmed) or a restored membership resubscribes; a
+   * lost membership marks the link bad until it is restored; then the deafness probe when it is due.
+   */
+  async function verifyConnection(connection: Connection): Promise<void> {
+    if (connection.subscriptions.size === 0 || connection.cable.state !== "connected") return;
+    const checkedAt = options.clock.now();
+    let profile: ChatwootProfile;
+    try {
+      profile = await options.chatwoot.getProfile({
+        baseUrl: connection.baseUrl,
+        apiToken: connection.apiToken,
+      });
+    } catch {
+      return; // unknown: routing reports a rejected token; the next round reads again
+    }
+    const rotated = connection.pubsubToken !== null && profile.pubsub_token !== connection.pubsubToken;
+    for (const subscription of [...connection.subscriptions.values()]) {
+      if (subscription.detached || connection.subscriptions.get(subscription.accountId) !== subscription)
+        continue;
+      const lost = await membershipProblem(connection, subscription, profile);
+      if (lost) {
+        markBad(subscription, "membership", lost);
+        continue;
+      }
+      if (rotated) {
+        markBad(subscription, "token", ROTATED);
+        void resubscribe(connection, subscription);
+        continue;
+      }
+      if (subscription.problem?.kind === "membership") {
+        // Restored: subscribe again (the old one may have been dropped meanwhile) and fetch what was missed.
+        logger.info({ account: subscription.accountId }, "chatwoot: realtime membership restored");
+        void resubscribe(connection, subscription);
+        continue;
+      }
+      if (!subscription.problem && subscription.channel.state === "connected") {
+        subscription.checkedAt = checkedAt;
+        await probeDeafness(connection, subscription);
+      }
+    }
   }
 
   return {
@@ -451,6 +706,7 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       const entry = byIntegration.get(integrationId);
       if (!entry) return;
       byIntegration.delete(integrationId);
+      deafEpisodes.delete(integrationId);
       const { connection, subscription } = entry;
       for (const [inboxId, member] of subscription.members)
         if (member === integrationId) subscription.members.delete(inboxId);
@@ -469,6 +725,8 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
       const entry = byIntegration.get(integrationId);
       if (!entry) return null;
       const { subscription } = entry;
+      if (deafEpisodes.has(integrationId)) return { state: "deaf", lastError: DEAF };
+      if (subscription.problem) return { state: "disconnected", lastError: subscription.problem.message };
       if (subscription.channel.state === "connected") return { state: "connected", lastError: "" };
       const state: LinkState = subscription.lostAt ? "disconnected" : "connecting";
       return { state, lastError: subscription.lastError || "realtime link to Chatwoot not connected yet" };
@@ -477,6 +735,39 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
     /** Open sockets (for tests and metrics). */
     socketCount(): number {
       return connections.size;
+    },
+
+    /**
+     * Checks every link (realtime ownership calls it each round): re-reads each user's profile (pubsub token, account
+     * role and inbox visibility) and probes confirmed subscriptions for deafness when due. One check per socket at a
+     * time; resolves when they are done.
+     */
+    async verify(): Promise<void> {
+      await Promise.all(
+        [...connections.values()].map((connection) => {
+          connection.verifying ??= verifyConnection(connection)
+            .catch((error) => logger.warn({ err: errorMessage(error) }, "chatwoot: realtime check failed"))
+            .finally(() => {
+              connection.verifying = null;
+            });
+          return connection.verifying;
+        }),
+      );
+    },
+
+    /** Counts agent replies a backfill queued (metrics). */
+    recordBackfill(queued: number): void {
+      stats.backfilledReplies += queued;
+    },
+
+    /** Counters for metrics: links by state, reconnects, resubscribes, backfilled replies, deafness detections. */
+    stats(): RealtimeStats {
+      const links: Record<LinkState, number> = { connecting: 0, connected: 0, disconnected: 0, deaf: 0 };
+      for (const integrationId of byIntegration.keys()) {
+        const state = this.status(integrationId)?.state;
+        if (state) links[state] += 1;
+      }
+      return { links, ...stats };
     },
 
     close(): void {

@@ -107,10 +107,19 @@ export class OutboxDispatcher {
     this.owner = options.owner;
   }
 
+  /** Whether the claim loop runs: started, not stopped, and not ended by an unexpected error (health). */
+  get isRunning(): boolean {
+    return this.running && !this.loopEnded;
+  }
+  private loopEnded = false;
+
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.loop = this.run();
+    this.loopEnded = false;
+    this.loop = this.run().finally(() => {
+      this.loopEnded = true;
+    });
     // Keep the claims of items being worked on alive, so a slow attempt is never taken over while it runs.
     const { claimTtlMs } = this.options;
     this.heartbeat = setInterval(() => void this.extendClaims(claimTtlMs), claimTtlMs / 3);

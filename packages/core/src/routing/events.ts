@@ -40,6 +40,8 @@ const messageSchema = z.looseObject({
   edit: targetSchema.nullish(),
   revoke: targetSchema.nullish(),
   reaction: z.looseObject({ targetId: z.string().min(1), emoji: z.string() }).nullish(),
+  /** From WhatsApp's history sync, not a live event (`docs/history.md`). */
+  history: z.boolean().nullish(),
 });
 
 export const messageExchangeSchema = z.looseObject({
@@ -69,12 +71,31 @@ export const messageStatusSchema = z.looseObject({
   instanceData: z.looseObject({ instance: z.string().optional() }).optional(),
 });
 
+/** A LID: `<digits>@lid`, without a device suffix. */
+export const LID_PATTERN = /^\d{1,30}@lid$/;
+/** A phone JID: `<6 to 15 digits>@s.whatsapp.net`, without a device suffix. */
+export const PHONE_JID_PATTERN = /^\d{6,15}@s\.whatsapp\.net$/;
+
+/** `contact.identity`: WhatsApp told the host that a LID and a phone JID are one person. */
+export const contactIdentitySchema = z.looseObject({
+  event: z.literal("contact.identity"),
+  data: z.looseObject({
+    lid: z.string().regex(LID_PATTERN, { error: 'must be a LID ("<digits>@lid")' }),
+    jid: z.string().regex(PHONE_JID_PATTERN, { error: 'must be a phone JID ("<digits>@s.whatsapp.net")' }),
+  }),
+  instanceData: z.looseObject({ instance: z.string().optional() }).optional(),
+});
+
 export const envelopeSchema = z.looseObject({ event: z.string().min(1), data: z.unknown() });
 
 export type MessageExchangeEvent = z.infer<typeof messageExchangeSchema>;
 export type MessageStatusEvent = z.infer<typeof messageStatusSchema>;
+export type ContactIdentityEvent = z.infer<typeof contactIdentitySchema>;
 export type WhatsAppMessage = MessageExchangeEvent["data"]["message"];
 export type ReceiptStatus = (typeof receiptStatuses)[number];
 
 /** A WhatsApp event as a host passes it to `ingest` (the envelope of `docs/events.md`). */
-export type WhatsAppEvent = z.input<typeof messageExchangeSchema> | z.input<typeof messageStatusSchema>;
+export type WhatsAppEvent =
+  | z.input<typeof messageExchangeSchema>
+  | z.input<typeof messageStatusSchema>
+  | z.input<typeof contactIdentitySchema>;

@@ -11,9 +11,10 @@ import type { Integration } from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { ChatMapping, MappingStore } from "../store/ports.js";
 import type { WhatsAppMessage } from "./events.js";
+import { type Addresses, addressesOf, brazilOtherJid, contactPhoneOf, phoneFormsOf } from "./identity.js";
 import { shieldFromLiquid } from "./markdown.js";
 import { describeFile, type MediaFetcher, MediaUnavailableError } from "./media.js";
-import { chatJidOf, type InboundWork, phoneOf, waSourceId } from "./work.js";
+import { chatJidOf, type IdentityWork, type InboundWork, phoneOf, waSourceId } from "./work.js";
 
 export interface InboundDeps {
   chatwoot: ChatwootApi;
@@ -25,6 +26,22 @@ export interface InboundDeps {
   count(event: string): void;
   /** Whether the delivery of this agent reply (a Chatwoot message id) was given up on and is still failed. */
   givenUp(integrationId: string, chatwootMessageId: number): Promise<boolean>;
+  /** Brazil's mobile numbers with and without the 9th digit are one person (`docs/identity.md`). */
+  brazilNinthDigit: boolean;
+}
+
+/**
+ * The chat mappings a message may belong to. A private chat's person can be known by a phone JID (`pn`, in
+ * Brazil under either form) and a LID, each possibly with a mapping of its own (`pnChat`, `lidChat`); `learned`: the
+ * message linked the two and the link is not stored yet. Other chats (groups) have `plain` only.
+ */
+interface ChatLookup {
+  jid: string;
+  addresses: Addresses;
+  learned: boolean;
+  pnChat: ChatMapping | null;
+  lidChat: ChatMapping | null;
+  plain: ChatMapping | null;
 }
 
 export interface InboundContext {
@@ -37,7 +54,20 @@ export interface InboundContext {
   enqueuedAt: Date;
   /** How long a message sent from this number must wait before it is mirrored, so our own sends are recognised. */
   echoWaitMs: number;
+  /** The outbox chat key the work was queued under (`in:<jid>`). */
+  chatKey?: string;
   signal: AbortSignal;
+}
+
+/**
+ * Thrown for a message queued under its LID before the LID's phone JID was known: it is queued again under the phone
+ * JID's chat key, so that one person's deliveries (and the merge of their chats) never run side by side.
+ */
+export class MoveToChat extends Error {
+  constructor(readonly chatKey: string) {
+    super(`moved to ${chatKey}`);
+    this.name = "MoveToChat";
+  }
 }
 
 /** Thrown to try an item again shortly, without it counting as an attempt. */
@@ -90,7 +120,8 @@ export function createInboundDelivery(deps: InboundDeps) {
     lookupFirst = false,
   ): Promise<number> {
     const group = message.chat.type === "group";
-    const phone = group ? null : phoneOf(jid);
+    const phone = group ? null : contactPhoneOf(jid, deps.brazilNinthDigit);
+    const phones = group ? [] : phoneFormsOf(jid, deps.brazilNinthDigit);
     const name =
       (group
         ? message.chat.name
@@ -103,6 +134,16 @@ export function createInboundDelivery(deps: InboundDeps) {
       if (owner) return owner.id;
     }
     const contactInbox = { inboxId: ctx.inboxId, sourceId: jid };
+    if (phones.length > 1) {
+      // A Brazilian mobile number: a contact saved under the other form (an agent typed the number with its 9th
+      // digit, WhatsApp's JID lacks it) is the same person. Chatwoot would not refuse a second contact for it.
+      const saved = await findByPhone(ctx, phones);
+      if (saved) {
+        await attachOrFind(ctx, saved.id, jid);
+        deps.count("contact_found_by_phone");
+        return saved.id;
+      }
+    }
     let created: { id: number; sourceId: string | null };
     try {
       created = await chatwoot.createContact(
@@ -122,7 +163,7 @@ export function createInboundDelivery(deps: InboundDeps) {
       if (known) return known.id;
       // The contact exists (same phone or identifier, e.g. from another inbox): give it our contact-inbox.
       const matches = (contact: { identifier?: string | null; phone_number?: string | null }) =>
-        contact.identifier === jid || (phone !== null && contact.phone_number === phone);
+        contact.identifier === jid || (!!contact.phone_number && phones.includes(contact.phone_number));
       // Search by phone, then by the JID: Chatwoot's search matches substrings, and "+55…" is not in "55…@s.whatsapp.net".
       let match = (await chatwoot.searchContacts(ctx.target, phone ?? jid, options)).find(matches);
       if (!match && phone) match = (await chatwoot.searchContacts(ctx.target, jid, options)).find(matches);
@@ -136,22 +177,206 @@ export function createInboundDelivery(deps: InboundDeps) {
     return created.id;
   }
 
+  /**
+   * A contact whose phone number is one of `phones`. One search: Chatwoot's search matches substrings, and the last 8
+   * digits are common to every form (both Brazilian forms of a number end with the same subscriber digits).
+   */
+  async function findByPhone(ctx: InboundContext, phones: string[]): Promise<{ id: number } | null> {
+    if (phones.length === 0) return null;
+    const found = await chatwoot.searchContacts(ctx.target, phones[0]!.slice(-8), { signal: ctx.signal });
+    for (const phone of phones) {
+      const match = found.find((contact) => contact.phone_number === phone);
+      if (match) return match;
+    }
+    return null;
+  }
+
+  /** Gives a contact our contact inbox for `sourceId`, unless another contact holds it already (then that one). */
+  async function attachOrFind(ctx: InboundContext, contactId: number, sourceId: string): Promise<number> {
+    const options = { signal: ctx.signal };
+    const owner = await chatwoot.findContactBySourceId(ctx.target, ctx.inboxId, sourceId, options);
+    if (owner) return owner.id;
+    await chatwoot.attachContactInbox(ctx.target, contactId, { inboxId: ctx.inboxId, sourceId }, options);
+    return contactId;
+  }
+
+  /**
+   * The mappings a message may belong to, read together: the chat itself, and for a private chat its phone JID (both
+   * Brazilian forms) and LID, completed by the stored link when the message carries one form only.
+   */
+  async function lookupChat(ctx: InboundContext, message: WhatsAppMessage): Promise<ChatLookup> {
+    const integrationId = ctx.integration.id;
+    const jid = chatJidOf(message);
+    const given = addressesOf(message);
+    if (!given.pn && !given.lid) {
+      const plain = await mappings.getChat(integrationId, jid);
+      return { jid, addresses: given, learned: false, pnChat: null, lidChat: null, plain };
+    }
+    return lookupPerson(integrationId, jid, given);
+  }
+
+  async function lookupPerson(integrationId: string, jid: string, given: Addresses): Promise<ChatLookup> {
+    const read = (address: string | null) =>
+      address ? mappings.getChat(integrationId, address) : Promise.resolve(null);
+    const pnOther = given.pn && deps.brazilNinthDigit ? brazilOtherJid(given.pn) : null;
+    const [link, pnChat, pnOtherChat, lidChat] = await Promise.all([
+      mappings.resolveIdentity(integrationId, (given.lid ?? given.pn)!),
+      read(given.pn),
+      read(pnOther),
+      read(given.lid),
+    ]);
+    const addresses = { ...given };
+    let learned = false;
+    if (given.pn && given.lid) learned = link?.jid !== given.pn || link.lid !== given.lid;
+    else if (link && given.lid) addresses.pn = link.jid;
+    else if (link && given.pn && link.jid === given.pn) addresses.lid = link.lid;
+    const lookup: ChatLookup = {
+      jid,
+      addresses,
+      learned,
+      pnChat: pnChat ?? pnOtherChat,
+      lidChat,
+      plain: null,
+    };
+    // What the link added: the other form's mapping.
+    if (!given.pn && addresses.pn) {
+      const other = deps.brazilNinthDigit ? brazilOtherJid(addresses.pn) : null;
+      lookup.pnChat = (await read(addresses.pn)) ?? (await read(other));
+    } else if (!given.lid && addresses.lid) {
+      lookup.lidChat = await read(addresses.lid);
+    }
+    return lookup;
+  }
+
+  /** The mapping a lookup settles on without writing anything (edits, reactions and revokes never create a chat). */
+  const settled = (lookup: ChatLookup) => lookup.pnChat ?? lookup.lidChat ?? lookup.plain;
+
+  /**
+   * Makes one chat of one person: stores a link the message taught, moves a chat first seen by LID to its phone
+   * JID (the contact gets its phone number), merges the contacts two forms produced, and creates the chat (contact
+   * first) when there is none. Every step can be repeated: a retry, or another process doing the same, ends in the same
+   * state (`docs/identity.md`).
+   */
   async function ensureChat(
     ctx: InboundContext,
-    message: WhatsAppMessage,
-    known: ChatMapping | null,
-  ): Promise<ChatMapping> {
-    if (known) return known;
-    const jid = chatJidOf(message);
+    message: WhatsAppMessage | null,
+    lookup: ChatLookup,
+  ): Promise<ChatMapping | null> {
+    const integrationId = ctx.integration.id;
+    const { pn, lid } = lookup.addresses;
+    if (lookup.learned && pn && lid) {
+      await mappings.linkIdentity({ integrationId, lid, jid: pn, createdAt: deps.clock.now() });
+      deps.count("identity_learned");
+    }
+    const { pnChat, lidChat } = lookup;
+    if (pnChat && lidChat) {
+      if (pnChat.contactId === lidChat.contactId && lidChat.conversationId === null) return pnChat;
+      return mergeChats(ctx, pnChat, lidChat);
+    }
+    if (lidChat && pn) {
+      // First seen by LID, now the phone number is known: the chat moves to the phone JID, with its contact (now
+      // given the number) and its conversation; the LID's mapping keeps no conversation of its own.
+      const contactId = await givePhone(ctx, lidChat.contactId, pn);
+      const moved = await mappings.putChat({
+        ...lidChat,
+        chatJid: pn,
+        contactId,
+        updatedAt: deps.clock.now(),
+      });
+      if (moved.contactId !== contactId) return mergeChats(ctx, moved, { ...lidChat, contactId });
+      if (lidChat.contactId !== contactId)
+        await mappings.setChatContact(integrationId, lidChat.chatJid, contactId);
+      await mappings.setChatConversation(integrationId, lidChat.chatJid, null);
+      deps.count("chat_moved_to_phone");
+      return moved;
+    }
+    const known = settled(lookup);
+    if (known || !message) return known;
+    const jid = pn ?? lid ?? lookup.jid;
     const contactId = await resolveContact(ctx, message, jid);
     return mappings.putChat({
-      integrationId: ctx.integration.id,
+      integrationId,
       chatJid: jid,
       contactId,
       sourceId: jid,
       conversationId: null,
       updatedAt: deps.clock.now(),
     });
+  }
+
+  /**
+   * Gives a contact known by LID the phone number of its phone JID. When Chatwoot refuses it because another contact
+   * has that number (or the contact is gone: merged already), the contact with the number is the person's: the LID's
+   * contact is merged into it. Answers the contact to keep.
+   */
+  async function givePhone(ctx: InboundContext, contactId: number, pn: string): Promise<number> {
+    const phone = contactPhoneOf(pn, deps.brazilNinthDigit);
+    if (!phone) return contactId;
+    try {
+      await chatwoot.updateContact(ctx.target, contactId, { phoneNumber: phone }, { signal: ctx.signal });
+      return contactId;
+    } catch (error) {
+      const gone = isChatwootNotFound(error);
+      if (!gone && !isChatwootHttpError(error, 422)) throw error;
+      const owner = await findByPhone(ctx, phoneFormsOf(pn, deps.brazilNinthDigit));
+      if (!owner) {
+        if (gone) throw error;
+        deps.logger.warn(
+          { instance: ctx.integration.instance, contactId },
+          "chatwoot: the contact's phone number was refused",
+        );
+        return contactId;
+      }
+      if (!gone && owner.id !== contactId) await mergeContacts(ctx, owner.id, contactId);
+      return owner.id;
+    }
+  }
+
+  /** `contact_merge`, where a mergee that is gone means it was merged already (a retry, or another process). */
+  async function mergeContacts(ctx: InboundContext, baseId: number, mergeeId: number): Promise<void> {
+    try {
+      await chatwoot.mergeContacts(ctx.target, baseId, mergeeId, { signal: ctx.signal });
+      deps.count("contacts_merged");
+      deps.logger.info(
+        { instance: ctx.integration.instance, baseId, mergeeId },
+        "chatwoot: merged the contacts of one WhatsApp person",
+      );
+    } catch (error) {
+      if (!isChatwootNotFound(error)) throw error;
+    }
+  }
+
+  /**
+   * The two forms of one person produced two chats: the LID's contact is merged into the phone JID's (the one with
+   * the phone number), the person's conversation continues in the phone chat's (or the LID chat's when the phone
+   * chat has none open), another open one is resolved, and the LID's mapping points at the kept contact.
+   */
+  async function mergeChats(
+    ctx: InboundContext,
+    pnChat: ChatMapping,
+    lidChat: ChatMapping,
+  ): Promise<ChatMapping> {
+    const integrationId = ctx.integration.id;
+    if (pnChat.contactId !== lidChat.contactId) await mergeContacts(ctx, pnChat.contactId, lidChat.contactId);
+    let conversationId = pnChat.conversationId;
+    if (lidChat.conversationId !== null && lidChat.conversationId !== conversationId) {
+      if (conversationId === null) {
+        conversationId = lidChat.conversationId;
+        await mappings.setChatConversation(integrationId, pnChat.chatJid, conversationId);
+      } else {
+        try {
+          await chatwoot.toggleConversationStatus(ctx.target, lidChat.conversationId, "resolved", {
+            signal: ctx.signal,
+          });
+        } catch (error) {
+          if (!isChatwootNotFound(error)) throw error;
+        }
+      }
+    }
+    if (lidChat.contactId !== pnChat.contactId)
+      await mappings.setChatContact(integrationId, lidChat.chatJid, pnChat.contactId);
+    await mappings.setChatConversation(integrationId, lidChat.chatJid, null);
+    return { ...pnChat, conversationId };
   }
 
   /**
@@ -299,17 +524,38 @@ export function createInboundDelivery(deps: InboundDeps) {
   async function deliverMessage(ctx: InboundContext, message: WhatsAppMessage): Promise<void> {
     const integrationId = ctx.integration.id;
     // Both reads at once: they are independent, and a known chat's message needs both.
-    const [mapped, known] = await Promise.all([
+    const [mapped, lookup] = await Promise.all([
       mappings.getMessagesByWa(integrationId, message.id),
-      mappings.getChat(integrationId, chatJidOf(message)),
+      lookupChat(ctx, message),
     ]);
     if (mapped.some((entry) => entry.direction === "outbound")) return deps.count("echo_skipped");
     if (mapped.length > 0) return deps.count("duplicate_skipped");
+    const { pn, lid } = lookup.addresses;
+    if (pn && lid && ctx.chatKey === `in:${lid}` && lookup.learned === false && chatJidOf(message) === lid) {
+      deps.count("moved_to_phone_chat");
+      throw new MoveToChat(`in:${pn}`);
+    }
+    // History sync (`docs/history.md`): routed like a live message only in the gap after the chat's last routed
+    // message (Chatwoot shows messages in the order they were created); older history is imported or skipped.
+    const at = message.timestamp ? new Date(message.timestamp) : null;
+    const historyJids = [...new Set([pn, lid, lookup.jid].filter((jid): jid is string => !!jid))];
+    const historyJid = historyJids[0]!;
+    if (message.history && at) {
+      const records = await Promise.all(historyJids.map((jid) => mappings.getHistory(integrationId, jid)));
+      const floor = Math.max(
+        ctx.integration.createdAt.getTime(),
+        ...records.map((record) => record.lastRoutedAt?.getTime() ?? 0),
+      );
+      if (at.getTime() < floor) {
+        const history = records.find((record) => record.conversationId !== null) ?? records[0]!;
+        return importOlder(ctx, message, lookup, at, historyJid, history.conversationId);
+      }
+    }
     // A send of ours is recorded right after the gateway returns its id; its echo may arrive a moment earlier.
     if (message.direction === "outgoing" && ctx.echoWaitMs > 0) throw new DeferDelivery(ctx.echoWaitMs);
 
     const annotation = message.reaction ?? message.edit ?? message.revoke;
-    const mappedChat = annotation ? known : await ensureChat(ctx, message, known);
+    const mappedChat = annotation ? settled(lookup) : await ensureChat(ctx, message, lookup);
     // Edits, revokes and reactions thread to an existing conversation; they never start one.
     if (!mappedChat || (annotation && mappedChat.conversationId === null))
       return deps.count("annotation_without_conversation");
@@ -346,8 +592,8 @@ export function createInboundDelivery(deps: InboundDeps) {
     }
 
     const sourceId = waSourceId(message.id);
-    const record = (delivered: Delivered) =>
-      mappings.putMessage({
+    const record = async (delivered: Delivered) => {
+      await mappings.putMessage({
         integrationId,
         waMessageId: message.id,
         part: 0,
@@ -356,6 +602,13 @@ export function createInboundDelivery(deps: InboundDeps) {
         direction: "inbound",
         createdAt: deps.clock.now(),
       });
+      // The chat's last routed message moves on: a history message older than this one is not in the gap any more.
+      await mappings.recordHistory(integrationId, historyJid, {
+        routedAt: at ?? deps.clock.now(),
+        ...(message.history ? { imported: 1 } : {}),
+      });
+      if (message.history) await historyDone(ctx, "history_routed");
+    };
     if (ctx.retrying) {
       // The previous attempt's outcome is unknown (a timeout, or an error after Chatwoot saved the message): look
       // the message up before creating it again.
@@ -379,14 +632,161 @@ export function createInboundDelivery(deps: InboundDeps) {
           signal: ctx.signal,
         });
         await record({ conversationId: chat.conversationId, messageId: created.id });
-        return;
+        return await afterLidOnly(ctx, lookup, chat.conversationId);
       } catch (error) {
         // The conversation was deleted in Chatwoot (alone, or with its contact): start a new one, once.
         if (!isChatwootNotFound(error) || annotation) throw error;
         await mappings.setChatConversation(integrationId, chat.chatJid, null);
       }
     }
-    await record(await openConversation(ctx, message, chat, input));
+    const opened = await openConversation(ctx, message, chat, input);
+    await record(opened);
+    await afterLidOnly(ctx, lookup, opened.conversationId);
+  }
+
+  /**
+   * A history message older than the chat's last routed message (or than the integration): imported as a private note
+   * into the chat's resolved history conversation when the integration asks for its age (`importHistoryDays`), else
+   * skipped. A private outgoing note never reopens the conversation (Chatwoot's `Message#reopen_conversation` returns
+   * unless the message is incoming, app/models/message.rb) and is never sent to WhatsApp; the conversation is created
+   * resolved, so no `conversation_resolved` event (CSAT survey, automation) runs for it.
+   */
+  async function importOlder(
+    ctx: InboundContext,
+    message: WhatsAppMessage,
+    lookup: ChatLookup,
+    at: Date,
+    historyJid: string,
+    conversationId: number | null,
+  ): Promise<void> {
+    const integrationId = ctx.integration.id;
+    const days = ctx.integration.importHistoryDays ?? 0;
+    const annotation = message.reaction ?? message.edit ?? message.revoke;
+    if (days <= 0 || annotation || at.getTime() < deps.clock.now().getTime() - days * DAY_MS) {
+      await mappings.recordHistory(integrationId, historyJid, { skipped: 1 });
+      return historyDone(ctx, "history_skipped");
+    }
+    const chat = await ensureChat(ctx, message, lookup);
+    if (!chat) throw new Error(`no chat for history message ${message.id}`);
+    const sourceId = waSourceId(message.id);
+    const input = {
+      content: historyNote(message, at),
+      messageType: "outgoing" as const,
+      private: true,
+      sourceId,
+    };
+    let delivered: Delivered | null = null;
+    if (ctx.retrying) {
+      // An earlier attempt's outcome is unknown: it may have added the note, or opened the history conversation.
+      const candidates =
+        conversationId !== null
+          ? [conversationId]
+          : (
+              await chatwoot.listConversationsBySourceId(ctx.target, ctx.inboxId, chat.sourceId, {
+                signal: ctx.signal,
+              })
+            )
+              .filter((conversation) => conversation.status === "resolved")
+              .map((conversation) => conversation.id);
+      for (const candidate of candidates) {
+        const found = await findMessage(ctx, candidate, sourceId);
+        if (!found) continue;
+        delivered = { conversationId: candidate, messageId: found.id };
+        if (candidate !== conversationId)
+          await mappings.recordHistory(integrationId, historyJid, { conversationId: candidate });
+        break;
+      }
+    }
+    if (!delivered && conversationId !== null) {
+      try {
+        const created = await chatwoot.createMessage(ctx.target, conversationId, input, {
+          signal: ctx.signal,
+        });
+        delivered = { conversationId, messageId: created.id };
+      } catch (error) {
+        if (!isChatwootNotFound(error)) throw error; // the history conversation was deleted: a new one
+      }
+    }
+    if (!delivered) {
+      const conversation = await chatwoot.createConversation(
+        ctx.target,
+        {
+          inboxId: ctx.inboxId,
+          contactId: chat.contactId,
+          sourceId: chat.sourceId,
+          status: "resolved",
+          message: input,
+        },
+        { signal: ctx.signal },
+      );
+      await mappings.recordHistory(integrationId, historyJid, { conversationId: conversation.id });
+      const created =
+        conversation.messages?.find((entry) => entry.source_id === sourceId) ??
+        (await findMessage(ctx, conversation.id, sourceId));
+      if (!created) throw new Error(`conversation ${conversation.id} was opened without message ${sourceId}`);
+      delivered = { conversationId: conversation.id, messageId: created.id };
+    }
+    await mappings.putMessage({
+      integrationId,
+      waMessageId: message.id,
+      part: 0,
+      chatwootMessageId: delivered.messageId,
+      conversationId: delivered.conversationId,
+      direction: "inbound",
+      createdAt: deps.clock.now(),
+    });
+    await mappings.recordHistory(integrationId, historyJid, { imported: 1 });
+    await historyDone(ctx, "history_imported");
+  }
+
+  /** Counts a delivered history message and logs the integration's progress now and then, and when it caught up. */
+  async function historyDone(ctx: InboundContext, outcome: string): Promise<void> {
+    deps.count(outcome);
+    const progress = await mappings.historyProgress(ctx.integration.id);
+    const done = progress.imported + progress.skipped;
+    const pending = Math.max(0, progress.queued - done);
+    if (pending > 0 && done % HISTORY_LOG_EVERY !== 0) return;
+    deps.logger.info(
+      { instance: ctx.integration.instance, imported: progress.imported, skipped: progress.skipped, pending },
+      pending === 0 ? "whatsapp: history sync caught up" : "whatsapp: history sync progress",
+    );
+  }
+
+  /**
+   * A message by LID alone, delivered into the LID chat's conversation while its link was unknown, may have raced
+   * with the merge of the person's two chats (another chat key, or another process): Chatwoot then reopened the
+   * conversation the merge resolved. When the link is known now and the person's conversation is another one, the
+   * LID chat's is resolved again, so that one conversation stays open.
+   */
+  async function afterLidOnly(
+    ctx: InboundContext,
+    lookup: ChatLookup,
+    conversationId: number,
+  ): Promise<void> {
+    const { pn, lid } = lookup.addresses;
+    if (pn || !lid || !lookup.lidChat) return;
+    const link = await mappings.resolveIdentity(ctx.integration.id, lid);
+    if (!link) return;
+    const person = await mappings.getChat(ctx.integration.id, link.jid);
+    if (!person || person.conversationId === null || person.conversationId === conversationId) return;
+    await chatwoot.toggleConversationStatus(ctx.target, conversationId, "resolved", { signal: ctx.signal });
+    deps.count("late_conversation_resolved");
+  }
+
+  /** A link told by `contact.identity`: the person's two chats, when both exist, become one; nothing is created. */
+  async function deliverIdentity(ctx: InboundContext, work: IdentityWork): Promise<void> {
+    const lookup = await lookupPerson(ctx.integration.id, work.jid, { pn: work.jid, lid: work.lid });
+    if (!lookup.pnChat && !lookup.lidChat) {
+      if (lookup.learned)
+        await mappings.linkIdentity({
+          integrationId: ctx.integration.id,
+          lid: work.lid,
+          jid: work.jid,
+          createdAt: deps.clock.now(),
+        });
+      return deps.count("identity_without_chat");
+    }
+    await ensureChat(ctx, null, lookup);
   }
 
   async function deliverReceipt(
@@ -413,9 +813,37 @@ export function createInboundDelivery(deps: InboundDeps) {
 
   return {
     deliver(ctx: InboundContext, work: InboundWork): Promise<void> {
+      if (work.kind === "identity") return deliverIdentity(ctx, work);
       return work.kind === "message" ? deliverMessage(ctx, work.message) : deliverReceipt(ctx, work);
     },
   };
+}
+
+const DAY_MS = 86_400_000;
+/** A history progress line in the logs every this many history messages (and when the sync caught up). */
+const HISTORY_LOG_EVERY = 100;
+
+/**
+ * An imported history message as a private note: who wrote it and when (UTC), then its text; a file is named by its
+ * kind (history is imported without files).
+ */
+function historyNote(message: WhatsAppMessage, at: Date): string {
+  const who =
+    message.direction === "outgoing"
+      ? "You"
+      : (message.sender?.name ??
+        (message.sender?.jid ? phoneOf(message.sender.jid) : null) ??
+        message.chat.name ??
+        phoneOf(message.chat.jid) ??
+        "Contact");
+  const when = at
+    .toISOString()
+    .replace(/:\d\d\.\d{3}Z$/, " UTC")
+    .replace("T", " ");
+  const text = message.content?.text ?? message.media?.caption ?? "";
+  const file = message.media ? `[${message.media.type === "ptt" ? "voice note" : message.media.type}]` : "";
+  const body = [file, text].filter(Boolean).join(" ");
+  return shieldFromLiquid(`🕘 ${who}, ${when}:\n${body}`);
 }
 
 /** conversations#create's 422 when our contact inbox belongs to another contact than the one named. */

@@ -115,13 +115,24 @@ export interface OutboundContext {
 export function createOutboundDelivery(deps: OutboundDeps) {
   const { mappings, gateway, chatwoot } = deps;
 
+  /**
+   * Where a reply goes: the conversation's contact-inbox JID, except that a LID whose phone JID is known goes to the
+   * phone JID (`docs/identity.md`).
+   */
+  async function replyJidOf(integrationId: string, jid: string | null): Promise<string | null> {
+    if (!jid?.endsWith("@lid")) return jid;
+    return (await mappings.resolveIdentity(integrationId, jid))?.jid ?? jid;
+  }
+
   async function deliver(ctx: OutboundContext, work: OutboundWork): Promise<void> {
     const integrationId = ctx.integration.id;
     const sent = await mappings.getMessagesByChatwoot(integrationId, work.messageId);
-    const jid =
+    const jid = await replyJidOf(
+      integrationId,
       work.contactSourceId ??
-      (await mappings.getChatByConversation(integrationId, work.conversationId))?.chatJid ??
-      null;
+        (await mappings.getChatByConversation(integrationId, work.conversationId))?.chatJid ??
+        null,
+    );
     if (!jid)
       throw new PermanentDeliveryError(`no WhatsApp chat is known for conversation ${work.conversationId}`);
 
@@ -249,10 +260,12 @@ export function createOutboundDelivery(deps: OutboundDeps) {
     const sent = (await mappings.getMessagesByChatwoot(integrationId, work.messageId)).filter(
       (entry) => entry.direction === "outbound",
     );
-    const jid =
+    const jid = await replyJidOf(
+      integrationId,
       work.contactSourceId ??
-      (await mappings.getChatByConversation(integrationId, work.conversationId))?.chatJid ??
-      null;
+        (await mappings.getChatByConversation(integrationId, work.conversationId))?.chatJid ??
+        null,
+    );
     if (!jid || sent.length === 0) return deps.count("revoke_nothing_sent");
     for (const entry of sent) {
       await gateway.send(

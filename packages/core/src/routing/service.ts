@@ -15,9 +15,21 @@ import {
   isServing,
 } from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
+import { isStatusSourceId } from "../realtime/status-note.js";
 import type { OutboxItem, StoragePort } from "../store/ports.js";
+import {
+  type CommandWork,
+  commandOf,
+  helpText,
+  looksLikeCommand,
+  RESYNC_WINDOW_MS,
+  resyncText,
+  statusText,
+} from "./commands.js";
 import { type DispatcherOptions, OutboxDispatcher, type Outcome } from "./dispatcher.js";
 import {
+  type ContactIdentityEvent,
+  contactIdentitySchema,
   envelopeSchema,
   type MessageStatusEvent,
   messageExchangeSchema,
@@ -25,7 +37,8 @@ import {
   type WhatsAppMessage,
 } from "./events.js";
 import type { WhatsAppGateway } from "./gateway.js";
-import { createInboundDelivery, DeferDelivery } from "./inbound.js";
+import { addressesOf } from "./identity.js";
+import { createInboundDelivery, DeferDelivery, MoveToChat } from "./inbound.js";
 import { createMediaFetcher, type MediaFetcherOptions } from "./media.js";
 import {
   agentMessageOf,
@@ -53,6 +66,18 @@ export interface RouterOptions {
   echoWaitMs: number;
   /** Media size cap and download deadline. */
   media: MediaFetcherOptions;
+  /** One person, one chat (`docs/identity.md`). */
+  identity?: { brazilNinthDigit: boolean };
+  /** Told how each attempt at an outbox item ended, and of each dead letter (metrics). */
+  observe?: RouterObserver;
+  /** The realtime link's state of an integration for `/status` (null in webhook mode). */
+  realtimeState?: (integration: Integration) => Promise<string | null>;
+}
+
+/** What the metrics learn from routing. */
+export interface RouterObserver {
+  attempt(item: OutboxItem, outcome: Outcome, instance: string | null): void;
+  dead(item: OutboxItem, instance: string | null): void;
 }
 
 /**
@@ -74,6 +99,15 @@ export interface IngestResult {
 
 const PAUSED_RETRY_MS = 60_000;
 const BACKFILL_MARGIN_MS = 30_000;
+/** Pages of 20 messages read back per conversation in one backfill (2,000 messages). */
+const BACKFILL_MAX_PAGES = 100;
+
+/** A REST message's `created_at` in unix seconds (a number, or an ISO string in some payloads). */
+function createdAtOf(message: { created_at?: number | string | undefined }): number {
+  return typeof message.created_at === "number"
+    ? message.created_at
+    : Date.parse(String(message.created_at)) / 1000;
+}
 
 /** Message routing both ways: `ingest` and agent events in, the outbox in between, the dispatcher out. */
 export function createRouter(options: RouterOptions) {
@@ -135,6 +169,7 @@ export function createRouter(options: RouterOptions) {
     // A failed reply's other receipts must not hide the failure (nor look like the agent's retry).
     givenUp: async (integrationId, messageId) =>
       (await replyState(integrationId, messageId))?.failed ?? false,
+    brazilNinthDigit: options.identity?.brazilNinthDigit ?? true,
   });
   const outbound = options.gateway
     ? createOutboundDelivery({
@@ -168,14 +203,59 @@ export function createRouter(options: RouterOptions) {
 
   async function process(item: OutboxItem, signal: AbortSignal): Promise<Outcome> {
     const integration = await integrations.getById(item.integrationId);
+    const outcome = await processFor(integration, item, signal);
+    options.observe?.attempt(item, outcome, integration?.instance ?? null);
+    return outcome;
+  }
+
+  /** Answers an agent's command from the inbox with a private note in the same conversation. */
+  async function runCommand(integration: Integration, work: CommandWork, signal: AbortSignal): Promise<void> {
+    const target = chatwootTargetOf(integration);
+    let content: string;
+    if (work.command === "help") content = helpText();
+    else if (work.command === "resync") {
+      const queued = await backfill(integration, new Date(clock.now().getTime() - RESYNC_WINDOW_MS));
+      content = resyncText(queued);
+    } else {
+      const outbox = await store.outbox.summary(integration.id, clock.now());
+      // This command is an unfinished item too: count the others only.
+      const summary = { ...outbox, depth: Math.max(0, outbox.depth - 1) };
+      if (summary.depth === 0) summary.oldestDueAt = null;
+      content = statusText(
+        {
+          instance: integration.instance,
+          status: integration.status,
+          deliveryMode: integration.deliveryMode,
+          realtime: (await options.realtimeState?.(integration)) ?? null,
+          chatwootVersion: integration.chatwootVersion,
+          ...summary,
+          lastError: integration.lastError,
+        },
+        clock.now(),
+      );
+    }
+    await chatwoot.createMessage(
+      target,
+      work.conversationId,
+      { content, messageType: "outgoing", private: true },
+      { signal },
+    );
+  }
+
+  async function processFor(
+    integration: Integration | null,
+    item: OutboxItem,
+    signal: AbortSignal,
+  ): Promise<Outcome> {
     if (!integration) return { kind: "done" }; // deactivated meanwhile
     if (!isServing(integration)) {
       return { kind: "defer", reason: `integration is ${integration.status}`, afterMs: PAUSED_RETRY_MS };
     }
-    const work = item.payload as Work;
+    const work = item.payload as Work | CommandWork;
     const target = chatwootTargetOf(integration);
     try {
-      if (work.kind === "agent-message" || work.kind === "revoke") {
+      if (work.kind === "command") await runCommand(integration, work, signal);
+      else if (work.kind === "agent-message" || work.kind === "revoke") {
         if (!outbound)
           return { kind: "defer", reason: "no WhatsApp gateway configured", afterMs: PAUSED_RETRY_MS };
         if (work.kind === "revoke") await outbound.revoke({ integration, target, signal }, work);
@@ -190,6 +270,7 @@ export function createRouter(options: RouterOptions) {
             retrying: item.attempts > 0,
             enqueuedAt: item.createdAt,
             echoWaitMs: Math.max(0, echoWaitMs - age),
+            chatKey: item.chatKey,
             signal,
           },
           work,
@@ -197,6 +278,11 @@ export function createRouter(options: RouterOptions) {
       }
       return { kind: "done" };
     } catch (error) {
+      if (error instanceof MoveToChat) {
+        // Queued by LID before the link was known: the person's work runs in the phone JID's queue, one at a time.
+        await enqueue(integration, error.chatKey, `${item.dedupeKey}:moved`, work as Work, "inbound");
+        return { kind: "done" };
+      }
       if (isChatwootRequestError(error) && failureClass(error.failure) === "CHATWOOT_TOKEN_REJECTED") {
         await pause(
           integration,
@@ -211,9 +297,10 @@ export function createRouter(options: RouterOptions) {
 
   async function onDead(item: OutboxItem, error: string): Promise<void> {
     const integration = await integrations.getById(item.integrationId);
+    options.observe?.dead(item, integration?.instance ?? null);
     if (!integration) return;
-    const work = item.payload as Work;
-    if (work.kind === "revoke") return;
+    const work = item.payload as Work | CommandWork;
+    if (work.kind === "revoke" || work.kind === "command") return;
     if (work.kind === "agent-message") {
       await outbound
         ?.reportFailure(
@@ -230,7 +317,11 @@ export function createRouter(options: RouterOptions) {
       return;
     }
     const what =
-      work.kind === "message" ? `WhatsApp message ${work.message.id}` : `receipt for ${work.waMessageId}`;
+      work.kind === "message"
+        ? `WhatsApp message ${work.message.id}`
+        : work.kind === "identity"
+          ? `the link of ${work.lid} to ${work.jid}`
+          : `receipt for ${work.waMessageId}`;
     await integrations.update(integration, {
       lastError: `${what} could not be delivered to Chatwoot: ${error}`,
     });
@@ -250,7 +341,7 @@ export function createRouter(options: RouterOptions) {
     integration: Integration,
     chatKey: string,
     dedupeKey: string,
-    work: Work,
+    work: Work | CommandWork,
     direction: "inbound" | "outbound",
   ) {
     const result = await store.outbox.enqueue(
@@ -272,8 +363,18 @@ export function createRouter(options: RouterOptions) {
       count(reason);
       return { id, duplicate: false, ignored: reason };
     };
-    if (!isProvisioned(integration)) return ignore(parsed?.data.id ?? "", "no_integration");
+    const eventId = parsed === null ? "" : parsed.kind === "identity" ? parsed.data.lid : parsed.data.id;
+    if (!isProvisioned(integration)) return ignore(eventId, "no_integration");
     if (parsed === null) return ignore("", "unknown_event");
+    if (parsed.kind === "identity") {
+      // Stored at once, so that the person's next events already queue as one chat; the work item then makes their
+      // chats one (a merge, when both forms have a contact), in order with the chat's messages.
+      const { lid, jid } = parsed.data;
+      await store.mappings.linkIdentity({ integrationId: integration.id, lid, jid, createdAt: clock.now() });
+      const work: InboundWork = { kind: "identity", lid, jid };
+      const stored = await enqueue(integration, `in:${jid}`, `id:${lid}:${jid}`, work, "inbound");
+      return { id: lid, duplicate: stored.duplicate };
+    }
     if (parsed.kind === "status") {
       const { id, chat, status } = parsed.data;
       const work: InboundWork = { kind: "receipt", waMessageId: id, chatJid: chat.jid, status };
@@ -291,20 +392,32 @@ export function createRouter(options: RouterOptions) {
             : undefined;
     if (ignored) return ignore(message.id, ignored);
     const work: InboundWork = { kind: "message", message };
-    const stored = await enqueue(
-      integration,
-      `in:${chatJidOf(message)}`,
-      `wa:${message.id}`,
-      work,
-      "inbound",
-    );
+    const chatKey = await chatKeyOf(integration.id, message);
+    const stored = await enqueue(integration, `in:${chatKey}`, `wa:${message.id}`, work, "inbound");
+    // History sync progress (`docs/history.md`): queued now, imported or skipped when delivered.
+    if (message.history && !stored.duplicate)
+      await store.mappings.recordHistory(integration.id, chatKey, { queued: 1 });
     return { id: message.id, duplicate: stored.duplicate };
+  }
+
+  /**
+   * The chat a message queues in: its phone JID when known (from the message, or for a message that carries a LID
+   * only, from the stored link), else its JID; so that one person's messages are delivered one after the other.
+   */
+  async function chatKeyOf(integrationId: string, message: WhatsAppMessage): Promise<string> {
+    const { pn, lid } = addressesOf(message);
+    if (!pn && lid) {
+      const link = await store.mappings.resolveIdentity(integrationId, lid);
+      if (link) return link.jid;
+    }
+    return chatJidOf(message);
   }
 
   /** Whether an event could need work, judged from the event alone (no store read). */
   function isRelevantEvent(event: string, data: unknown): boolean {
     const name = eventName(event);
     if (name === "conversation.status_changed") return true;
+    if (name === "message.created" && looksLikeCommand(data)) return true;
     return (name === "message.created" || name === "message.updated") && looksLikeAgentReply(data);
   }
 
@@ -312,9 +425,22 @@ export function createRouter(options: RouterOptions) {
   async function acceptChatwootEvent(integration: Integration, event: string, data: unknown): Promise<void> {
     if (!isProvisioned(integration)) return;
     const name = eventName(event);
+    const command = name === "message.created" ? commandOf(data, integration.inboxId) : null;
+    if (command) {
+      // Answered once: a redelivered note (or both delivery paths) finds the same dedupe key.
+      await enqueue(
+        integration,
+        `cmd:${command.conversationId}`,
+        `cmd:${command.messageId}`,
+        command,
+        "inbound",
+      );
+      return;
+    }
     if (name === "message.created" || name === "message.updated") {
       const work = agentMessageOf(data, integration.inboxId);
-      if (!work) return;
+      // The bridge's own status conversation has no WhatsApp chat: nothing said there is sent.
+      if (!work || isStatusSourceId(work.contactSourceId)) return;
       let dedupeKey = replyKey(work.messageId, 0);
       const attributes = (data as { content_attributes?: { deleted?: unknown } }).content_attributes;
       if (name === "message.updated" && attributes?.deleted === true) {
@@ -371,6 +497,27 @@ export function createRouter(options: RouterOptions) {
     }
   }
 
+  /**
+   * A conversation's messages back to `cutoff` (unix seconds), oldest first. Chatwoot's messages index answers the
+   * latest 20 (`MessageFinder#current_messages`), and 20 older than `before=<id>`: it pages back until a page reaches
+   * the cutoff, or the conversation's start (at most `BACKFILL_MAX_PAGES` pages).
+   */
+  async function messagesSince(
+    target: ReturnType<typeof chatwootTargetOf>,
+    conversationId: number,
+    cutoff: number,
+  ): Promise<Awaited<ReturnType<ChatwootApi["listMessages"]>>> {
+    let page = await chatwoot.listMessages(target, conversationId);
+    const pages = [page];
+    for (let count = 1; count < BACKFILL_MAX_PAGES; count++) {
+      const oldest = page[0];
+      if (!oldest || createdAtOf(oldest) < cutoff) break;
+      page = await chatwoot.listMessages(target, conversationId, { beforeId: oldest.id });
+      pages.unshift(page);
+    }
+    return pages.flat();
+  }
+
   /** After a realtime outage: fetches agent replies created since `since` over REST and queues them. */
   async function backfill(integration: Integration, since: Date): Promise<number> {
     if (!isProvisioned(integration)) return 0;
@@ -398,13 +545,9 @@ export function createRouter(options: RouterOptions) {
           inbox_id: integration.inboxId,
         });
       }
-      const messages = await chatwoot.listMessages(target, conversation.id);
+      const messages = await messagesSince(target, conversation.id, cutoff);
       for (const message of messages) {
-        const created =
-          typeof message.created_at === "number"
-            ? message.created_at
-            : Date.parse(String(message.created_at)) / 1000;
-        if (created < cutoff) continue;
+        if (createdAtOf(message) < cutoff) continue;
         const work: OutboundWork | null = agentMessageOf(
           {
             ...message,
@@ -414,7 +557,7 @@ export function createRouter(options: RouterOptions) {
           },
           integration.inboxId,
         );
-        if (!work) continue;
+        if (!work || isStatusSourceId(work.contactSourceId)) continue;
         const stored = await enqueue(
           integration,
           `out:${work.conversationId}`,
@@ -487,6 +630,7 @@ function clearedByRetry(data: unknown): boolean {
 
 /** What a valid event carries for routing: a message or a receipt. */
 type RoutedEvent =
+  | { kind: "identity"; data: ContactIdentityEvent["data"] }
   | { kind: "message"; data: WhatsAppMessage }
   | { kind: "status"; data: MessageStatusEvent["data"] };
 
@@ -501,6 +645,11 @@ function parseEvent(event: unknown): RoutedEvent | null {
     const parsed = messageStatusSchema.safeParse(event, { error: absentIsMissing });
     if (!parsed.success) throw invalidEvent(parsed.error);
     return { kind: "status", data: parsed.data.data };
+  }
+  if (envelope.data.event === "contact.identity") {
+    const parsed = contactIdentitySchema.safeParse(event, { error: absentIsMissing });
+    if (!parsed.success) throw invalidEvent(parsed.error);
+    return { kind: "identity", data: parsed.data.data };
   }
   if (envelope.data.event === "message.exchange") {
     const parsed = messageExchangeSchema.safeParse(event, { error: absentIsMissing });

@@ -3,7 +3,15 @@ import type { ReceiptStatus, WhatsAppMessage } from "./events.js";
 /** WhatsApp → Chatwoot work, as stored in the outbox. */
 export type InboundWork =
   | { kind: "message"; message: WhatsAppMessage }
-  | { kind: "receipt"; waMessageId: string; chatJid: string; status: ReceiptStatus };
+  | { kind: "receipt"; waMessageId: string; chatJid: string; status: ReceiptStatus }
+  | IdentityWork;
+
+/** `contact.identity`: a LID and a phone JID are one person; their chats become one (`docs/identity.md`). */
+export interface IdentityWork {
+  kind: "identity";
+  lid: string;
+  jid: string;
+}
 
 /** An attachment of an agent message. */
 export interface AgentAttachment {

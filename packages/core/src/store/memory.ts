@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type {
   ChatMapping,
+  HistoryProgress,
+  IdentityLink,
   IntegrationRow,
   Lease,
   MessageMapping,
@@ -39,6 +41,17 @@ export interface MemoryStoreInternals {
   readonly outbox: ReadonlyMap<string, Readonly<MemoryOutboxRecord>>;
   /** By lease name. */
   readonly leases: ReadonlyMap<string, Readonly<MemoryLeaseRecord>>;
+  /** By `integrationId \0 lid`. */
+  readonly identities: ReadonlyMap<string, Readonly<IdentityLink>>;
+  /** By `integrationId \0 chatJid`: the last routed WhatsApp timestamp (ms) and the history counts. */
+  readonly histories: ReadonlyMap<string, Readonly<MemoryHistoryRecord>>;
+}
+
+/** A chat's history record as the memory store keeps it (`routedAt` in ms, 0 when none). */
+export interface MemoryHistoryRecord extends HistoryProgress {
+  integrationId: string;
+  routedAt: number;
+  conversationId: number | null;
 }
 
 export type MemoryStore = StoragePort & { readonly raw: MemoryStoreInternals };
@@ -62,6 +75,7 @@ const copyChat = (mapping: ChatMapping): ChatMapping => ({
   ...mapping,
   updatedAt: copyDate(mapping.updatedAt),
 });
+const copyLink = (link: IdentityLink): IdentityLink => ({ ...link, createdAt: copyDate(link.createdAt) });
 const copyMessage = (mapping: MessageMapping): MessageMapping => ({
   ...mapping,
   createdAt: copyDate(mapping.createdAt),
@@ -98,6 +112,8 @@ export function createMemoryStore(): MemoryStore {
   const outbox = new Map<string, MemoryOutboxRecord>();
   const idByDedupeKey = new Map<string, string>();
   const leases = new Map<string, MemoryLeaseRecord>();
+  const identities = new Map<string, IdentityLink>();
+  const histories = new Map<string, MemoryHistoryRecord>();
   let nextSeq = 1;
 
   const claimable = (record: MemoryOutboxRecord, now: number) =>
@@ -116,7 +132,7 @@ export function createMemoryStore(): MemoryStore {
   };
 
   return {
-    raw: { integrations, chats, messages, outbox, leases },
+    raw: { integrations, chats, messages, outbox, leases, identities, histories },
 
     integrations: {
       async insert(row) {
@@ -164,6 +180,8 @@ export function createMemoryStore(): MemoryStore {
         idByInstance.delete(current.instance);
         for (const [k, mapping] of chats) if (mapping.integrationId === id) chats.delete(k);
         for (const [k, mapping] of messages) if (mapping.integrationId === id) messages.delete(k);
+        for (const [k, link] of identities) if (link.integrationId === id) identities.delete(k);
+        for (const [k, entry] of histories) if (entry.integrationId === id) histories.delete(k);
         for (const record of [...outbox.values()])
           if (record.integrationId === id) removeOutboxRecord(record);
         return true;
@@ -215,6 +233,76 @@ export function createMemoryStore(): MemoryStore {
           .filter((m) => m.integrationId === integrationId && m.chatwootMessageId === chatwootMessageId)
           .sort((a, b) => a.part - b.part)
           .map(copyMessage);
+      },
+      async lastMessages(integrationId) {
+        const last: Record<MessageMapping["direction"], Date | null> = { inbound: null, outbound: null };
+        for (const mapping of messages.values()) {
+          if (mapping.integrationId !== integrationId) continue;
+          const seen = last[mapping.direction];
+          if (!seen || mapping.createdAt.getTime() > seen.getTime())
+            last[mapping.direction] = copyDate(mapping.createdAt);
+        }
+        return last;
+      },
+      async setChatContact(integrationId, chatJid, contactId) {
+        const existing = chats.get(key(integrationId, chatJid));
+        if (!existing) return false;
+        chats.set(key(integrationId, chatJid), { ...existing, contactId, updatedAt: new Date() });
+        return true;
+      },
+      async linkIdentity(link) {
+        const k = key(link.integrationId, link.lid);
+        const existing = identities.get(k);
+        if (existing && existing.jid === link.jid) return copyLink(existing);
+        identities.set(k, copyLink(link));
+        return copyLink(link);
+      },
+      async resolveIdentity(integrationId, address) {
+        const byLid = identities.get(key(integrationId, address));
+        if (byLid) return copyLink(byLid);
+        let found: IdentityLink | undefined;
+        for (const link of identities.values()) {
+          if (link.integrationId !== integrationId || link.jid !== address) continue;
+          if (!found || link.createdAt.getTime() > found.createdAt.getTime()) found = link;
+        }
+        return found ? copyLink(found) : null;
+      },
+      async recordHistory(integrationId, chatJid, change) {
+        const k = key(integrationId, chatJid);
+        const entry = histories.get(k) ?? {
+          integrationId,
+          routedAt: 0,
+          conversationId: null,
+          queued: 0,
+          imported: 0,
+          skipped: 0,
+        };
+        histories.set(k, {
+          integrationId,
+          conversationId: change.conversationId ?? entry.conversationId,
+          routedAt: Math.max(entry.routedAt, change.routedAt?.getTime() ?? 0),
+          queued: entry.queued + (change.queued ?? 0),
+          imported: entry.imported + (change.imported ?? 0),
+          skipped: entry.skipped + (change.skipped ?? 0),
+        });
+      },
+      async getHistory(integrationId, chatJid) {
+        const entry = histories.get(key(integrationId, chatJid));
+        const routedAt = entry?.routedAt ?? 0;
+        return {
+          lastRoutedAt: routedAt > 0 ? new Date(routedAt) : null,
+          conversationId: entry?.conversationId ?? null,
+        };
+      },
+      async historyProgress(integrationId) {
+        const sum: HistoryProgress = { queued: 0, imported: 0, skipped: 0 };
+        for (const entry of histories.values()) {
+          if (entry.integrationId !== integrationId) continue;
+          sum.queued += entry.queued;
+          sum.imported += entry.imported;
+          sum.skipped += entry.skipped;
+        }
+        return sum;
       },
     },
 
@@ -333,6 +421,84 @@ export function createMemoryStore(): MemoryStore {
         for (const record of outbox.values())
           if (record.integrationId === integrationId) counts[record.status]++;
         return counts;
+      },
+
+      async deadLetters(integrationId, { limit, before }) {
+        const dead = [...outbox.values()].filter(
+          (record) => record.integrationId === integrationId && record.status === "dead",
+        );
+        let below = Number.POSITIVE_INFINITY;
+        if (before !== undefined) {
+          const anchor = outbox.get(before);
+          if (!anchor || anchor.integrationId !== integrationId) return [];
+          below = anchor.seq;
+        }
+        return dead
+          .filter((record) => record.seq < below)
+          .sort((a, b) => b.seq - a.seq)
+          .slice(0, Math.max(0, limit))
+          .map(toItem);
+      },
+
+      async retryDead(integrationId, id, now) {
+        const record = outbox.get(id);
+        if (!record || record.integrationId !== integrationId) return "not_found";
+        if (record.status !== "dead") return "not_dead";
+        // A new place in the enqueue order (behind its chat's queued items), as a new enqueue would get.
+        outbox.delete(id);
+        outbox.set(id, {
+          ...record,
+          seq: nextSeq++,
+          status: "pending",
+          availableAt: copyDate(now),
+          claimedBy: null,
+          claimUntil: null,
+        });
+        return "retried";
+      },
+
+      async summary(integrationId, now) {
+        let depth = 0;
+        let dead = 0;
+        let oldestDueAt: Date | null = null;
+        for (const record of outbox.values()) {
+          if (record.integrationId !== integrationId) continue;
+          if (record.status === "dead") dead++;
+          if (!UNFINISHED.has(record.status)) continue;
+          depth++;
+          if (record.availableAt.getTime() > now.getTime()) continue;
+          if (!oldestDueAt || record.createdAt.getTime() < oldestDueAt.getTime())
+            oldestDueAt = record.createdAt;
+        }
+        return { depth, dead, oldestDueAt: oldestDueAt && copyDate(oldestDueAt) };
+      },
+
+      async totals(now) {
+        let depth = 0;
+        let dead = 0;
+        let oldestDueAt: Date | null = null;
+        for (const record of outbox.values()) {
+          if (record.status === "dead") dead++;
+          if (!UNFINISHED.has(record.status)) continue;
+          depth++;
+          if (record.availableAt.getTime() > now.getTime()) continue;
+          if (!oldestDueAt || record.createdAt.getTime() < oldestDueAt.getTime())
+            oldestDueAt = record.createdAt;
+        }
+        return { depth, dead, oldestDueAt: oldestDueAt && copyDate(oldestDueAt) };
+      },
+
+      async prune({ doneBefore, deadBefore, limit }) {
+        const due = [...outbox.values()]
+          .filter(
+            (record) =>
+              (record.status === "done" && record.createdAt.getTime() < doneBefore.getTime()) ||
+              (record.status === "dead" && record.createdAt.getTime() < deadBefore.getTime()),
+          )
+          .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.seq - b.seq)
+          .slice(0, Math.max(0, limit));
+        for (const record of due) removeOutboxRecord(record);
+        return due.length;
       },
     },
 

@@ -42,6 +42,8 @@ export interface IntegrationRow {
   ignoreGroups: boolean;
   startAsPending: boolean;
   reopenResolved: boolean;
+  /** Days of older WhatsApp history to import into resolved conversations (`docs/history.md`); absent means 0. */
+  importHistoryDays?: number;
   /** `""` when healthy. */
   lastError: string;
   /** Set while an activation holds the row; an expired value may be taken over. */
@@ -113,6 +115,65 @@ export interface MappingStore {
   getMessagesByWa(integrationId: string, waMessageId: string): Promise<MessageMapping[]>;
   /** All parts recorded for a Chatwoot message, ordered by part. */
   getMessagesByChatwoot(integrationId: string, chatwootMessageId: number): Promise<MessageMapping[]>;
+  /** When the newest message mapping of each direction was recorded (the last message each way), or null. */
+  lastMessages(integrationId: string): Promise<Record<MessageMapping["direction"], Date | null>>;
+  /** Points the chat at another Chatwoot contact (after a contact merge); returns false when the chat is unknown. */
+  setChatContact(integrationId: string, chatJid: string, contactId: number): Promise<boolean>;
+  /**
+   * Stores that a LID and a phone JID are one person. One link per LID: a link with another phone JID for a known
+   * LID replaces it (the person changed numbers); storing a link again changes nothing. Concurrent calls leave one
+   * row. Returns the stored link.
+   */
+  linkIdentity(link: IdentityLink): Promise<IdentityLink>;
+  /**
+   * The link of a LID or of a phone JID (looked up as either), or null. A phone JID linked to several LIDs answers
+   * the most recent link.
+   */
+  resolveIdentity(integrationId: string, address: string): Promise<IdentityLink | null>;
+  /**
+   * History sync (`docs/history.md`): adds `change` to a chat's history record (created at zero when absent).
+   * `routedAt` raises the chat's last routed WhatsApp timestamp (never lowers it); the counts are added;
+   * `conversationId` sets the chat's history conversation.
+   */
+  recordHistory(integrationId: string, chatJid: string, change: HistoryChange): Promise<void>;
+  /** The chat's history record: the WhatsApp timestamp of its newest routed message and its history conversation. */
+  getHistory(integrationId: string, chatJid: string): Promise<ChatHistory>;
+  /** History messages of an integration: queued by `ingest`, then imported or skipped by delivery (sums of all chats). */
+  historyProgress(integrationId: string): Promise<HistoryProgress>;
+}
+
+/** A chat's history record (nulls when the chat has none). */
+export interface ChatHistory {
+  lastRoutedAt: Date | null;
+  /** The resolved conversation older history is imported into, once one was created. */
+  conversationId: number | null;
+}
+
+/** What `MappingStore.recordHistory` adds to a chat's history record. */
+export interface HistoryChange {
+  routedAt?: Date;
+  conversationId?: number;
+  queued?: number;
+  imported?: number;
+  skipped?: number;
+}
+
+export interface HistoryProgress {
+  queued: number;
+  imported: number;
+  skipped: number;
+}
+
+/**
+ * One person's two WhatsApp addresses in one integration: the LID (`<digits>@lid`) and the phone JID
+ * (`<digits>@s.whatsapp.net`), as an event carrying both (or a `contact.identity` event) told it.
+ */
+export interface IdentityLink {
+  integrationId: string;
+  lid: string;
+  jid: string;
+  /** When the link was first stored or last changed. */
+  createdAt: Date;
 }
 
 export type OutboxDirection = "inbound" | "outbound";
@@ -189,6 +250,42 @@ export interface OutboxStore {
   find(integrationId: string, dedupeKey: string): Promise<OutboxItem | null>;
   /** Counts items by status for an integration (observability, tests). */
   count(integrationId: string): Promise<Record<OutboxStatus, number>>;
+  /**
+   * Dead letters of an integration, newest first (enqueue order), at most `limit`. With `before` (the id of an item of
+   * the integration, normally the last dead letter of the previous page) only those enqueued before it; an unknown
+   * `before` answers none. For the `GET dead-letters/:instance` route.
+   */
+  deadLetters(integrationId: string, options: { limit: number; before?: string }): Promise<OutboxItem[]>;
+  /**
+   * Puts a dead letter back, due at `now`, with its id, dedupe key, payload and `attempts` (an earlier attempt with
+   * an unknown outcome is still reconciled before a create): once, by compare-and-set on its status (a second call
+   * answers `not_dead`). It is queued behind the unfinished items its
+   * chat key already has, as a new enqueue would be. `not_found` when the integration has no item with that id.
+   */
+  retryDead(integrationId: string, id: string, now: Date): Promise<"retried" | "not_dead" | "not_found">;
+  /** The outbox of an integration at a glance (the status route): depth, dead letters, oldest due item. */
+  summary(integrationId: string, now: Date): Promise<OutboxSummary>;
+  /**
+   * The whole outbox at a glance (every integration, for metrics scraped often): the same figures as `summary`. Cheap:
+   * it reads only unfinished and dead items, through the status index.
+   */
+  totals(now: Date): Promise<OutboxSummary>;
+  /**
+   * Retention: deletes at most `limit` finished items, done ones created before `doneBefore` and dead ones created
+   * before `deadBefore`, oldest first; unfinished items are never touched. Returns how many were deleted (fewer
+   * than `limit`: nothing more is due now). Through the `(status, created_at)` index, in one short statement.
+   */
+  prune(options: { doneBefore: Date; deadBefore: Date; limit: number }): Promise<number>;
+}
+
+/** What `OutboxStore.summary` answers. */
+export interface OutboxSummary {
+  /** Unfinished items: pending (due or waiting for a retry) and claimed. */
+  depth: number;
+  /** Dead letters kept. */
+  dead: number;
+  /** When the oldest unfinished item that is due at `now` (claimed ones included) was enqueued; null when none is. */
+  oldestDueAt: Date | null;
 }
 
 export interface Lease {

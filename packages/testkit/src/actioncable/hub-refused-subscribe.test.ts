@@ -35,6 +35,8 @@ interface Backend {
   emit(): Promise<string>;
   /** Subscriptions the server holds for the user (confirmed or not). */
   subscriptions(): Promise<string[]>;
+  /** Gives the user a new pubsub token (a password change: `Pubsubable#rotate_pubsub_token`); `pubsubToken` follows. */
+  rotate(): Promise<void>;
 }
 
 function integrationOf(backend: Backend): Integration {
@@ -129,6 +131,23 @@ function scenarios(name: string, open: () => Promise<Backend>) {
       await delivers();
       expect(await backend.subscriptions()).toHaveLength(1);
     });
+
+    // Issue 14, item 2: the old subscription stays confirmed and hears nothing; the profile check finds the new token.
+    it("after a pubsub token rotation, the profile check resubscribes with the new token and reports the gap", async () => {
+      const { backend, hub, integration, reconnects, delivers } = await start();
+      await hub.attach(integration);
+      await backend.rotate();
+      await hub.verify();
+      await eventually(() => reconnects.includes(integration.id), {
+        timeoutMs: 2 * backend.subscribeTimeoutMs + 5_000,
+        what: "the resubscription with the new token",
+      });
+      expect(hub.status(integration.id)).toEqual({ state: "connected", lastError: "" });
+      await delivers();
+      const held = await backend.subscriptions();
+      expect(held).toHaveLength(1);
+      expect(held[0]).toContain(backend.pubsubToken);
+    });
   });
 }
 
@@ -146,7 +165,7 @@ describeRailsCable("the realtime hub against a real Rails ActionCable server", (
     const pubsubToken = randomBytes(12).toString("base64url");
     await server.upsertUser({ id: 7, pubsubToken, accounts: [{ id: 1, role: "administrator" }] });
     let sequence = 0;
-    return {
+    const backend: Backend = {
       baseUrl: server.httpUrl,
       userId: 7,
       accountId: 1,
@@ -158,16 +177,77 @@ describeRailsCable("the realtime hub against a real Rails ActionCable server", (
       restart: () => server.restart(),
       async emit() {
         const marker = `rails-${++sequence}`;
-        await server.broadcast(pubsubToken, {
+        await server.broadcast(backend.pubsubToken, {
           event: "message.created",
           data: { id: sequence, content: marker, account_id: 1, inbox_id: 3, conversation: { inbox_id: 3 } },
         });
         return marker;
       },
       subscriptions: async () => (await server.connections()).flatMap((connection) => connection.identifiers),
+      async rotate() {
+        const next = randomBytes(12).toString("base64url");
+        await server.upsertUser({ id: 7, pubsubToken: next, accounts: [{ id: 1, role: "administrator" }] });
+        backend.pubsubToken = next;
+      },
     };
+    return backend;
   });
 });
+
+// Issue 14, item 4: RoomChannel streams the user's pubsub token, so a user in two accounts gets the events of both on
+// each subscription; only the subscription's own account counts (an inbox id alone is not enough to tell).
+describeRailsCable(
+  "the realtime hub on a stream shared by the user's accounts (real Rails ActionCable)",
+  () => {
+    let server: RailsCable;
+    let hub: RealtimeHub | undefined;
+    beforeAll(async () => {
+      server = await startRailsCable();
+    });
+    afterEach(() => hub?.close());
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    it("routes only the events of the subscription's account", async () => {
+      await server.reset();
+      const pubsubToken = randomBytes(12).toString("base64url");
+      const accounts = [
+        { id: 1, role: "administrator" as const },
+        { id: 2, role: "administrator" as const },
+      ];
+      await server.upsertUser({ id: 7, pubsubToken, accounts });
+      const events: unknown[] = [];
+      hub = createRealtimeHub({
+        chatwoot: {
+          getProfile: async () => ({ id: 7, pubsub_token: pubsubToken, accounts }),
+        } as unknown as ChatwootApi,
+        clock: systemClock,
+        logger: silentLogger,
+        onEvent: (_integrationId, _event, data) => events.push(data),
+        onReconnect: () => {},
+        pingIntervalMs: 3_000,
+        subscribeTimeoutMs: 2_000,
+        maxReconnectDelayMs: 1_000,
+      });
+      const integration = integrationOf({
+        baseUrl: server.httpUrl,
+        userId: 7,
+        accountId: 1,
+        inboxId: 3,
+      } as Backend);
+      await hub.attach(integration);
+      const event = (accountId: number, content: string) => ({
+        event: "message.created",
+        data: { id: accountId, content, account_id: accountId, inbox_id: 3, conversation: { inbox_id: 3 } },
+      });
+      await server.broadcast(pubsubToken, event(2, "account 2"));
+      await server.broadcast(pubsubToken, event(1, "account 1"));
+      await eventually(() => events.length > 0, { timeoutMs: 3_000, what: "the event of account 1" });
+      expect(events.map((data) => (data as { content: string }).content)).toEqual(["account 1"]);
+    });
+  },
+);
 
 describe("the realtime hub against the simulator", () => {
   let sim: ChatwootSimulator | undefined;
@@ -182,7 +262,7 @@ describe("the realtime hub against the simulator", () => {
     const s: Seed = seed(started);
     const { conversationId } = await openConversation(started, s);
     let sequence = 0;
-    return {
+    const backend: Backend = {
       baseUrl: started.url,
       userId: s.admin.id,
       accountId: s.accountId,
@@ -203,6 +283,10 @@ describe("the realtime hub against the simulator", () => {
         return marker;
       },
       subscriptions: async () => started.cable.subscriptions().map((subscription) => subscription.identifier),
+      async rotate() {
+        backend.pubsubToken = started.rotatePubsubToken(s.admin.id);
+      },
     };
+    return backend;
   });
 });

@@ -57,7 +57,7 @@ describe("the cold path in fewer Chatwoot requests", () => {
   it("a new contact's first text costs 2 requests: the contact with its contact inbox, the conversation with the message", async () => {
     h = await startRoutingHarness();
     h.sim.clearRequests();
-    await h.ingest(textEvent({ phone: "5511977770001", text: "hello", id: "3EB0COLD00000001" }));
+    await h.ingest(textEvent({ phone: "14155550001", text: "hello", id: "3EB0COLD00000001" }));
     await eventually(() => totalMessages(h!) === 1);
     expect(routingRequests(h.sim.requests)).toEqual([
       "POST /api/v1/accounts/:id/contacts",
@@ -72,7 +72,7 @@ describe("the cold path in fewer Chatwoot requests", () => {
     expect(countContactInboxes(h)).toBe(1);
     // The message is mapped to its Chatwoot id (a quote of it threads to it), and the next one costs one request.
     h.sim.clearRequests();
-    await h.ingest(textEvent({ phone: "5511977770001", text: "and then", quoted: "3EB0COLD00000001" }));
+    await h.ingest(textEvent({ phone: "14155550001", text: "and then", quoted: "3EB0COLD00000001" }));
     await eventually(() => totalMessages(h!) === 2);
     expect(routingRequests(h.sim.requests)).toEqual(["POST /api/v1/accounts/:id/conversations/:id/messages"]);
     const [hello, reply] = chatMessages(h, conversation!.id);
@@ -80,6 +80,21 @@ describe("the cold path in fewer Chatwoot requests", () => {
       in_reply_to: hello!.id,
       in_reply_to_external_id: "WAID:3EB0COLD00000001",
     });
+  });
+
+  it("a Brazilian mobile number's new contact costs one search more: a contact saved under its other form is reused", async () => {
+    h = await startRoutingHarness();
+    h.sim.clearRequests();
+    await h.ingest(textEvent({ phone: "5511977770001", text: "olá" }));
+    await eventually(() => totalMessages(h!) === 1);
+    // Both forms (with and without the 9th digit) end with the same 8 digits: one search looks up both
+    // (docs/identity.md).
+    expect(routingRequests(h.sim.requests)).toEqual([
+      "GET /api/v1/accounts/:id/contacts/search",
+      "POST /api/v1/accounts/:id/contacts",
+      "POST /api/v1/accounts/:id/conversations",
+    ]);
+    expect(h.sim.contacts(h.accountId)).toMatchObject([{ phone_number: "+5511977770001" }]);
   });
 
   it("a new conversation of a known contact costs 1 request", async () => {
@@ -108,7 +123,7 @@ describe("the cold path in fewer Chatwoot requests", () => {
 
   it("a new contact's first photo also costs 2 requests: the file travels with the conversation", async () => {
     h = await startRoutingHarness({ flags: { startAsPending: true } });
-    const event = textEvent({ phone: "5511977770003", text: "look" });
+    const event = textEvent({ phone: "14155550003", text: "look" });
     const message = event.data.message as Record<string, unknown>;
     message.content = undefined;
     message.media = {

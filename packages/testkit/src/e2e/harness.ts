@@ -11,6 +11,7 @@ import { createMemoryStore } from "@ryze/chatwoot-core/testing";
 
 export { eventually } from "../eventually.js";
 
+import { registerSecret, secretCheckingLogger } from "../secrets.js";
 import { type ChatwootSimulator, type ChatwootVersion, startChatwootSimulator } from "../simulator/index.js";
 import { createSimulatedWhatsAppGateway, type SimulatedWhatsAppGateway } from "../whatsapp/index.js";
 
@@ -29,7 +30,9 @@ export interface RoutingHarness {
 
 export interface RoutingHarnessOptions {
   instance?: string;
-  flags?: Partial<Record<"signMessages" | "ignoreGroups" | "startAsPending" | "reopenResolved", boolean>>;
+  flags?: Partial<Record<"signMessages" | "ignoreGroups" | "startAsPending" | "reopenResolved", boolean>> & {
+    importHistoryDays?: number;
+  };
   bridge?: Partial<ChatwootBridgeOptions>;
   store?: StoragePort;
   sim?: ChatwootSimulator;
@@ -55,6 +58,8 @@ export async function startRoutingHarness(options: RoutingHarnessOptions = {}): 
   });
   const store = options.store ?? createMemoryStore();
   const gateway = createSimulatedWhatsAppGateway();
+  const key = randomBytes(32).toString("base64");
+  registerSecret(key, "an encryption key");
   const bridge = createChatwootBridge({
     store,
     gateway,
@@ -70,12 +75,14 @@ export async function startRoutingHarness(options: RoutingHarnessOptions = {}): 
         },
       ],
     }),
-    encryption: { current: { id: "k1", key: randomBytes(32).toString("base64") } },
+    encryption: { current: { id: "k1", key } },
     realtime: { pingIntervalMs: 200, subscribeTimeoutMs: 2_000 },
     dispatcher: { pollIntervalMs: 20 },
     retry: { inbound: { baseDelayMs: 20, maxDelayMs: 200 }, outbound: { baseDelayMs: 20, maxDelayMs: 100 } },
     echoWaitMs: 100,
     ...options.bridge,
+    // Every line is checked for the secrets the tests use (secrets.ts), then passed to the test's own logger.
+    logger: secretCheckingLogger(options.bridge?.logger),
   });
   await bridge.start();
   const result = await bridge.activate(instance, {

@@ -1,8 +1,9 @@
 import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { MessageMapping, StoragePort } from "@ryze/chatwoot-core";
+import type { StoragePort } from "@ryze/chatwoot-core";
 import type { HttpHandler } from "@ryze/chatwoot-core/adapter";
+import type { MessageMapping } from "@ryze/chatwoot-core/store";
 import { createMemoryStore, type MemoryStore } from "@ryze/chatwoot-core/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { eventually, type RoutingHarness, startRoutingHarness, textEvent } from "./harness.js";

@@ -22,10 +22,14 @@ async function connect() {
   return client;
 }
 
-/** Frames on one socket arrive in order: once a later ping arrives, nothing earlier is pending. */
+/**
+ * Frames on one socket arrive in order: once a ping arrives that the server sent after it read our last command,
+ * nothing that command caused is pending. The first ping after now may have crossed the command on the wire (one
+ * timer pings every socket), the second cannot have.
+ */
 async function drained(client: CableClient) {
   const pings = client.frames.filter((f) => f.type === "ping").length;
-  await client.waitFor((f) => f.type === "ping", { count: pings + 1 });
+  await client.waitFor((f) => f.type === "ping", { count: pings + 2 });
 }
 
 const isConfirm = (identifier: string) => (f: AnyJson) => f.identifier === identifier && f.type !== undefined;
@@ -57,6 +61,7 @@ describe("connection", () => {
         userId: s.admin.id,
         accountId: s.accountId,
         confirmed: true,
+        deaf: false,
       },
     ]);
   });
@@ -244,5 +249,74 @@ describe("cable controls", () => {
     await expect(CableClient.connect(sim.url)).rejects.toThrow(/503/);
     const client = await connect();
     await client.waitFor((f) => f.type === "welcome");
+  });
+});
+
+// Real ActionCable (app/channels/room_channel.rb `ensure_stream`: `stream_from @pubsub_token`; actioncable's
+// `Server::Connections#setup_heartbeat_timer`; `Channel::Streams#stream_from` confirms once the pub/sub subscribed).
+describe("as real ActionCable streams, pings and confirms", () => {
+  it("confirms only after the pub/sub round trip (at least 100 ms after subscribe)", async () => {
+    const client = await connect();
+    await client.waitFor((f) => f.type === "welcome");
+    const identifier = JSON.stringify({
+      channel: "RoomChannel",
+      pubsub_token: s.admin.pubsubToken,
+      account_id: s.accountId,
+      user_id: s.admin.id,
+    });
+    const sentAt = Date.now();
+    client.send({ command: "subscribe", identifier });
+    await client.waitFor(isConfirm(identifier));
+    expect(Date.now() - sentAt).toBeGreaterThanOrEqual(95);
+  });
+
+  it("pings every socket from one timer: sockets opened apart get their pings in the same instant", async () => {
+    const first = await connect();
+    await first.waitFor((f) => f.type === "ping");
+    await new Promise((resolve) => setTimeout(resolve, 15));
+    const second = await connect();
+    const [ping] = await second.waitFor((f) => f.type === "ping");
+    // The same heartbeat frame reached the first socket too.
+    expect(first.frames.filter((f) => f.type === "ping").map((f) => f.message)).toContain(ping!.message);
+  });
+
+  it("a subscription hears the user's events of every account (one stream per user token)", async () => {
+    const client = await connect();
+    sim.setAccountRole(s.otherAccountId, s.admin.id, "administrator");
+    await client.subscribeAs(s.admin, s.accountId);
+    const otherInbox = sim.createInbox(s.otherAccountId, { name: "Other", channel: { type: "api" } });
+    const other = { ...s, accountId: s.otherAccountId, inboxId: otherInbox["id"] as number };
+    other.path = (suffix) => `/api/v1/accounts/${s.otherAccountId}${suffix}`;
+    await openConversation(sim, other, "jid-other");
+    const [frame] = await client.waitFor((f) => f.message?.event === "conversation.created");
+    expect((frame as AnyJson).message.data).toMatchObject({ account_id: s.otherAccountId });
+  });
+
+  it("deafen keeps the socket, pings and confirmation, loses broadcasts; a new subscription hears again", async () => {
+    const client = await connect();
+    const identifier = await client.subscribeAs(s.admin, s.accountId);
+    expect(sim.cable.deafen()).toBe(1);
+    const { conversationId } = await openConversation(sim, s);
+    const [lost] = await sim.waitForBroadcasts({ event: "conversation.created" });
+    expect(lost?.frames).toBe(0);
+    await drained(client);
+    expect(client.events()).toEqual([]);
+    expect(sim.cable.subscriptions()).toMatchObject([{ confirmed: true, deaf: true }]);
+    client.send({ command: "unsubscribe", identifier });
+    client.send({ command: "subscribe", identifier });
+    await client.waitFor(isConfirm(identifier), { count: 2 });
+    sim.postAgentMessage({ accountId: s.accountId, conversationId, userId: s.admin.id, content: "heard" });
+    await client.waitFor((f) => f.message?.data?.content === "heard");
+  });
+
+  it("removeInboxMember stops the inbox's broadcasts to that agent; its subscription stays confirmed", async () => {
+    const client = await connect();
+    await client.subscribeAs(s.agent, s.accountId);
+    sim.removeInboxMember(s.inboxId, s.agent.id);
+    await openConversation(sim, s);
+    await sim.waitForBroadcasts({ event: "conversation.created" });
+    await drained(client);
+    expect(client.events()).toEqual([]);
+    expect(sim.cable.subscriptions()).toMatchObject([{ confirmed: true }]);
   });
 });

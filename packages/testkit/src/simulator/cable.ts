@@ -1,7 +1,11 @@
 /**
  * ActionCable at `/cable` as Chatwoot 4.10 runs it (Rails 7.1, `RoomChannel`): welcome on connect,
- * pings every 3 s, subscriptions authenticated only by their identifier params, confirmation only
- * on success (a wrong token, user or account gets no answer at all), broadcasts by pubsub token.
+ * pings every 3 s from one timer for the whole server (`ActionCable::Server::Connections#setup_heartbeat_timer`, so a
+ * socket's first ping comes 0–3 s after its welcome), subscriptions authenticated only by their identifier params,
+ * confirmation only on success (a wrong token, user or account gets no answer at all) and only once the pub/sub
+ * subscription of its streams is up (100–250 ms later: `ActionCable::Channel::Streams#stream_from` confirms from the
+ * pub/sub's callback), broadcasts by pubsub token (`RoomChannel#ensure_stream` streams the user's token, so a
+ * subscription hears that user's events of every account: app/channels/room_channel.rb).
  * As in Rails, a subscription that failed keeps its identifier on the socket: the same subscribe is ignored there
  * until the client unsubscribes it (checked against real ActionCable in src/actioncable/).
  * Test controls can drop sockets, stall them, duplicate broadcasts and make subscribes fail.
@@ -25,6 +29,8 @@ export interface CableSubscriptionInfo {
   accountId: number | null;
   /** `confirm_subscription` was sent. Unconfirmed ones failed authentication and stay silent. */
   confirmed: boolean;
+  /** `deafen()` cut its stream: it stays confirmed on an open socket, and hears nothing. */
+  deaf: boolean;
 }
 
 /** Test controls of the `/cable` endpoint (`sim.cable`). */
@@ -56,6 +62,17 @@ export interface SimulatorCable {
    * later subscribe with it there is ignored until the client sends `unsubscribe` for it.
    */
   failNextSubscribes(count: number): void;
+  /**
+   * Cuts the streams of every subscription confirmed now (as when the pub/sub listener of a Chatwoot process lost its
+   * Redis subscription): sockets, pings and confirmations go on, broadcasts to them are lost. Subscriptions made later
+   * (a resubscribe) hear normally. Returns how many were cut.
+   */
+  deafen(): number;
+  /**
+   * Sends `frame` as it is (any text, well-formed or not) to every open socket: frames Chatwoot would never send, for
+   * fuzzing the client's frame handling. Returns the number of sockets it was sent to.
+   */
+  sendRaw(frame: string): number;
 }
 
 export interface CableServer {
@@ -77,8 +94,10 @@ interface Connection {
   ws: WebSocket;
   subscriptions: Map<string, Subscription>;
   stalled: boolean;
-  pinger: NodeJS.Timeout;
 }
+
+/** The wait between a successful `subscribed` and its `confirm_subscription` (the pub/sub round trip). */
+const CONFIRM_DELAY_MS = [100, 250] as const;
 
 /** `RoomChannel#subscribed` for users: the token must be that user's, and the user in the account. */
 function authorize(store: SimulatorStore, params: Record<string, unknown>) {
@@ -103,6 +122,12 @@ function authorize(store: SimulatorStore, params: Record<string, unknown>) {
 export function createCableServer(options: { store: SimulatorStore; pingIntervalMs: number }): CableServer {
   const { store, pingIntervalMs } = options;
   const connections = new Set<Connection>();
+  // One heartbeat for the whole server, as ActionCable has: each socket's first ping comes 0–interval after welcome.
+  const pinger = setInterval(() => {
+    const frame = { type: "ping", message: Math.floor(Date.now() / 1000) };
+    for (const connection of connections) send(connection, frame);
+  }, pingIntervalMs);
+  pinger.unref();
   let duplicates = 0;
   let failures = 0;
   const wss = new WebSocketServer({
@@ -136,10 +161,21 @@ export function createCableServer(options: { store: SimulatorStore; pingInterval
       pubsubToken: token,
       userId,
       accountId,
-      confirmed: ok && !raised,
+      confirmed: false,
+      deaf: false,
     };
     connection.subscriptions.set(identifier, subscription);
-    if (subscription.confirmed) send(connection, { identifier, type: "confirm_subscription" });
+    if (!ok || raised) return;
+    const [least, most] = CONFIRM_DELAY_MS;
+    setTimeout(
+      () => {
+        // Unsubscribed (or the socket closed) meanwhile: nothing to confirm.
+        if (connection.subscriptions.get(identifier) !== subscription) return;
+        subscription.confirmed = true;
+        send(connection, { identifier, type: "confirm_subscription" });
+      },
+      least + Math.random() * (most - least),
+    ).unref();
   }
 
   function receive(connection: Connection, raw: string) {
@@ -164,19 +200,10 @@ export function createCableServer(options: { store: SimulatorStore; pingInterval
 
   function handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer) {
     wss.handleUpgrade(request, socket, head, (ws) => {
-      const connection: Connection = {
-        ws,
-        subscriptions: new Map(),
-        stalled: false,
-        pinger: setInterval(
-          () => send(connection, { type: "ping", message: Math.floor(Date.now() / 1000) }),
-          pingIntervalMs,
-        ),
-      };
+      const connection: Connection = { ws, subscriptions: new Map(), stalled: false };
       connections.add(connection);
       ws.on("message", (data) => receive(connection, data.toString()));
       ws.on("close", () => {
-        clearInterval(connection.pinger);
         connections.delete(connection);
       });
       ws.on("error", () => ws.terminate());
@@ -189,17 +216,13 @@ export function createCableServer(options: { store: SimulatorStore; pingInterval
     subscriptions: () =>
       [...connections].flatMap((c) => [...c.subscriptions.values()].map((s) => ({ ...s }))),
     dropAll() {
-      for (const connection of connections) {
-        clearInterval(connection.pinger);
-        connection.ws.terminate();
-      }
+      for (const connection of connections) connection.ws.terminate();
       connections.clear();
     },
     disconnectAll({ reason = "server_restart", reconnect = true } = {}) {
       for (const connection of connections) {
         connection.stalled = false;
         send(connection, { type: "disconnect", reason, reconnect });
-        clearInterval(connection.pinger);
         connection.ws.close();
       }
       connections.clear();
@@ -220,6 +243,25 @@ export function createCableServer(options: { store: SimulatorStore; pingInterval
         throw new TypeError(`failNextSubscribes needs a count >= 0, got ${count}`);
       failures += count;
     },
+    deafen() {
+      let cut = 0;
+      for (const connection of connections)
+        for (const subscription of connection.subscriptions.values())
+          if (subscription.confirmed && !subscription.deaf) {
+            subscription.deaf = true;
+            cut += 1;
+          }
+      return cut;
+    },
+    sendRaw(frame) {
+      let sent = 0;
+      for (const connection of connections) {
+        if (connection.ws.readyState !== connection.ws.OPEN || connection.stalled) continue;
+        connection.ws.send(frame);
+        sent += 1;
+      }
+      return sent;
+    },
   };
 
   return {
@@ -231,7 +273,7 @@ export function createCableServer(options: { store: SimulatorStore; pingInterval
       let frames = 0;
       for (const connection of connections) {
         for (const subscription of connection.subscriptions.values()) {
-          if (!subscription.confirmed || subscription.pubsubToken === null) continue;
+          if (!subscription.confirmed || subscription.deaf || subscription.pubsubToken === null) continue;
           if (!tokens.includes(subscription.pubsubToken)) continue;
           for (let i = 0; i < copies; i++) {
             if (send(connection, { identifier: subscription.identifier, message })) frames += 1;
@@ -242,6 +284,7 @@ export function createCableServer(options: { store: SimulatorStore; pingInterval
     },
     close() {
       controls.dropAll();
+      clearInterval(pinger);
       wss.close();
     },
   };

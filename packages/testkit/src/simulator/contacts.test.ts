@@ -450,3 +450,49 @@ describe("DELETE /api/v1/accounts/{id}/contacts/{id}", () => {
     expect(sim.contacts(s.accountId)).toHaveLength(1);
   });
 });
+
+/**
+ * `PATCH`/`PUT /api/v1/accounts/{id}/contacts/{id}`: `ContactsController#update` (`assign_attributes` then `save!`;
+ * `contact_update_params` merges the given additional and custom attributes into the stored ones) renders
+ * `{payload: contact}`; a validation error is a 422 `{message, attributes}` and changes nothing; 404 for an unknown
+ * contact. The bridge gives a contact first seen by LID its phone number this way (docs/identity.md).
+ */
+describe("PATCH /api/v1/accounts/{id}/contacts/{id}", () => {
+  const update = (id: unknown, body: Record<string, unknown>, method: "PATCH" | "PUT" = "PATCH") =>
+    call(sim, method, s.path(`/contacts/${id}`), { token: s.admin.accessToken, body });
+
+  it("sets the phone number and merges attributes, answering {payload: contact}", async () => {
+    const lia = sim.createContact(s.accountId, {
+      name: "Lia",
+      identifier: "100@lid",
+      additional_attributes: { a: 1 },
+    });
+    const reply = await update(lia["id"], { phone_number: "+14155550101", additional_attributes: { b: 2 } });
+    expect(reply.status).toBe(200);
+    expect(reply.json).toMatchObject({
+      payload: {
+        id: lia["id"],
+        phone_number: "+14155550101",
+        identifier: "100@lid",
+        additional_attributes: { a: 1, b: 2 },
+      },
+    });
+    expect((await update(lia["id"], { name: "Lia S." }, "PUT")).status).toBe(200);
+    expect(sim.contacts(s.accountId)).toMatchObject([{ name: "Lia S.", phone_number: "+14155550101" }]);
+  });
+
+  it("refuses a phone number another contact has (422) without changing anything; 404 for an unknown contact", async () => {
+    sim.createContact(s.accountId, { name: "Ana", phone_number: "+14155550101" });
+    const lia = sim.createContact(s.accountId, { name: "Lia", identifier: "100@lid" });
+    const taken = await update(lia["id"], { phone_number: "+14155550101", name: "Changed" });
+    expect(taken).toMatchObject({
+      status: 422,
+      json: { message: "Phone number has already been taken", attributes: ["phone_number"] },
+    });
+    expect(sim.contacts(s.accountId).find((c) => c["id"] === lia["id"])).toMatchObject({
+      name: "Lia",
+      phone_number: null,
+    });
+    expect((await update(4242, { name: "x" })).status).toBe(404);
+  });
+});

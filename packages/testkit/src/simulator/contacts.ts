@@ -182,6 +182,25 @@ export function buildContactInbox(
 }
 
 /**
+ * `ContactsController#update`: `@contact.assign_attributes(contact_update_params)` then `save!`, where the
+ * additional and custom attributes given are merged into the stored ones (app/controllers/api/v1/accounts/
+ * contacts_controller.rb). A validation error (e.g. a phone number another contact has) is a 422 and changes nothing.
+ */
+export function updateContact(rt: SimulatorRuntime, contact: ContactRecord, params: Params): ContactRecord {
+  const changes = contactChanges(params);
+  if (changes.additionalAttributes)
+    changes.additionalAttributes = { ...contact.additionalAttributes, ...changes.additionalAttributes };
+  if (changes.customAttributes)
+    changes.customAttributes = { ...contact.customAttributes, ...changes.customAttributes };
+  const updated: ContactRecord = { ...contact, ...changes };
+  normalise(updated);
+  const errors = contactErrors(rt.store, updated);
+  if (errors.length > 0) throw recordInvalid(errors);
+  Object.assign(contact, updated, { updatedAt: rt.now() });
+  return contact;
+}
+
+/**
  * `ContactsController#create`: the contact is validated and saved, then the optional inbox is
  * looked up (404) and the contact inbox built (500 on a clash), all in one transaction.
  */

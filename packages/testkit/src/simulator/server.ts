@@ -181,6 +181,8 @@ export interface ChatwootSimulator extends ChatwootMessagingApi {
   createInbox(accountId: number, body: Record<string, unknown>): Record<string, unknown>;
   /** Makes an agent a member of an inbox (`inbox_members`), so it can see it. */
   addInboxMember(inboxId: number, userId: number): void;
+  /** Removes an agent from an inbox: it no longer sees it, and Chatwoot stops broadcasting the inbox's events to it. */
+  removeInboxMember(inboxId: number, userId: number): void;
   /** The account's inboxes as Chatwoot JSON (administrator view, ordered by name). */
   inboxes(accountId: number): Record<string, unknown>[];
   /** One inbox as Chatwoot JSON (administrator view), or `undefined`. */
@@ -617,6 +619,13 @@ export async function startChatwootSimulator(
       if (!inbox) throw new Error(`chatwoot simulator: no inbox ${inboxId}`);
       requireUser(userId);
       inbox.memberUserIds.add(userId);
+    },
+
+    removeInboxMember(inboxId, userId) {
+      const inbox = store.inboxes.get(inboxId);
+      if (!inbox) throw new Error(`chatwoot simulator: no inbox ${inboxId}`);
+      requireUser(userId);
+      inbox.memberUserIds.delete(userId);
     },
 
     inboxes(accountId) {

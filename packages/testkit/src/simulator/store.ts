@@ -4,6 +4,7 @@
  * (admin vs. agent, full vs. slim) exactly as the jbuilder views do.
  */
 import { randomInt } from "node:crypto";
+import { registerSecret } from "../secrets.js";
 import {
   type ChatwootVersion,
   featuresOf,
@@ -372,10 +373,15 @@ export function createSimulatorStore(): SimulatorStore {
 
 const BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
-/** A token like Rails' `has_secure_token`: 24 random base58 characters. */
-export function generateSecureToken(): string {
+/**
+ * A token like Rails' `has_secure_token`: 24 random base58 characters. A secret (access and pubsub tokens, inbox
+ * secrets) is registered, so that a test file fails when it shows up in a log line or an answer (`secrets.ts`);
+ * pass `false` for a token that is no secret (an inbox identifier).
+ */
+export function generateSecureToken(secret = true): string {
   let token = "";
   for (let i = 0; i < 24; i++) token += BASE58[randomInt(BASE58.length)];
+  if (secret) registerSecret(token, "a Chatwoot token or secret minted by the simulator");
   return token;
 }
 

@@ -158,7 +158,8 @@ export function createDevWhatsApp(options: DevWhatsAppOptions): DevWhatsApp {
           // A malformed escape (`%E0%A4%A`) is no instance of ours: the host answers it, like any unknown path.
           return null;
         }
-        const auth = await options.guard.authorize(request, instance);
+        // WhatsApp traffic, not API calls: the caller token is checked, the 100-per-minute quota is not spent.
+        const auth = await options.guard.authorize(request, instance, { quota: false });
         if ("status" in auth) return auth;
         try {
           const response = await serve(action, instance, request, new URLSearchParams(search));

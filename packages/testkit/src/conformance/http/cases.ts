@@ -15,6 +15,7 @@ import {
   OTHER_INSTANCE_TOKEN,
   send,
 } from "./harness.js";
+import { statusCases } from "./status-cases.js";
 
 /** One case of the HTTP contract: run against a fresh harness, its final answer compared across frameworks. */
 export interface HttpCase {
@@ -323,6 +324,49 @@ export const httpCases: HttpCase[] = [
       // The quota is per token: another caller is not limited.
       expect((await list(h, INSTANCE_TOKEN)).status).toBe(404);
       return answer;
+    },
+  },
+  {
+    name: "429 past 20 failed caller tokens a minute from one client address, on every route; other addresses pass",
+    // Issue 15, row 7: token guessing is limited per client address (the address the framework determines), before
+    // the token is looked up, so the valid token is refused too from that address.
+    async run(h) {
+      const from = (
+        localAddress: string,
+        method: string,
+        path: string,
+        token: string | null,
+        body?: unknown,
+      ) =>
+        send(h.server, path, {
+          method,
+          localAddress,
+          headers: token === null ? {} : { token },
+          ...(body === undefined ? {} : { body }),
+        });
+      for (let attempt = 1; attempt <= 20; attempt++) {
+        const answer =
+          attempt % 4 === 0
+            ? await from("127.0.0.2", "GET", LIST, null)
+            : await from("127.0.0.2", "GET", LIST, `guess-${attempt}`);
+        expectError(answer, 401, attempt % 4 === 0 ? "Missing token" : "Invalid token");
+      }
+      const limited = [
+        await from("127.0.0.2", "GET", LIST, ACCOUNT_TOKEN),
+        await from("127.0.0.2", "POST", SET, ACCOUNT_TOKEN, activateBody(h)),
+        await from("127.0.0.2", "DELETE", DELETE, "guess-21"),
+      ];
+      for (const answer of limited) {
+        expectError(answer, 429, "Rate limit exceeded. Try again later.");
+        expect(Number(answer.headers["retry-after"])).toBeGreaterThan(0);
+        expect(Number(answer.headers["retry-after"])).toBeLessThanOrEqual(60);
+        expect(answer.headers["x-ratelimit-limit"]).toBeUndefined();
+      }
+      // Nothing was activated from the limited address; a valid caller on another address is served.
+      expect(h.sim.inboxes(h.accountId)).toHaveLength(0);
+      expect((await from("127.0.0.3", "GET", LIST, ACCOUNT_TOKEN)).status).toBe(404);
+      expect((await from("127.0.0.3", "POST", SET, ACCOUNT_TOKEN, activateBody(h))).status).toBe(201);
+      return limited[0]!;
     },
   },
   {
@@ -705,11 +749,14 @@ export const httpCases: HttpCase[] = [
         chatwoot_inbox_name: "WhatsApp - Orion",
         chatwoot_version: "4.13.0",
         last_error: "",
+        realtime: expect.stringMatching(/^(connected|connecting|remote)$/),
         created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
         sign_messages: true,
         ignore_groups: false,
         start_as_pending: false,
         reopen_resolved: true,
+        import_history_days: 0,
+        history: { imported: 0, skipped: 0, pending: 0 },
       });
       return answer;
     },
@@ -1119,4 +1166,5 @@ export const httpCases: HttpCase[] = [
       return answer;
     },
   },
+  ...statusCases,
 ];

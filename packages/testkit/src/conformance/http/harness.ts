@@ -10,6 +10,7 @@ import {
 } from "@ryze/chatwoot-core";
 import type { HttpHandler } from "@ryze/chatwoot-core/adapter";
 import { createMemoryStore } from "@ryze/chatwoot-core/testing";
+import { checkHttpAnswer, registerSecret, secretCheckingLogger } from "../../secrets.js";
 import {
   type ChatwootSimulator,
   type ChatwootVersion,
@@ -36,6 +37,9 @@ export const ACCOUNT_TOKEN = "acct-token-conformance-0001";
 export const INSTANCE_TOKEN = "inst-token-suporte-0001";
 export const OTHER_INSTANCE_TOKEN = "inst-token-vendas-0001";
 export const FOREIGN_ACCOUNT_TOKEN = "acct-token-foreign-0001";
+for (const token of [ACCOUNT_TOKEN, INSTANCE_TOKEN, OTHER_INSTANCE_TOKEN, FOREIGN_ACCOUNT_TOKEN]) {
+  registerSecret(token, "a caller token");
+}
 
 export interface Harness {
   sim: ChatwootSimulator;
@@ -96,6 +100,8 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const base = createMemoryStore();
   const store = options.wrapStore ? options.wrapStore(base) : base;
   const logs: LogLine[] = [];
+  const key = randomBytes(32).toString("base64");
+  registerSecret(key, "an encryption key");
   const bridge = createChatwootBridge({
     store,
     directory: createStaticDirectory({
@@ -111,9 +117,10 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
         { id: "foreign", token: FOREIGN_ACCOUNT_TOKEN, instances: [] },
       ],
     }),
-    encryption: { current: { id: "k1", key: randomBytes(32).toString("base64") } },
+    encryption: { current: { id: "k1", key } },
     rateLimit: { points: 10_000 },
-    logger: recordingLogger(logs),
+    // Every line is checked for the secrets the tests use (secrets.ts), then recorded for the case.
+    logger: secretCheckingLogger(recordingLogger(logs)),
     ...options.bridge,
   });
   const server = await options.mount.start({
@@ -190,7 +197,9 @@ export async function send(
     const value = response.headers.get(name);
     if (value !== null) owned[name] = value;
   }
-  return { status: response.status, headers: owned, body: await response.text() };
+  const answer = { status: response.status, headers: owned, body: await response.text() };
+  checkHttpAnswer(answer, `the answer to ${init.method ?? "GET"} ${path.replace(/\?.*$/, "")}`);
+  return answer;
 }
 
 /** `send` over node:http from a given local address (fetch cannot choose it). */
@@ -217,11 +226,13 @@ async function sendFrom(
             const value = response.headers[name];
             if (typeof value === "string") owned[name] = value;
           }
-          resolve({
+          const answer = {
             status: response.statusCode ?? 0,
             headers: owned,
             body: Buffer.concat(chunks).toString("utf8"),
-          });
+          };
+          checkHttpAnswer(answer, `the answer to ${init.method ?? "GET"} ${path.replace(/\?.*$/, "")}`);
+          resolve(answer);
         });
       },
     );

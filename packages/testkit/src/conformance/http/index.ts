@@ -23,7 +23,8 @@ export function normalizeAnswer(answer: Answer, h: Harness): Answer {
     .replace(/int_[A-Za-z0-9_-]{12,}/g, "int_<id>")
     .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/g, "<time>")
     .replace(/127\.0\.0\.1:\d+/g, "127.0.0.1:<port>")
-    .replace(/\(ref [0-9a-f]{12}\)/g, "(ref <ref>)");
+    .replace(/\(ref [0-9a-f]{12}\)/g, "(ref <ref>)")
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, "<uuid>");
   const headers = { ...answer.headers };
   if (headers["x-ratelimit-reset"]) headers["x-ratelimit-reset"] = "<reset>";
   if (headers["retry-after"]) headers["retry-after"] = "<seconds>";

@@ -13,6 +13,13 @@ async function populate(store: StoragePort, integrationId: string): Promise<void
     conversationId: 10,
     updatedAt: at(0),
   });
+  await store.mappings.linkIdentity({
+    integrationId,
+    lid: "100@lid",
+    jid: "5511@s.whatsapp.net",
+    createdAt: at(0),
+  });
+  await store.mappings.recordHistory(integrationId, "5511@s.whatsapp.net", { routedAt: at(5), queued: 1 });
   for (const part of [0, 1]) {
     await store.mappings.putMessage({
       integrationId,
@@ -55,11 +62,16 @@ export const cascadeChecks: StoreCheckGroup = {
       expect(await store.integrations.delete(doomed.id, 1)).toBe(true);
       expect(await store.mappings.getChat(doomed.id, "5511@s.whatsapp.net")).toBeNull();
       expect(await store.mappings.getMessagesByWa(doomed.id, "3EB0X")).toEqual([]);
+      expect(await store.mappings.resolveIdentity(doomed.id, "100@lid")).toBeNull();
+      expect(await store.mappings.historyProgress(doomed.id)).toEqual({ queued: 0, imported: 0, skipped: 0 });
       expect(await store.outbox.count(doomed.id)).toEqual({ pending: 0, claimed: 0, done: 0, dead: 0 });
       expect(await rowsHolding(raw, doomed.id)).toEqual([]);
 
       expect(await store.mappings.getChat(kept.id, "5511@s.whatsapp.net")).not.toBeNull();
       expect(await store.mappings.getMessagesByWa(kept.id, "3EB0X")).toHaveLength(2);
+      expect(await store.mappings.resolveIdentity(kept.id, "100@lid")).toMatchObject({
+        jid: "5511@s.whatsapp.net",
+      });
       expect(await store.outbox.count(kept.id)).toEqual({ pending: 0, claimed: 2, done: 1, dead: 1 });
       // Dedupe keys of the deleted integration are forgotten with it.
       const again = await store.outbox.enqueue(

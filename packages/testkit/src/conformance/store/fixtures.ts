@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { type Cipher, createKeyring, type IntegrationRow } from "@ryze/chatwoot-core";
+import { type Cipher, createKeyring } from "@ryze/chatwoot-core";
+import type { IntegrationRow } from "@ryze/chatwoot-core/store";
 import { secretAad } from "@ryze/chatwoot-core/testing";
 import { expect } from "vitest";
 import type { RawRow, StoreRaw } from "./types.js";
@@ -60,6 +61,7 @@ export function integrationFixture(overrides: Partial<IntegrationRow> = {}): Int
     ignoreGroups: false,
     startAsPending: true,
     reopenResolved: false,
+    importHistoryDays: 0,
     lastError: "",
     provisioningUntil: null,
     createdAt: at(1),

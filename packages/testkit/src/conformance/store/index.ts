@@ -2,24 +2,32 @@ import type { StoragePort } from "@ryze/chatwoot-core";
 import { afterAll, beforeAll, beforeEach, describe, it } from "vitest";
 import { cascadeChecks } from "./cascade.js";
 import { compareAndSetChecks } from "./compare-and-set.js";
+import { deadLetterChecks } from "./dead-letters.js";
+import { historyChecks } from "./history.js";
+import { identityChecks } from "./identities.js";
 import { integrationChecks } from "./integrations.js";
 import { leaseChecks } from "./leases.js";
 import { mappingChecks } from "./mappings.js";
 import { outboxChecks } from "./outbox.js";
 import { outboxConcurrencyChecks } from "./outbox-concurrency.js";
+import { retentionChecks } from "./retention.js";
 import { secretChecks } from "./secrets.js";
 import { togetherChecks } from "./together.js";
 import type { StoreCheckContext, StoreCheckGroup, StoreConformanceOptions } from "./types.js";
 
 export { cascadeChecks } from "./cascade.js";
 export { compareAndSetChecks } from "./compare-and-set.js";
+export { deadLetterChecks } from "./dead-letters.js";
 export { expectNowhereStored, storedTexts } from "./fixtures.js";
+export { historyChecks } from "./history.js";
+export { identityChecks } from "./identities.js";
 export { integrationChecks } from "./integrations.js";
 export { leaseChecks } from "./leases.js";
 export { mappingChecks } from "./mappings.js";
 export { memoryStoreRaw } from "./memory-raw.js";
 export { outboxChecks } from "./outbox.js";
 export { outboxConcurrencyChecks } from "./outbox-concurrency.js";
+export { retentionChecks } from "./retention.js";
 export { secretChecks } from "./secrets.js";
 export { togetherChecks } from "./together.js";
 export type * from "./types.js";
@@ -30,8 +38,12 @@ export const storeCheckGroups: readonly StoreCheckGroup[] = [
   compareAndSetChecks,
   secretChecks,
   mappingChecks,
+  identityChecks,
+  historyChecks,
   outboxChecks,
   outboxConcurrencyChecks,
+  deadLetterChecks,
+  retentionChecks,
   togetherChecks,
   leaseChecks,
   cascadeChecks,

@@ -22,6 +22,13 @@ export const integrationChecks: StoreCheckGroup = {
       const flags = [
         { signMessages: false, ignoreGroups: true, startAsPending: false, reopenResolved: true },
         { signMessages: true, ignoreGroups: false, startAsPending: true, reopenResolved: false },
+        {
+          signMessages: false,
+          ignoreGroups: false,
+          startAsPending: false,
+          reopenResolved: false,
+          importHistoryDays: 30,
+        },
       ];
       for (const flagSet of flags) {
         const { row } = integrationFixture({

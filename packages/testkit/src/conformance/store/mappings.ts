@@ -1,4 +1,4 @@
-import type { ChatMapping, MessageMapping } from "@ryze/chatwoot-core";
+import type { ChatMapping, MessageMapping } from "@ryze/chatwoot-core/store";
 import { expect } from "vitest";
 import { at, inParallel, unique } from "./fixtures.js";
 import type { StoreCheckGroup } from "./types.js";

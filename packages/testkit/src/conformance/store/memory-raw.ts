@@ -17,6 +17,8 @@ export function memoryStoreRaw(internals: MemoryStoreInternals): StoreRaw {
         messages: rows(internals.messages),
         outbox: rows(internals.outbox),
         leases: rows(internals.leases),
+        identities: rows(internals.identities),
+        histories: rows(internals.histories),
       };
     },
   };

@@ -1,4 +1,5 @@
-import type { EnqueueInput, OutboxItem, StoragePort } from "@ryze/chatwoot-core";
+import type { StoragePort } from "@ryze/chatwoot-core";
+import type { EnqueueInput, OutboxItem } from "@ryze/chatwoot-core/store";
 import { expect } from "vitest";
 import { at, inParallel, unique } from "./fixtures.js";
 import type { StoreCheckGroup } from "./types.js";

@@ -1,4 +1,5 @@
-import type { OutboxItem, StoragePort } from "@ryze/chatwoot-core";
+import type { StoragePort } from "@ryze/chatwoot-core";
+import type { OutboxItem } from "@ryze/chatwoot-core/store";
 import { createMemoryStore, type MemoryStore } from "@ryze/chatwoot-core/testing";
 import { describe, expect, it } from "vitest";
 import {

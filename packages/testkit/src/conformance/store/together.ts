@@ -1,4 +1,4 @@
-import type { MessageMapping, OutboxItem } from "@ryze/chatwoot-core";
+import type { MessageMapping, OutboxItem } from "@ryze/chatwoot-core/store";
 import { expect } from "vitest";
 import { at, integrationFixture, unique } from "./fixtures.js";
 import type { StoreCheckGroup } from "./types.js";

@@ -1,5 +1,5 @@
 /**
- * `Api::V1::Accounts::ContactsController` (create, search, show, destroy),
+ * `Api::V1::Accounts::ContactsController` (create, search, show, update, destroy),
  * `Contacts::ContactInboxesController#create`, `ContactInboxesController#filter` and
  * `Actions::ContactMergesController#create`. Any account member may use them (`ContactPolicy`) but for
  * destroy (administrators); attaching to an inbox needs the inbox to be visible.
@@ -11,6 +11,7 @@ import {
   findAccountInbox,
   mergeContacts,
   searchContacts,
+  updateContact,
 } from "../contacts.js";
 import { ChatwootHttpError, notAuthorized, railsPublicException, recordNotFound } from "../errors.js";
 import { isBlank, rubyToI } from "../rails-params.js";
@@ -83,6 +84,16 @@ export const contactRoutes: Route[] = [
       const contact = fetchContact(ctx);
       const withContactInboxes = includeContactInboxes(ctx.params["include_contact_inboxes"]);
       return { body: { payload: renderContact(ctx.store, contact, { withContactInboxes }) } };
+    },
+  },
+  {
+    // `ContactsController#update` (`resources :contacts`: PATCH and PUT).
+    method: ["PATCH", "PUT"],
+    pattern: `${BASE}/contacts/:id`,
+    scope: "account",
+    handle: (ctx) => {
+      const contact = updateContact(ctx.runtime, fetchContact(ctx), ctx.params);
+      return { body: { payload: renderContact(ctx.store, contact, { withContactInboxes: true }) } };
     },
   },
   {

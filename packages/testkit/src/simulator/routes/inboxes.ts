@@ -3,6 +3,8 @@
  * destroy are administrator-only; show needs the inbox among the user's assigned inboxes) and the
  * `Inbox` / `Channel::Api` validations.
  */
+
+import { registerSecret } from "../../secrets.js";
 import {
   ChatwootHttpError,
   notAuthorized,
@@ -183,6 +185,8 @@ function inboxErrors(inbox: { name: string | null; timezone: string | null }, ha
 function apiChannelChanges(channelParams: Params): Partial<ApiChannelRecord> {
   const changes: Partial<ApiChannelRecord> = {};
   if ("webhook_url" in channelParams) changes.webhookUrl = castString(channelParams["webhook_url"] as Scalar);
+  // The bridge's webhook capability secret travels in the URL: a secret of the tests like any other.
+  registerSecret(webhookUrlSecret(changes.webhookUrl), "a webhook capability secret");
   if ("hmac_mandatory" in channelParams)
     changes.hmacMandatory = castBoolean(channelParams["hmac_mandatory"] as Scalar);
   if (isPlainObject(channelParams["additional_attributes"])) {
@@ -235,7 +239,7 @@ export function createApiInbox(store: SimulatorStore, account: AccountRecord, pa
     webhookUrl: null,
     hmacMandatory: false,
     hmacToken: generateSecureToken(),
-    identifier: generateSecureToken(),
+    identifier: generateSecureToken(false),
     additionalAttributes: {},
     secret: generateSecureToken(),
     webhookSigning: undefined,
@@ -447,3 +451,13 @@ export const inboxRoutes: Route[] = [
     },
   },
 ];
+
+/** The `secret` query parameter of a webhook URL, if it has one. */
+function webhookUrlSecret(url: string | null | undefined): string | null {
+  if (!url) return null;
+  try {
+    return new URL(url).searchParams.get("secret");
+  } catch {
+    return null;
+  }
+}

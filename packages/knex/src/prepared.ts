@@ -1,0 +1,119 @@
+import { createHash } from "node:crypto";
+import type { Knex } from "knex";
+import type { Row } from "./codec.js";
+
+/** The part of a node-postgres `Client` used here: a query config with a `name` is a named prepared statement. */
+interface PgClient {
+  query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: Row[] }>;
+}
+
+/** The part of a better-sqlite3 `Database` used here. */
+interface SqliteConnection {
+  prepare(source: string): {
+    reader: boolean;
+    all(...values: unknown[]): Row[];
+    run(...values: unknown[]): unknown;
+  };
+}
+
+/**
+ * Runs one statement as a prepared statement and answers its rows (none for a statement that returns none). The
+ * text inlines no values: `$1`, `$2`, … on PostgreSQL, `?` on SQLite.
+ */
+export type PreparedQuery = (text: string, values: unknown[]) => Promise<Row[]>;
+
+/**
+ * PostgreSQL: the store's hot statements (enqueue, claim, complete, mapping reads) as named prepared statements,
+ * on a connection of the knex instance's own pool (the host's pool, its `searchPath` and its limits).
+ *
+ * knex sends every statement unnamed, so PostgreSQL parses and plans it on every call; a named statement is parsed
+ * once per connection (node-postgres remembers which names a connection has prepared and then sends only Bind and
+ * Execute). The name is a digest of the text, so the same text always has the same name, on every connection.
+ * Statements whose text varies with their input (an `IN` list per batch size) would fill the server's memory with
+ * one-off plans: only texts that stay the same (arrays bound as one parameter) are sent this way.
+ *
+ * They are announced like knex's own (`query`, then `query-response` or `query-error` on the knex instance), so a
+ * host's query logging still sees them; their errors are the driver's, with the same `code`s.
+ */
+export function createPreparedQuery(knex: Knex): PreparedQuery {
+  if (knex.client.dialect === "sqlite3") return createSqliteQuery(knex);
+  const names = new Map<string, string>();
+  const nameOf = (text: string) => {
+    let name = names.get(text);
+    if (name === undefined) {
+      name = `cw_${createHash("sha256").update(text).digest("hex").slice(0, 24)}`;
+      names.set(text, name);
+    }
+    return name;
+  };
+  return (text, values) =>
+    announced(knex, text, values, async () => {
+      const name = nameOf(text);
+      const connection = (await knex.client.acquireConnection()) as PgClient;
+      try {
+        return (await connection.query({ name, text, values })).rows;
+      } finally {
+        await knex.client.releaseConnection(connection);
+      }
+    });
+}
+
+let querySequence = 0;
+
+/** Runs `run` between the events knex emits around a query of its own (`query`, `query-response`/`query-error`). */
+async function announced(knex: Knex, sql: string, bindings: unknown[], run: () => Promise<Row[]>) {
+  const query = {
+    __knexQueryUid: `cw-prepared-${++querySequence}`,
+    method: "raw",
+    sql,
+    bindings,
+    options: {},
+  };
+  knex.client.emit("query", query);
+  try {
+    const rows = await run();
+    knex.client.emit("query-response", rows, query);
+    return rows;
+  } catch (error) {
+    knex.client.emit("query-error", error, query);
+    throw error;
+  }
+}
+
+/** Turns knex-style `?` value placeholders into `$1`, `$2`, … (the text must contain no other `?`). */
+export function numbered(text: string): string {
+  let n = 0;
+  return text.replace(/\?/g, () => `$${++n}`);
+}
+
+const SQLITE_CACHE_SIZE = 200;
+
+/**
+ * SQLite (better-sqlite3): the store's hot statements straight on the connection of knex's pool, each prepared once
+ * per connection and kept (the most recently used 200): knex's query builder, its pool bookkeeping and its
+ * re-preparing every statement cost more of the routing's CPU than SQLite's own work on these statements.
+ */
+function createSqliteQuery(knex: Knex): PreparedQuery {
+  const caches = new WeakMap<object, Map<string, ReturnType<SqliteConnection["prepare"]>>>();
+  return (text, values) =>
+    announced(knex, text, values, async () => {
+      const connection = (await knex.client.acquireConnection()) as SqliteConnection;
+      try {
+        let cache = caches.get(connection);
+        if (!cache) {
+          cache = new Map();
+          caches.set(connection, cache);
+        }
+        let statement = cache.get(text);
+        if (statement) cache.delete(text);
+        else statement = connection.prepare(text);
+        cache.set(text, statement);
+        if (cache.size > SQLITE_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+        if (statement.reader) return statement.all(...values);
+        statement.run(...values);
+        return [];
+      } finally {
+        await knex.client.releaseConnection(connection);
+      }
+    });
+}
