@@ -683,11 +683,10 @@ const LEVERS: Array<{ match: RegExp; text: string }> = [
     text:
       "SQLite: the bridge's own CPU per message. The store's hot statements already skip knex's query builder " +
       "(`packages/knex/src/prepared.ts`); what is left in the profile: knex for the statements that still go " +
-      "through it (`integrations.get`, `mappings.putMessage`), the per-message statements outside the outbox " +
-      "that are not batched (the two identity-link reads, by LID and by phone JID, and the chat-history insert and " +
-      "update: 4 of the 4.9 statements per routed message when last counted), the per-call `AbortSignal.timeout` + `AbortSignal.any` of `ChatwootApi`, " +
-      "the event's zod validation and GC. Next levers: batch the identity-link reads and chat-history writes, send " +
-      "`integrations.get` and `putMessage` through the prepared path, one deadline timer per call instead of two signals.",
+      "through it (`integrations.get`, `mappings.putMessage`, and the batched identity-link read and chat-history " +
+      "upsert every routed message makes), the per-call `AbortSignal.timeout` + `AbortSignal.any` of `ChatwootApi`, " +
+      "the event's zod validation and GC. Next levers: send `integrations.get`, `putMessage`, the identity-link " +
+      "read and the chat-history upsert through the prepared path, one deadline timer per call instead of two signals.",
   },
   {
     match: /^Routing throughput \/ direct baseline, PostgreSQL/,

@@ -1,4 +1,4 @@
-import type { ChatMapping, IdentityLink, MappingStore } from "@ryze/chatwoot-core/store";
+import type { ChatMapping, HistoryChange, IdentityLink, MappingStore } from "@ryze/chatwoot-core/store";
 import { batched, firstIndexes, groupBy, WRITES } from "./batch.js";
 import { chatColumns, chatFromRow, checkKey, messageColumns, messageFromRow, type Row } from "./codec.js";
 import type { StoreContext } from "./context.js";
@@ -117,6 +117,93 @@ export function createMappingStore({
     return rows.map((row, index) => first[index] === index && stored.has(messageKey(row)));
   }, WRITES);
 
+  /**
+   * The identity link of each address (looked up as a LID, else as a phone JID: the most recent link), one statement
+   * per integration for concurrent callers (every routed private-chat message looks its person up).
+   */
+  const identities = batched(async (wanted: Keyed[]): Promise<(IdentityLink | null)[]> => {
+    const answers: (IdentityLink | null)[] = wanted.map(() => null);
+    for (const [integrationId, group] of groupBy(wanted, (entry) => entry.integrationId)) {
+      const keys = [...new Set(group.map(({ item }) => item.key))];
+      // Newest first, as the single lookup of a phone JID orders its links.
+      const rows: Row[] = await knex(t.identityLinks)
+        .where({ integration_id: integrationId })
+        .andWhere((where) => where.whereIn("lid", keys).orWhereIn("jid", keys))
+        .orderBy([
+          { column: "created_at", order: "desc" },
+          { column: "lid", order: "asc" },
+        ]);
+      for (const { item, index } of group) {
+        const row =
+          rows.find((entry) => String(entry.lid) === item.key) ??
+          rows.find((entry) => String(entry.jid) === item.key);
+        answers[index] = row ? identityFromRow(row) : null;
+      }
+    }
+    return answers;
+  });
+
+  /**
+   * Adds history changes in one upsert for concurrent callers (every routed message records its chat's last routed
+   * timestamp): the changes of one chat are combined first (counts added, the newest timestamp, the last
+   * conversation given), then added to the stored record, so concurrent writers still add up and the timestamp
+   * only rises.
+   */
+  const writeHistory = batched(
+    async (calls: { integrationId: string; chatJid: string; change: HistoryChange }[]) => {
+      const rows = new Map<
+        string,
+        Row & { last_wa_at: number; queued: number; imported: number; skipped: number }
+      >();
+      for (const { integrationId, chatJid, change } of calls) {
+        const key = `${integrationId}\u0000${chatJid}`;
+        const row = rows.get(key) ?? {
+          integration_id: integrationId,
+          chat_jid: chatJid,
+          last_wa_at: 0,
+          conversation_id: null,
+          queued: 0,
+          imported: 0,
+          skipped: 0,
+        };
+        row.last_wa_at = Math.max(row.last_wa_at, change.routedAt?.getTime() ?? 0);
+        if (change.conversationId !== undefined) row.conversation_id = change.conversationId;
+        row.queued += change.queued ?? 0;
+        row.imported += change.imported ?? 0;
+        row.skipped += change.skipped ?? 0;
+        rows.set(key, row);
+      }
+      const [stored, added] =
+        dialect === "mysql"
+          ? [
+              (column: string) => knex.raw("??", [column]),
+              (column: string) => knex.raw("values(??)", [column]),
+            ]
+          : [
+              (column: string) => knex.raw("??.??", [t.chatHistory, column]),
+              (column: string) => knex.raw("excluded.??", [column]),
+            ];
+      const sum = (column: string) => knex.raw("? + ?", [stored(column), added(column)]);
+      await knex(t.chatHistory)
+        .insert([...rows.values()])
+        .onConflict(["integration_id", "chat_jid"])
+        .merge({
+          last_wa_at: knex.raw("case when ? < ? then ? else ? end", [
+            stored("last_wa_at"),
+            added("last_wa_at"),
+            added("last_wa_at"),
+            stored("last_wa_at"),
+          ]),
+          conversation_id: knex.raw("coalesce(?, ?)", [added("conversation_id"), stored("conversation_id")]),
+          queued: sum("queued"),
+          imported: sum("imported"),
+          skipped: sum("skipped"),
+        });
+      return calls.map(() => undefined);
+    },
+    WRITES,
+  );
+
   return {
     async getChat(integrationId, chatJid) {
       const [row] = await chatRows({ integrationId, key: chatJid });
@@ -211,58 +298,13 @@ export function createMappingStore({
 
     async resolveIdentity(integrationId, address) {
       if (address.length > COLUMN_LIMITS.key) return null;
-      const byLid: Row | undefined = await knex(t.identityLinks)
-        .where({ integration_id: integrationId, lid: address })
-        .first();
-      if (byLid) return identityFromRow(byLid);
-      const byJid: Row | undefined = await knex(t.identityLinks)
-        .where({ integration_id: integrationId, jid: address })
-        .orderBy([
-          { column: "created_at", order: "desc" },
-          { column: "lid", order: "asc" },
-        ])
-        .first();
-      return byJid ? identityFromRow(byJid) : null;
+      return identities({ integrationId, key: address });
     },
 
+    // Validated per call (`checkKey` throws), so a bad chat JID fails alone before it joins a batch.
     async recordHistory(integrationId, chatJid, change) {
       checkKey("chatJid", chatJid);
-      const row = {
-        integration_id: integrationId,
-        chat_jid: chatJid,
-        last_wa_at: change.routedAt?.getTime() ?? 0,
-        conversation_id: change.conversationId ?? null,
-        queued: change.queued ?? 0,
-        imported: change.imported ?? 0,
-        skipped: change.skipped ?? 0,
-      };
-      // One upsert (every routed message writes it): concurrent writers add up, and the timestamp only rises.
-      const [stored, added] =
-        dialect === "mysql"
-          ? [
-              (column: string) => knex.raw("??", [column]),
-              (column: string) => knex.raw("values(??)", [column]),
-            ]
-          : [
-              (column: string) => knex.raw("??.??", [t.chatHistory, column]),
-              (column: string) => knex.raw("excluded.??", [column]),
-            ];
-      const sum = (column: string) => knex.raw("? + ?", [stored(column), added(column)]);
-      await knex(t.chatHistory)
-        .insert(row)
-        .onConflict(["integration_id", "chat_jid"])
-        .merge({
-          last_wa_at: knex.raw("case when ? < ? then ? else ? end", [
-            stored("last_wa_at"),
-            added("last_wa_at"),
-            added("last_wa_at"),
-            stored("last_wa_at"),
-          ]),
-          conversation_id: knex.raw("coalesce(?, ?)", [added("conversation_id"), stored("conversation_id")]),
-          queued: sum("queued"),
-          imported: sum("imported"),
-          skipped: sum("skipped"),
-        });
+      return writeHistory({ integrationId, chatJid, change });
     },
 
     async getHistory(integrationId, chatJid) {

@@ -33,6 +33,24 @@ export const historyChecks: StoreCheckGroup = {
         expect((await store.mappings.getHistory(integrationId(), chat)).conversationId).toBeNull();
       },
 
+    "changes made together (messages of several chats routed at once) add up as if made one by one": async ({
+      store,
+    }) => {
+      const id = integrationId();
+      const [a, b] = ["5511999990011@s.whatsapp.net", "5511999990012@s.whatsapp.net"];
+      await store.mappings.recordHistory(id, a, { routedAt: at(500), queued: 3 });
+      await Promise.all([
+        store.mappings.recordHistory(id, a, { routedAt: at(200), imported: 1 }),
+        store.mappings.recordHistory(id, a, { routedAt: at(900), skipped: 1 }),
+        store.mappings.recordHistory(id, a, { conversationId: 77, imported: 1 }),
+        store.mappings.recordHistory(id, b, { routedAt: at(300) }),
+        store.mappings.recordHistory(id, b, { routedAt: at(100) }),
+      ]);
+      expect(await store.mappings.getHistory(id, a)).toEqual({ lastRoutedAt: at(900), conversationId: 77 });
+      expect(await store.mappings.getHistory(id, b)).toEqual({ lastRoutedAt: at(300), conversationId: null });
+      expect(await store.mappings.historyProgress(id)).toEqual({ queued: 3, imported: 2, skipped: 1 });
+    },
+
     "progress sums the counts of every chat of the integration, concurrent writers included": async ({
       store,
       concurrency,

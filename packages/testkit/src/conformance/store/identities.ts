@@ -54,6 +54,43 @@ export const identityChecks: StoreCheckGroup = {
       expect(await store.mappings.resolveIdentity(id, "1@lid")).toMatchObject({ lid: "1@lid", jid });
     },
 
+    "lookups made together (one routed message asks for both forms) answer each as if asked alone": async ({
+      store,
+    }) => {
+      const id = integrationId();
+      const jid = "5531977770000@s.whatsapp.net";
+      await store.mappings.linkIdentity(link({ integrationId: id, lid: "11@lid", jid, createdAt: at(5) }));
+      await store.mappings.linkIdentity(link({ integrationId: id, lid: "12@lid", jid, createdAt: at(9) }));
+      // An address stored as a LID answers its own link before a link that names it as the phone JID.
+      await store.mappings.linkIdentity(
+        link({ integrationId: id, lid: "13@lid", jid: "11@lid", createdAt: at(20) }),
+      );
+      const other = integrationId();
+      await store.mappings.linkIdentity(link({ integrationId: other, lid: "14@lid", jid, createdAt: at(1) }));
+      const answers = await Promise.all(
+        [
+          [id, jid],
+          [id, "11@lid"],
+          [id, "12@lid"],
+          [id, "15@lid"],
+          [other, jid],
+          [other, "12@lid"],
+        ].map(([integration, address]) => store.mappings.resolveIdentity(integration!, address!)),
+      );
+      expect(
+        answers.map(
+          (answer) => answer && `${answer.integrationId === id ? "id" : "other"} ${answer.lid} ${answer.jid}`,
+        ),
+      ).toEqual([
+        `id 12@lid ${jid}`,
+        `id 11@lid ${jid}`,
+        `id 12@lid ${jid}`,
+        null,
+        `other 14@lid ${jid}`,
+        null,
+      ]);
+    },
+
     "links of one integration are not seen by another": async ({ store }) => {
       const a = link({ integrationId: integrationId() });
       const b = { ...a, integrationId: integrationId(), jid: "5541977770000@s.whatsapp.net" };
