@@ -109,6 +109,9 @@ function setup(integrations: Integration[]) {
   const attached: Array<{ id: string; version: number; signal: AbortSignal | undefined }> = [];
   const detached: string[] = [];
   const probed: Array<{ id: string; signal: AbortSignal | undefined }> = [];
+  /** When each round asked the hub to check the links it holds (profile, membership, deafness). */
+  const verified: number[] = [];
+  let verifyFails = false;
   /** What the next attach of an integration does: resolve (default), or wait for / fail with this. */
   const attachPlan = new Map<string, Array<Promise<void> | Error>>();
   const hub = {
@@ -123,6 +126,10 @@ function setup(integrations: Integration[]) {
     },
     async probe(target: Integration, signal?: AbortSignal) {
       probed.push({ id: target.id, signal });
+    },
+    async verify() {
+      verified.push(now);
+      if (verifyFails) throw new Error("profile unreadable");
     },
   } as unknown as RealtimeHub;
 
@@ -163,6 +170,10 @@ function setup(integrations: Integration[]) {
     detached,
     probed,
     attachPlan,
+    verified,
+    failVerify() {
+      verifyFails = true;
+    },
     logs,
     takeovers,
     get allCalls() {
@@ -310,6 +321,23 @@ describe("realtime ownership rounds", () => {
     t.advance((TTL * 2) / 3);
     await t.round();
     expect(t.ownership.owned()).toEqual(["a"]);
+    await t.ownership.stop();
+  });
+
+  it("check the links it holds each round (rotated pubsub token, lost membership, deafness), whatever that answers", async () => {
+    const t = setup([integration("a")]);
+    t.ownership.start();
+    await settle();
+    const before = t.verified.length;
+    t.failVerify();
+    t.advance(TTL / 3);
+    await t.round();
+    t.advance(TTL / 3);
+    await t.round();
+    // Two rounds, two checks; a failing check neither stops the rounds nor costs the lease.
+    expect(t.verified.length - before).toBe(2);
+    expect(t.ownership.owned()).toEqual(["a"]);
+    expect(await t.lease("a")).toMatchObject({ epoch: 1 });
     await t.ownership.stop();
   });
 

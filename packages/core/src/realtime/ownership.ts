@@ -172,7 +172,7 @@ export function createRealtimeOwnership(options: RealtimeOwnershipOptions) {
     await renewOwned();
     // Then check the links we hold (profile: rotated pubsub token, lost role or inbox; deafness probe), in the
     // background so that a slow Chatwoot never delays the leases.
-    if (typeof hub.verify === "function") void hub.verify().catch(() => {});
+    void hub.verify().catch(() => {});
     const at = clock.now();
     const ownedAtStart = new Set(owned.keys());
     await leases.acquire(`${MEMBER}${owner}`, owner, ttlMs, at);
