@@ -62,6 +62,8 @@ const methods = {
     async function bareList(instance: string): Promise<string | null> {
       const row = await opened.store.integrations.get(instance);
       if (!row) return null;
+      // The same second read as the bridge's list (the history-sync counts); the realtime state is in memory there.
+      const history = await opened.store.mappings.historyProgress(row.id);
       return JSON.stringify({
         instance_name: row.instance,
         status: row.status,
@@ -74,12 +76,20 @@ const methods = {
         ),
         chatwoot_inbox_id: row.inboxId,
         chatwoot_inbox_name: row.inboxName,
+        chatwoot_version: row.chatwootVersion,
         last_error: row.lastError,
+        realtime: "connected",
         created_at: isoSeconds(row.createdAt),
         sign_messages: row.signMessages,
         ignore_groups: row.ignoreGroups,
         start_as_pending: row.startAsPending,
         reopen_resolved: row.reopenResolved,
+        import_history_days: row.importHistoryDays ?? 0,
+        history: {
+          imported: history.imported,
+          skipped: history.skipped,
+          pending: Math.max(0, history.queued - history.imported - history.skipped),
+        },
       });
     }
 
