@@ -693,9 +693,9 @@ const LEVERS: Array<{ match: RegExp; text: string }> = [
     text:
       "PostgreSQL: the database server's CPU per message, next to the bridge's. The hot statements are named " +
       "prepared statements now (no parse and plan per call); the claim still finds the due heads by a recursive " +
-      "walk of the open-items index, one descent per chat with work, and the identity-link reads and chat-history " +
-      "writes add four unbatched round trips per message. Next levers: batch those; a heads table kept by enqueue and " +
-      "complete (migration 0007) so a claim reads the due heads in one index range.",
+      "walk of the open-items index, one descent per chat with work; the identity-link read and the chat-history " +
+      "upsert are batched with concurrent messages but go through knex's builder. Next levers: a heads table kept by " +
+      "enqueue and complete so a claim reads the due heads in one index range; those two statements on the prepared path.",
   },
   {
     match: /^Routing throughput \/ direct baseline, MariaDB/,
@@ -703,9 +703,10 @@ const LEVERS: Array<{ match: RegExp; text: string }> = [
       "MariaDB/MySQL: round trips and InnoDB locking. Enqueues and completes are batched (one transaction per " +
       "batch), `putMessage` is one read and one multi-row insert per batch, and a claim reads the heads of its " +
       "locked chats in one statement and claims them in one UPDATE; but its candidates still come from walking the " +
-      "due index with a `NOT EXISTS` probe per item passed over, and the identity-link reads and chat-history writes " +
-      "are autocommit statements per message (each write a commit). Next levers: batch those; a heads table " +
-      "(migration 0007) for the candidates.",
+      "due index with a `NOT EXISTS` probe per item passed over, and the database server's CPU per routed message " +
+      "(machine CPU minus the bridge's and the simulator's) is several times the bridge's: InnoDB's work per claim " +
+      "and per commit. Next levers: a heads table for the candidates, so a claim reads them in one index range; " +
+      "the batched chat-history upsert folded into the batch's transaction instead of its own commit.",
   },
   {
     match: /^The race: /,
