@@ -193,6 +193,36 @@ export function createOutboxStore({
   }
 
   /** The claimed item held by `owner`, as an UPDATE guard. */
+  /**
+   * Depth, dead letters and the oldest due item of one integration's outbox (`null`: every integration's).
+   * Unfinished items along the open-items index (SQLite, PostgreSQL), dead ones along the dead index.
+   */
+  async function outboxCounts(now: Date, integrationId: string | null) {
+    const scoped = (query: Knex.QueryBuilder) =>
+      integrationId === null ? query : query.where({ integration_id: integrationId });
+    const [open, dead] = await Promise.all([
+      scoped(knex(t.outbox))
+        .whereIn("status", UNFINISHED)
+        .select(
+          knex.raw("count(*) as ??", ["n"]),
+          knex.raw("min(case when ?? <= ? then ?? end) as ??", [
+            "available_at",
+            now.getTime(),
+            "created_at",
+            "oldest",
+          ]),
+        )
+        .first() as Promise<Row | undefined>,
+      scoped(knex(t.outbox)).where({ status: "dead" }).count({ n: "*" }).first() as Promise<Row | undefined>,
+    ]);
+    const oldest = open?.oldest;
+    return {
+      depth: Number(open?.n ?? 0),
+      dead: Number(dead?.n ?? 0),
+      oldestDueAt: oldest === null || oldest === undefined ? null : new Date(Number(oldest)),
+    };
+  }
+
   const held = (id: string, owner: string) =>
     knex(t.outbox).where({ id, status: "claimed", claimed_by: owner });
 
@@ -809,60 +839,11 @@ export function createOutboxStore({
       });
     },
 
-    async summary(integrationId, now) {
-      // Unfinished items along the open-items index (SQLite, PostgreSQL), dead ones along the dead index.
-      const [open, dead] = await Promise.all([
-        knex(t.outbox)
-          .where({ integration_id: integrationId })
-          .whereIn("status", UNFINISHED)
-          .select(
-            knex.raw("count(*) as ??", ["n"]),
-            knex.raw("min(case when ?? <= ? then ?? end) as ??", [
-              "available_at",
-              now.getTime(),
-              "created_at",
-              "oldest",
-            ]),
-          )
-          .first() as Promise<Row | undefined>,
-        knex(t.outbox)
-          .where({ integration_id: integrationId, status: "dead" })
-          .count({ n: "*" })
-          .first() as Promise<Row | undefined>,
-      ]);
-      const oldest = open?.oldest;
-      return {
-        depth: Number(open?.n ?? 0),
-        dead: Number(dead?.n ?? 0),
-        oldestDueAt: oldest === null || oldest === undefined ? null : new Date(Number(oldest)),
-      };
-    },
+    summary: (integrationId, now) => outboxCounts(now, integrationId),
 
-    async totals(now) {
-      // Unfinished items along the open-items index (SQLite, PostgreSQL) or the due index (MySQL/MariaDB); dead ones
-      // along the retention index (migration 0006).
-      const [open, dead] = await Promise.all([
-        knex(t.outbox)
-          .whereIn("status", UNFINISHED)
-          .select(
-            knex.raw("count(*) as ??", ["n"]),
-            knex.raw("min(case when ?? <= ? then ?? end) as ??", [
-              "available_at",
-              now.getTime(),
-              "created_at",
-              "oldest",
-            ]),
-          )
-          .first() as Promise<Row | undefined>,
-        knex(t.outbox).where({ status: "dead" }).count({ n: "*" }).first() as Promise<Row | undefined>,
-      ]);
-      const oldest = open?.oldest;
-      return {
-        depth: Number(open?.n ?? 0),
-        dead: Number(dead?.n ?? 0),
-        oldestDueAt: oldest === null || oldest === undefined ? null : new Date(Number(oldest)),
-      };
-    },
+    // Every integration: unfinished items along the open-items index (SQLite, PostgreSQL) or the due index
+    // (MySQL/MariaDB); dead ones along the retention index (migration 0006).
+    totals: (now) => outboxCounts(now, null),
 
     async prune({ doneBefore, deadBefore, limit }) {
       if (limit <= 0) return 0;

@@ -126,6 +126,21 @@ export function createMemoryStore(): MemoryStore {
     return record && record.status === "claimed" && record.claimedBy === owner ? record : undefined;
   };
 
+  /** Depth, dead letters and the oldest due item of one integration's outbox (`null`: every integration's). */
+  const outboxCounts = (now: Date, integrationId: string | null) => {
+    let depth = 0;
+    let dead = 0;
+    let oldestDueAt: Date | null = null;
+    for (const record of outbox.values()) {
+      if (integrationId !== null && record.integrationId !== integrationId) continue;
+      if (record.status === "dead") dead++;
+      if (!UNFINISHED.has(record.status)) continue;
+      depth++;
+      if (record.availableAt.getTime() > now.getTime()) continue;
+      if (!oldestDueAt || record.createdAt.getTime() < oldestDueAt.getTime()) oldestDueAt = record.createdAt;
+    }
+    return { depth, dead, oldestDueAt: oldestDueAt && copyDate(oldestDueAt) };
+  };
   const removeOutboxRecord = (record: MemoryOutboxRecord) => {
     outbox.delete(record.id);
     idByDedupeKey.delete(key(record.integrationId, record.dedupeKey));
@@ -458,34 +473,11 @@ export function createMemoryStore(): MemoryStore {
       },
 
       async summary(integrationId, now) {
-        let depth = 0;
-        let dead = 0;
-        let oldestDueAt: Date | null = null;
-        for (const record of outbox.values()) {
-          if (record.integrationId !== integrationId) continue;
-          if (record.status === "dead") dead++;
-          if (!UNFINISHED.has(record.status)) continue;
-          depth++;
-          if (record.availableAt.getTime() > now.getTime()) continue;
-          if (!oldestDueAt || record.createdAt.getTime() < oldestDueAt.getTime())
-            oldestDueAt = record.createdAt;
-        }
-        return { depth, dead, oldestDueAt: oldestDueAt && copyDate(oldestDueAt) };
+        return outboxCounts(now, integrationId);
       },
 
       async totals(now) {
-        let depth = 0;
-        let dead = 0;
-        let oldestDueAt: Date | null = null;
-        for (const record of outbox.values()) {
-          if (record.status === "dead") dead++;
-          if (!UNFINISHED.has(record.status)) continue;
-          depth++;
-          if (record.availableAt.getTime() > now.getTime()) continue;
-          if (!oldestDueAt || record.createdAt.getTime() < oldestDueAt.getTime())
-            oldestDueAt = record.createdAt;
-        }
-        return { depth, dead, oldestDueAt: oldestDueAt && copyDate(oldestDueAt) };
+        return outboxCounts(now, null);
       },
 
       async prune({ doneBefore, deadBefore, limit }) {
