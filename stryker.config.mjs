@@ -71,6 +71,10 @@ export const groups = {
         "src/e2e/{ignored-chats,resolved-conversations,retry-window,receipts,loop-prevention}.test.ts",
         "src/e2e/{message-rejections,formatting,templates,media,threads,fair-delivery,dead-letters}.test.ts",
         "src/e2e/{webhook,webhook-route,webhook-retry,secrets-in-logs}.test.ts",
+        // the person behind a chat (LID and phone, Brazil's 9th digit) and the history sync, both routed inbound
+        "src/e2e/{identity,history,inbox-commands}.test.ts",
+        // the edges mutation testing found (docs/testing.md, "Surviving mutants")
+        "src/e2e/*-edges.test.ts",
       ],
     },
     tsconfigFile: "packages/core/tsconfig.build.json",
@@ -133,9 +137,9 @@ export default {
     "*.md",
   ],
 
-  // Two cores: two test runners. Bounded: a mutant that hangs is a Timeout (detected) after its tests' usual time
+  // Two cores: two test runners (`MUTATION_CONCURRENCY` says otherwise, e.g. 1 for a quick look beside other work). Bounded: a mutant that hangs is a Timeout (detected) after its tests' usual time
   // × 1.5 + 15 s.
-  concurrency: 2,
+  concurrency: Number(process.env.MUTATION_CONCURRENCY ?? 2),
   // A mutant's run stops at its first failing test. That cancellation can cut the next run short, so run.mjs tests
   // again, without bail, every survivor that ran fewer tests than cover it (in our runs: "Survived" after 0 of 30).
   disableBail: false,
