@@ -307,7 +307,8 @@ export function createInboundDelivery(deps: InboundDeps) {
   /**
    * Gives a contact known by LID the phone number of its phone JID. When Chatwoot refuses it because another contact
    * has that number (or the contact is gone: merged already), the contact with the number is the person's: the LID's
-   * contact is merged into it. Answers the contact to keep.
+   * contact is merged into it. A contact gone with no other holding the number was deleted: it is kept, and the
+   * conversation open that follows makes it again. Answers the contact to keep.
    */
   async function givePhone(ctx: InboundContext, contactId: number, pn: string): Promise<number> {
     const phone = contactPhoneOf(pn, deps.brazilNinthDigit);
@@ -320,7 +321,9 @@ export function createInboundDelivery(deps: InboundDeps) {
       if (!gone && !isChatwootHttpError(error, 422)) throw error;
       const owner = await findByPhone(ctx, phoneFormsOf(pn, deps.brazilNinthDigit));
       if (!owner) {
-        if (gone) throw error;
+        // Deleted by an agent, not merged: the chat keeps the contact, and opening its conversation finds it gone and
+        // makes the person's contact again (docs/routing.md, "deleted in Chatwoot"), as for any deleted contact.
+        if (gone) return contactId;
         deps.logger.warn(
           { instance: ctx.integration.instance, contactId },
           "chatwoot: the contact's phone number was refused",

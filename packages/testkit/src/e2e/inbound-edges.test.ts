@@ -432,6 +432,27 @@ describe("a person first seen by LID, whose phone JID becomes known", () => {
     );
   });
 
+  it("its contact deleted by an agent: the message with the phone JID still lands, on a new contact", async () => {
+    // Found by mutation testing: the contact update answered 404, no contact held the number, and the message went to
+    // the dead letters at once. docs/routing.md: a contact deleted in Chatwoot is made again by the next message.
+    const harness = await seenByLid();
+    const [contact] = contactsOf(harness);
+    const res = await fetch(`${harness.sim.url}/api/v1/accounts/${harness.accountId}/contacts/${contact!.id}`, {
+      method: "DELETE",
+      headers: { api_access_token: harness.agent.accessToken },
+    });
+    expect(res.status).toBe(200);
+    expect(contactsOf(harness)).toEqual([]);
+    await harness.ingest(message({ text: "after the delete", chat: { jid: pn, lid, name: "Lia" } }));
+    await eventually(() => totalMessages(harness) === 1, { what: "the message after the delete" });
+    expect((await drained(harness))["dead"]).toBe(0);
+    const contacts = contactsOf(harness);
+    expect(contacts).toHaveLength(1);
+    expect(contacts[0]!["id"]).not.toBe(contact!.id);
+    const [conversation] = conversationsOf(harness);
+    expect(chatMessages(harness, conversation!.id).map((entry) => entry.content)).toEqual(["after the delete"]);
+  });
+
   it("a phone number update that fails for another reason (500) is tried again", async () => {
     const harness = await seenByLid();
     harness.sim.faults.inject({ method: "PATCH", path: /\/contacts\/\d+$/, status: 500, times: 1 });
