@@ -109,7 +109,20 @@ async function setup(instances: string[] = ["suporte"]) {
       body: answer?.body === undefined ? null : JSON.parse(String(answer.body)),
     };
   };
-  return { store, history, get };
+  const post = async (path: string, body: string) => {
+    const request: HttpRequest = {
+      method: "POST",
+      path: `/api/chatwoot/${path}`,
+      headers: { token: ACCOUNT, "content-type": "application/json" },
+      rawBody: body,
+    };
+    const answer = await http.handle(request);
+    return {
+      status: answer?.status,
+      body: answer?.body ? JSON.parse(String(answer.body)) : null,
+    };
+  };
+  return { store, history, get, post };
 }
 
 describe("list", () => {
@@ -143,9 +156,10 @@ describe("list", () => {
 describe("status", () => {
   it("shows the caller's provisioned integrations by instance name, times to the second, kept by no cache", async () => {
     const { store, get } = await setup(["vendas", "suporte", "atendimento", "novo"]);
-    await store.integrations.insert(row("vendas"));
-    await store.integrations.insert(row("suporte"));
-    await store.integrations.insert(row("atendimento"));
+    // Stored in another order than their names (the store lists by id).
+    await store.integrations.insert(row("vendas", { id: "int_a" }));
+    await store.integrations.insert(row("suporte", { id: "int_c" }));
+    await store.integrations.insert(row("atendimento", { id: "int_b" }));
     await store.integrations.insert(row("novo", { status: "provisioning" }));
     await store.integrations.insert(row("alheio", { accountId: 2 }));
     const answer = await get("status");
@@ -177,7 +191,28 @@ describe("status", () => {
   });
 });
 
+describe("set", () => {
+  it("refuses a body that is no JSON object, saying so, before anything is activated", async () => {
+    const { post } = await setup();
+    for (const body of ["null", "[]", '"suporte"', "7", "true"]) {
+      const answer = await post("set/suporte", body);
+      expect({ body, status: answer.status, message: answer.body.error.message }).toEqual({
+        body,
+        status: 400,
+        message: "invalid body: expected a JSON object",
+      });
+    }
+  });
+});
+
 describe("dead-letters", () => {
+  it("of an integration still being provisioned: 404, as for none, for the list and for a retry", async () => {
+    const { store, get, post } = await setup();
+    await store.integrations.insert(row("suporte", { status: "provisioning" }));
+    expect((await get("dead-letters/suporte")).status).toBe(404);
+    expect((await post("dead-letters/suporte/ob_1/retry", "")).status).toBe(404);
+  });
+
   async function withDeadLetters(
     count: number,
     payload: (i: number) => unknown,
