@@ -437,10 +437,13 @@ describe("a person first seen by LID, whose phone JID becomes known", () => {
     // the dead letters at once. docs/routing.md: a contact deleted in Chatwoot is made again by the next message.
     const harness = await seenByLid();
     const [contact] = contactsOf(harness);
-    const res = await fetch(`${harness.sim.url}/api/v1/accounts/${harness.accountId}/contacts/${contact!.id}`, {
-      method: "DELETE",
-      headers: { api_access_token: harness.agent.accessToken },
-    });
+    const res = await fetch(
+      `${harness.sim.url}/api/v1/accounts/${harness.accountId}/contacts/${contact!.id}`,
+      {
+        method: "DELETE",
+        headers: { api_access_token: harness.agent.accessToken },
+      },
+    );
     expect(res.status).toBe(200);
     expect(contactsOf(harness)).toEqual([]);
     await harness.ingest(message({ text: "after the delete", chat: { jid: pn, lid, name: "Lia" } }));
@@ -450,7 +453,9 @@ describe("a person first seen by LID, whose phone JID becomes known", () => {
     expect(contacts).toHaveLength(1);
     expect(contacts[0]!["id"]).not.toBe(contact!.id);
     const [conversation] = conversationsOf(harness);
-    expect(chatMessages(harness, conversation!.id).map((entry) => entry.content)).toEqual(["after the delete"]);
+    expect(chatMessages(harness, conversation!.id).map((entry) => entry.content)).toEqual([
+      "after the delete",
+    ]);
   });
 
   it("a phone number update that fails for another reason (500) is tried again", async () => {
