@@ -155,20 +155,26 @@ describe("the contact's name", () => {
   });
 });
 
+/**
+ * A contact saved in Chatwoot with `phone`, then the first message of `jid`: that contact is the only one, and gets
+ * our contact inbox. The requests are counted from the message on.
+ */
+async function reusedByFirstMessage(harness: RoutingHarness, phone: string, jid: string): Promise<void> {
+  const saved = harness.sim.createContact(harness.accountId, {
+    name: "Saved in the CRM",
+    phone_number: phone,
+  }) as unknown as SeenContact;
+  harness.sim.clearRequests();
+  await harness.ingest(message({ text: "hello", chat: { jid, name: "From WhatsApp" } }));
+  await eventually(() => totalMessages(harness) === 1);
+  expect(contactsOf(harness).map((contact) => contact.id)).toEqual([saved.id]);
+  expect(oursOf(harness)).toEqual([saved.id]);
+}
+
 describe("an existing Chatwoot contact of a number outside Brazil", () => {
   it("with the same phone number gets our contact inbox, found by the phone search", async () => {
     const harness = await start();
-    const existing = harness.sim.createContact(harness.accountId, {
-      name: "John (CRM)",
-      phone_number: "+14155550201",
-    }) as unknown as SeenContact;
-    harness.sim.clearRequests();
-    await harness.ingest(
-      message({ text: "hello", chat: { jid: "14155550201@s.whatsapp.net", name: "John" } }),
-    );
-    await eventually(() => totalMessages(harness) === 1);
-    expect(contactsOf(harness).map((contact) => contact.id)).toEqual([existing.id]);
-    expect(oursOf(harness)).toEqual([existing.id]);
+    await reusedByFirstMessage(harness, "+14155550201", "14155550201@s.whatsapp.net");
     // Refused (422), not ours by source id, found by phone: the JID search is not needed.
     expect(harness.sim.countRequests({ method: "GET", path: /\/contacts\/search$/ })).toBe(1);
     expect((await drained(harness))["dead"]).toBe(0);
@@ -211,17 +217,7 @@ describe("an existing Chatwoot contact of a number outside Brazil", () => {
 describe("Brazil's 9th digit when the contact is created", () => {
   it("a contact saved under the other form is reused without a contact create, and counted", async () => {
     const harness = await start();
-    const saved = harness.sim.createContact(harness.accountId, {
-      name: "Dona Maria",
-      phone_number: "+5511988887001",
-    }) as unknown as SeenContact;
-    harness.sim.clearRequests();
-    await harness.ingest(
-      message({ text: "oi", chat: { jid: "551188887001@s.whatsapp.net", name: "Maria" } }),
-    );
-    await eventually(() => totalMessages(harness) === 1);
-    expect(contactsOf(harness).map((contact) => contact.id)).toEqual([saved.id]);
-    expect(oursOf(harness)).toEqual([saved.id]);
+    await reusedByFirstMessage(harness, "+5511988887001", "551188887001@s.whatsapp.net");
     const requests = routing(harness.sim.requests);
     expect(requests).not.toContain("POST /api/v1/accounts/:id/contacts");
     expect(requests[0]).toBe("GET /api/v1/accounts/:id/contacts/search");
