@@ -1,5 +1,6 @@
 import { Agent, type Dispatcher, FormData, request } from "undici";
 import * as z from "zod";
+import { deadline } from "../net/deadline.js";
 import { ChatwootRequestError } from "./failure.js";
 
 /** Where and as whom to call Chatwoot. */
@@ -309,9 +310,9 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
     accept404 = false,
   ): Promise<T> {
     const url = `${target.baseUrl}${path}`;
-    const deadline = callOptions.timeoutMs ?? timeoutMs;
-    const timeout = AbortSignal.timeout(deadline);
-    const signal = callOptions.signal ? AbortSignal.any([timeout, callOptions.signal]) : timeout;
+    const limitMs = callOptions.timeoutMs ?? timeoutMs;
+    const limit = deadline(limitMs, callOptions.signal);
+    const { signal } = limit;
     const started = performance.now();
     let status: number | null = null;
     try {
@@ -333,7 +334,7 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
           kind: "transport",
           method,
           url,
-          ...transportCause(error, timeout, deadline),
+          ...transportCause(error, limit.timedOut, limitMs),
         });
       }
       status = response.statusCode;
@@ -345,7 +346,7 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
           kind: "transport",
           method,
           url,
-          ...transportCause(error, timeout, deadline),
+          ...transportCause(error, limit.timedOut, limitMs),
         });
       }
       if (status === 404 && accept404) return null as T;
@@ -370,6 +371,7 @@ export function createChatwootApi(options: ChatwootApiOptions = {}): ChatwootApi
       }
       return parsed.data;
     } finally {
+      limit.done();
       options.onRequest?.({ method, endpoint, status, durationMs: performance.now() - started });
     }
   }
@@ -712,10 +714,10 @@ async function readText(body: Dispatcher.ResponseData["body"]): Promise<string> 
 
 function transportCause(
   error: unknown,
-  timeout: AbortSignal,
+  timedOut: boolean,
   deadlineMs: number,
 ): { cause: string; code?: string } {
-  if (timeout.aborted) return { cause: `timed out after ${deadlineMs}ms`, code: "TIMEOUT" };
+  if (timedOut) return { cause: `timed out after ${deadlineMs}ms`, code: "TIMEOUT" };
   const err = error as { code?: unknown; message?: unknown; cause?: unknown; name?: unknown };
   if (err?.name === "AbortError") return { cause: "request aborted", code: "ABORTED" };
   const inner = (err?.cause ?? null) as { code?: unknown; message?: unknown } | null;

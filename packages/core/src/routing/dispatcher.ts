@@ -1,4 +1,5 @@
 import { errorMessage } from "../errors/index.js";
+import { deadline } from "../net/deadline.js";
 import type { Clock, Logger } from "../observability/index.js";
 import type { OutboxDirection, OutboxItem, OutboxStore } from "../store/ports.js";
 
@@ -95,7 +96,8 @@ export class OutboxDispatcher {
    */
   private othersIdleUntil = 0;
   /** Per in-flight item: aborted when its claim is lost, or on shutdown. */
-  private readonly controllers = new Map<string, AbortController>();
+  /** The work in flight, by item id: aborted when its claim is lost. */
+  private readonly controllers = new Map<string, { abort(reason: unknown): void }>();
   private heartbeat: NodeJS.Timeout | null = null;
   private readonly abort = new AbortController();
   private running = false;
@@ -285,13 +287,17 @@ export class OutboxDispatcher {
 
   private async handle(item: OutboxItem): Promise<void> {
     const { outbox, logger, itemTimeoutMs } = this.options;
-    const controller = new AbortController();
-    const deadline = new AbortController();
-    this.controllers.set(item.id, controller);
-    const signal = AbortSignal.any([this.abort.signal, controller.signal, deadline.signal]);
+    // One signal for the work: the item's deadline, the bridge stopping, or the claim lost (`extendClaims`).
     const timeout = `timed out after ${itemTimeoutMs / 1000}s`;
-    const timer = setTimeout(() => deadline.abort(new Error(timeout)), itemTimeoutMs);
-    timer.unref();
+    const limit = deadline(itemTimeoutMs, this.abort.signal, () => new Error(timeout));
+    let lost = false;
+    this.controllers.set(item.id, {
+      abort(reason) {
+        lost = true;
+        limit.abort(reason);
+      },
+    });
+    const { signal } = limit;
     const work = Promise.resolve()
       .then(() => this.options.process(item, signal))
       .catch((error: unknown): Outcome => ({ kind: "retry", error: errorMessage(error) }));
@@ -299,11 +305,11 @@ export class OutboxDispatcher {
     try {
       outcome = await settledOrAbandoned(work, signal, ABANDON_GRACE_MS);
     } finally {
-      clearTimeout(timer);
+      limit.done();
       this.controllers.delete(item.id);
     }
-    if (controller.signal.aborted) return; // another process holds the item now
-    if (deadline.signal.aborted && outcome?.kind !== "done") {
+    if (lost) return; // another process holds the item now
+    if (limit.timedOut && outcome?.kind !== "done") {
       // Whatever the aborted work answered (or not, if it ignored its signal): a transient failure.
       logger.warn(
         { item: item.id, direction: item.direction, abandoned: outcome === null },
