@@ -9,7 +9,7 @@ import type {
 import { isChatwootHttpError, isChatwootNotFound, isChatwootRequestError } from "../chatwoot/index.js";
 import type { Integration } from "../integrations/index.js";
 import type { Clock, Logger } from "../observability/index.js";
-import type { ChatMapping, MappingStore } from "../store/ports.js";
+import type { ChatMapping, IdentityLink, MappingStore } from "../store/ports.js";
 import type { WhatsAppMessage } from "./events.js";
 import { type Addresses, addressesOf, brazilOtherJid, contactPhoneOf, phoneFormsOf } from "./identity.js";
 import { shieldFromLiquid } from "./markdown.js";
@@ -212,10 +212,27 @@ export function createInboundDelivery(deps: InboundDeps) {
       const plain = await mappings.getChat(integrationId, jid);
       return { jid, addresses: given, learned: false, pnChat: null, lidChat: null, plain };
     }
-    return lookupPerson(integrationId, jid, given);
+    return lookupPerson(integrationId, jid, given, ctx.enqueuedAt);
   }
 
-  async function lookupPerson(integrationId: string, jid: string, given: Addresses): Promise<ChatLookup> {
+  /**
+   * Whether a LID and phone JID a message carries are older news than the stored link of that LID: another number
+   * was linked to it after the message was queued (`ingest` stores each `contact.identity` at once; a delivery stores
+   * what it learned as of the time its work was queued), so the person changed numbers since and the newest link
+   * stays (`docs/identity.md`). Queued in the same millisecond, the message counts as the newer.
+   */
+  const outdatedPair = (link: IdentityLink | null, given: Addresses, queuedAt: Date) =>
+    !!link &&
+    link.lid === given.lid &&
+    link.jid !== given.pn &&
+    link.createdAt.getTime() > queuedAt.getTime();
+
+  async function lookupPerson(
+    integrationId: string,
+    jid: string,
+    given: Addresses,
+    queuedAt: Date,
+  ): Promise<ChatLookup> {
     const read = (address: string | null) =>
       address ? mappings.getChat(integrationId, address) : Promise.resolve(null);
     const pnOther = given.pn && deps.brazilNinthDigit ? brazilOtherJid(given.pn) : null;
@@ -225,9 +242,12 @@ export function createInboundDelivery(deps: InboundDeps) {
       read(pnOther),
       read(given.lid),
     ]);
-    const addresses = { ...given };
+    // A message of the old number, sent before the change: the old number's alone (no link, no LID chat joined).
+    const outdated = !!given.pn && !!given.lid && outdatedPair(link, given, queuedAt);
+    const addresses = outdated ? { pn: given.pn, lid: null } : { ...given };
     let learned = false;
-    if (given.pn && given.lid) learned = link?.jid !== given.pn || link.lid !== given.lid;
+    if (outdated) deps.count("identity_outdated");
+    else if (given.pn && given.lid) learned = link?.jid !== given.pn || link.lid !== given.lid;
     else if (link && given.lid) addresses.pn = link.jid;
     else if (link && given.pn && link.jid === given.pn) addresses.lid = link.lid;
     const lookup: ChatLookup = {
@@ -235,7 +255,7 @@ export function createInboundDelivery(deps: InboundDeps) {
       addresses,
       learned,
       pnChat: pnChat ?? pnOtherChat,
-      lidChat,
+      lidChat: outdated ? null : lidChat,
       plain: null,
     };
     // What the link added: the other form's mapping.
@@ -532,7 +552,11 @@ export function createInboundDelivery(deps: InboundDeps) {
       lookupChat(ctx, message),
     ]);
     if (mapped.some((entry) => entry.direction === "outbound")) return deps.count("echo_skipped");
-    if (mapped.length > 0) return deps.count("duplicate_skipped");
+    if (mapped.length > 0) {
+      // A retry of a message recorded before its attempt failed: what follows the record may not have run.
+      if (ctx.retrying) await afterLidOnly(ctx, lookup, mapped[0]!.conversationId, true);
+      return deps.count("duplicate_skipped");
+    }
     const { pn, lid } = lookup.addresses;
     if (pn && lid && ctx.chatKey === `in:${lid}` && lookup.learned === false && chatJidOf(message) === lid) {
       deps.count("moved_to_phone_chat");
@@ -759,15 +783,17 @@ export function createInboundDelivery(deps: InboundDeps) {
    * A message by LID alone, delivered into the LID chat's conversation while its link was unknown, may have raced
    * with the merge of the person's two chats (another chat key, or another process): Chatwoot then reopened the
    * conversation the merge resolved. When the link is known now and the person's conversation is another one, the
-   * LID chat's is resolved again, so that one conversation stays open.
+   * LID chat's is resolved again, so that one conversation stays open. `retried`: the message was recorded by an
+   * earlier attempt that failed after it; its lookup may know the link by now, so only the conversations tell.
    */
   async function afterLidOnly(
     ctx: InboundContext,
     lookup: ChatLookup,
     conversationId: number,
+    retried = false,
   ): Promise<void> {
     const { pn, lid } = lookup.addresses;
-    if (pn || !lid || !lookup.lidChat) return;
+    if (!lid || (!retried && (pn || !lookup.lidChat))) return;
     const link = await mappings.resolveIdentity(ctx.integration.id, lid);
     if (!link) return;
     const person = await mappings.getChat(ctx.integration.id, link.jid);
@@ -778,14 +804,19 @@ export function createInboundDelivery(deps: InboundDeps) {
 
   /** A link told by `contact.identity`: the person's two chats, when both exist, become one; nothing is created. */
   async function deliverIdentity(ctx: InboundContext, work: IdentityWork): Promise<void> {
-    const lookup = await lookupPerson(ctx.integration.id, work.jid, { pn: work.jid, lid: work.lid });
+    const given = { pn: work.jid, lid: work.lid };
+    // `ingest` stored this link before it queued this work, so another stored link of the LID is newer: the person
+    // changed numbers while this work waited, and the newer link's own work makes the person's chats one.
+    const stored = await mappings.resolveIdentity(ctx.integration.id, work.lid);
+    if (stored && stored.lid === work.lid && stored.jid !== work.jid) return deps.count("identity_outdated");
+    const lookup = await lookupPerson(ctx.integration.id, work.jid, given, ctx.enqueuedAt);
     if (!lookup.pnChat && !lookup.lidChat) {
       if (lookup.learned)
         await mappings.linkIdentity({
           integrationId: ctx.integration.id,
           lid: work.lid,
           jid: work.jid,
-          createdAt: deps.clock.now(),
+          createdAt: ctx.enqueuedAt,
         });
       return deps.count("identity_without_chat");
     }

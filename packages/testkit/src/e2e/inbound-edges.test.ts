@@ -498,15 +498,22 @@ describe("two contacts of one person, made one by contact.identity", () => {
     await eventually(() => totalMessages(harness) === 2);
     await drained(harness);
     const byPhone = contactsOf(harness).find((contact) => contact.identifier === pn)!;
-    const [lidConversation, pnConversation] = conversationsOf(harness);
+    // The two chats are delivered side by side: which conversation Chatwoot made first is open.
+    const holding = (text: string) =>
+      conversationsOf(harness).find((conversation) =>
+        chatMessages(harness, conversation.id).some((entry) => entry.content === text),
+      )!;
+    const lidConversation = holding("by LID");
+    const pnConversation = holding("by phone");
     await harness.ingest({ event: "contact.identity", data: { lid, jid: pn } });
     await eventually(() => harness.bridge.counters()["contacts_merged"] === 1 || null);
     await drained(harness);
     expect(contactsOf(harness).map((contact) => contact.id)).toEqual([byPhone.id]);
-    expect(conversationsOf(harness).map((conversation) => [conversation.id, conversation.status])).toEqual([
-      [lidConversation!.id, "resolved"],
-      [pnConversation!.id, "open"],
-    ]);
+    expect(
+      Object.fromEntries(
+        conversationsOf(harness).map((conversation) => [conversation.id, conversation.status]),
+      ),
+    ).toEqual({ [lidConversation.id]: "resolved", [pnConversation.id]: "open" });
     // The person's next message, by either form, lands in the open conversation.
     await harness.ingest(message({ text: "LID after", chat: { jid: lid } }));
     await eventually(() => totalMessages(harness) === 3);
