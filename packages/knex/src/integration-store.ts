@@ -4,23 +4,38 @@ import { integrationColumns, integrationFromRow, integrationInsertColumns, type 
 import type { StoreContext } from "./context.js";
 import { isUniqueViolation } from "./dialect.js";
 import { lockChats } from "./outbox-store.js";
+import { createPreparedQuery } from "./prepared.js";
 
 export function createIntegrationStore({
   knex,
   dialect,
   tables: t,
   inTransaction,
+  preparedStatements,
 }: StoreContext): IntegrationStore {
-  /** Reads by a unique column; concurrent reads (every routed message reads its integration) share a statement. */
-  const readBy = (column: "id" | "instance") =>
-    batched(async (keys: string[]): Promise<(IntegrationRow | null)[]> => {
-      const rows: Row[] = await knex(t.integrations).whereIn(column, [...new Set(keys)]);
+  /**
+   * Reads by a unique column; concurrent reads (every routed message reads its integration) share a statement, on
+   * PostgreSQL and SQLite a prepared one whose text serves every batch (the keys bound as one value).
+   */
+  const prepared = preparedStatements && dialect !== "mysql" ? createPreparedQuery(knex) : null;
+  const table = knex.client.wrapIdentifier(t.integrations);
+  const readBy = (column: "id" | "instance") => {
+    const sql =
+      dialect === "postgresql"
+        ? `select * from ${table} where ${column} = any($1::text[])`
+        : `select * from ${table} where ${column} in (select value from json_each(?))`;
+    return batched(async (keys: string[]): Promise<(IntegrationRow | null)[]> => {
+      const unique = [...new Set(keys)];
+      const rows: Row[] = prepared
+        ? await prepared(sql, [dialect === "postgresql" ? unique : JSON.stringify(unique)])
+        : await knex(t.integrations).whereIn(column, unique);
       const byKey = new Map(rows.map((row) => [String(row[column]), row]));
       return keys.map((key) => {
         const row = byKey.get(key);
         return row ? integrationFromRow(row) : null;
       });
     });
+  };
   const byInstance = readBy("instance");
   const byId = readBy("id");
 

@@ -2,7 +2,7 @@ import type { ChatMapping, HistoryChange, IdentityLink, MappingStore } from "@ry
 import { batched, firstIndexes, groupBy, WRITES } from "./batch.js";
 import { chatColumns, chatFromRow, checkKey, messageColumns, messageFromRow, type Row } from "./codec.js";
 import type { StoreContext } from "./context.js";
-import { insertUnlessDuplicate, isUniqueViolation } from "./dialect.js";
+import { type Dialect, insertUnlessDuplicate, isUniqueViolation } from "./dialect.js";
 import { COLUMN_LIMITS } from "./migrations.js";
 import { createPreparedQuery } from "./prepared.js";
 
@@ -14,6 +14,66 @@ interface Keyed {
 const MESSAGE_KEY = ["integration_id", "wa_message_id", "part"];
 const messageKey = (row: Row) =>
   `${String(row.integration_id)}\u0000${String(row.wa_message_id)}\u0000${String(row.part)}`;
+
+/**
+ * The (integration, key) pairs of a batch as the relation `k(integration_id, wanted)`, then the join keyword for the
+ * table looked up, so that one statement text serves every batch: PostgreSQL binds two text arrays (`$first` and the
+ * next), SQLite one JSON array of pairs (`keyPairValues`), whose `cross join` keeps the pairs the outer loop (each
+ * pair one descent of the table's key index).
+ */
+function keyPairsJoin(dialect: Dialect, first: number): string {
+  return dialect === "postgresql"
+    ? `unnest($${first}::text[], $${first + 1}::text[]) as k(integration_id, wanted) join`
+    : "(select json_extract(value, '$[0]') as integration_id, json_extract(value, '$[1]') as wanted " +
+        "from json_each(?)) as k cross join";
+}
+
+/** The values `keyPairsJoin` binds, each pair once. */
+function keyPairValues(dialect: Dialect, pairs: Keyed[]): unknown[] {
+  const unique = [...new Map(pairs.map((pair) => [`${pair.integrationId}\u0000${pair.key}`, pair])).values()];
+  return dialect === "postgresql"
+    ? [unique.map((pair) => pair.integrationId), unique.map((pair) => pair.key)]
+    : [JSON.stringify(unique.map((pair) => [pair.integrationId, pair.key]))];
+}
+
+/** Columns and their PostgreSQL types, for rows bound as one value per column (`rowsSelect`). */
+type Columns = ReadonlyArray<readonly [name: string, pgType: string]>;
+const HISTORY_COLUMNS: Columns = [
+  ["integration_id", "text"],
+  ["chat_jid", "text"],
+  ["last_wa_at", "bigint"],
+  ["conversation_id", "bigint"],
+  ["queued", "integer"],
+  ["imported", "integer"],
+  ["skipped", "integer"],
+];
+const MESSAGE_COLUMNS: Columns = [
+  ["integration_id", "text"],
+  ["wa_message_id", "text"],
+  ["part", "integer"],
+  ["chatwoot_message_id", "bigint"],
+  ["conversation_id", "bigint"],
+  ["direction", "text"],
+  ["created_at", "bigint"],
+];
+
+/**
+ * A SELECT of the rows of a multi-row write whose text is the same for every batch size: PostgreSQL binds one array
+ * per column (`unnest`), SQLite one JSON array of rows. (SQLite's `where true` keeps its parser from reading an
+ * `on conflict` after it as a join constraint.)
+ */
+function rowsSelect(dialect: Dialect, columns: Columns): string {
+  return dialect === "postgresql"
+    ? `select * from unnest(${columns.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ")})`
+    : `select ${columns.map((_, i) => `json_extract(value, '$[${i}]')`).join(", ")} from json_each(?) where true`;
+}
+
+/** The values `rowsSelect` binds. */
+function rowValues(dialect: Dialect, columns: Columns, rows: Row[]): unknown[] {
+  return dialect === "postgresql"
+    ? columns.map(([column]) => rows.map((row) => row[column] ?? null))
+    : [JSON.stringify(rows.map((row) => columns.map(([column]) => row[column] ?? null)))];
+}
 
 const identityFromRow = (row: Row): IdentityLink => ({
   integrationId: String(row.integration_id),
@@ -37,35 +97,47 @@ export function createMappingStore({
   };
 
   /**
-   * Rows of `table` whose `column` is one of the keys, one statement per integration for concurrent callers (every
-   * routed message reads its chat and its message mappings), answered per key in `order`.
+   * Rows of `table` whose `column` is one of the keys, one statement for concurrent callers (every routed message
+   * reads its chat and its message mappings), answered per key in `order`. On the prepared path the batch's
+   * (integration, key) pairs are bound as one value (SQLite: a JSON array) or two arrays (PostgreSQL), so one text
+   * serves every batch, whatever its integrations; knex's path takes one statement per integration.
    */
   const prepared = preparedStatements && dialect !== "mysql" ? createPreparedQuery(knex) : null;
-  const readByKey = (table: string, column: string, order: { column: string; direction: "asc" | "desc" }) =>
-    batched(async (wanted: Keyed[]): Promise<Row[][]> => {
+  const readByKey = (table: string, column: string, order: { column: string; direction: "asc" | "desc" }) => {
+    const sql =
+      `select t.* from ${keyPairsJoin(dialect, 1)} ${knex.client.wrapIdentifier(table)} as t ` +
+      `on t.integration_id = k.integration_id and t.${column} = k.wanted order by t.${order.column} ${order.direction}`;
+    return batched(async (wanted: Keyed[]): Promise<Row[][]> => {
       const answers: Row[][] = wanted.map(() => []);
-      for (const [integrationId, group] of groupBy(wanted, (entry) => entry.integrationId)) {
-        const keys = [...new Set(group.map(({ item }) => item.key))];
-        // PostgreSQL and SQLite: one text for every batch (the keys bound as one array), prepared once.
-        const rows: Row[] = prepared
-          ? await prepared(
-              dialect === "postgresql"
-                ? `select * from ${knex.client.wrapIdentifier(table)} where integration_id = $1 and ` +
-                    `${column} = any($2::text[]) order by ${order.column} ${order.direction}`
-                : `select * from ${knex.client.wrapIdentifier(table)} where integration_id = ? and ` +
-                    `${column} in (select value from json_each(?)) order by ${order.column} ${order.direction}`,
-              [integrationId, dialect === "postgresql" ? keys : JSON.stringify(keys)],
-            )
-          : await knex(table)
-              .where({ integration_id: integrationId })
-              .whereIn(column, keys)
-              .orderBy(order.column, order.direction);
+      const found = (rows: Row[], group: Array<{ item: Keyed; index: number }>) => {
         const byKey = groupBy(rows, (row) => String(row[column]));
         for (const { item, index } of group)
           answers[index] = (byKey.get(item.key) ?? []).map((entry) => entry.item);
+      };
+      const groups = groupBy(wanted, (entry) => entry.integrationId);
+      if (prepared) {
+        const rows = await prepared(sql, keyPairValues(dialect, wanted));
+        const byIntegration = groupBy(rows, (row) => String(row.integration_id));
+        for (const [integrationId, group] of groups)
+          found(
+            (byIntegration.get(integrationId) ?? []).map((entry) => entry.item),
+            group,
+          );
+        return answers;
+      }
+      for (const [integrationId, group] of groups) {
+        const keys = [...new Set(group.map(({ item }) => item.key))];
+        found(
+          await knex(table)
+            .where({ integration_id: integrationId })
+            .whereIn(column, keys)
+            .orderBy(order.column, order.direction),
+          group,
+        );
       }
       return answers;
     });
+  };
   // Several mappings for one chat should not happen; if it does, the latest wins (as in `readChat`).
   const chatRows = readByKey(t.chatMappings, "chat_jid", { column: "updated_at", direction: "desc" });
   const messageRows = readByKey(t.messageMappings, "wa_message_id", { column: "part", direction: "asc" });
@@ -74,6 +146,10 @@ export function createMappingStore({
    * Inserts message mappings in one statement where the database says which rows it inserted (`ON CONFLICT DO
    * NOTHING RETURNING`); MySQL/MariaDB insert one at a time.
    */
+  const insertMessagesSql =
+    `insert into ${knex.client.wrapIdentifier(t.messageMappings)} ` +
+    `(${MESSAGE_COLUMNS.map(([column]) => column).join(", ")}) ${rowsSelect(dialect, MESSAGE_COLUMNS)} ` +
+    `on conflict (${MESSAGE_KEY.join(", ")}) do nothing returning ${MESSAGE_KEY.join(", ")}`;
   const insertMessages = batched(async (rows: Row[]): Promise<boolean[]> => {
     const oneByOne = async (some: Row[]) => {
       const inserted: boolean[] = [];
@@ -81,7 +157,7 @@ export function createMappingStore({
         inserted.push(await insertUnlessDuplicate(knex, dialect, t.messageMappings, row, MESSAGE_KEY));
       return inserted;
     };
-    if (rows.length === 1) return oneByOne(rows);
+    if (rows.length === 1 && !prepared) return oneByOne(rows);
     const first = firstIndexes(rows, messageKey);
     if (dialect === "mysql") {
       // No RETURNING: read which keys are stored already, then insert the others in one plain multi-row INSERT,
@@ -108,31 +184,53 @@ export function createMappingStore({
       }
       return rows.map((row, index) => first[index] === index && written.has(messageKey(row)));
     }
-    const inserted: Row[] = await knex(t.messageMappings)
-      .insert(rows.filter((_, index) => first[index] === index))
-      .onConflict(MESSAGE_KEY)
-      .ignore()
-      .returning(MESSAGE_KEY);
+    const unique = rows.filter((_, index) => first[index] === index);
+    const inserted: Row[] = prepared
+      ? await prepared(insertMessagesSql, rowValues(dialect, MESSAGE_COLUMNS, unique))
+      : await knex(t.messageMappings).insert(unique).onConflict(MESSAGE_KEY).ignore().returning(MESSAGE_KEY);
     const stored = new Set(inserted.map(messageKey));
     return rows.map((row, index) => first[index] === index && stored.has(messageKey(row)));
   }, WRITES);
 
   /**
    * The identity link of each address (looked up as a LID, else as a phone JID: the most recent link), one statement
-   * per integration for concurrent callers (every routed private-chat message looks its person up).
+   * for concurrent callers on the prepared path, else one per integration (every routed private-chat message looks
+   * its person up).
    */
+  const identitiesSql =
+    `select l.* from ${keyPairsJoin(dialect, 1)} ${knex.client.wrapIdentifier(t.identityLinks)} as l ` +
+    "on l.integration_id = k.integration_id and l.lid = k.wanted union all " +
+    `select l.* from ${keyPairsJoin(dialect, 1)} ${knex.client.wrapIdentifier(t.identityLinks)} as l ` +
+    "on l.integration_id = k.integration_id and l.jid = k.wanted order by created_at desc, lid asc";
   const identities = batched(async (wanted: Keyed[]): Promise<(IdentityLink | null)[]> => {
     const answers: (IdentityLink | null)[] = wanted.map(() => null);
-    for (const [integrationId, group] of groupBy(wanted, (entry) => entry.integrationId)) {
+    const groups = groupBy(wanted, (entry) => entry.integrationId);
+    // Newest first, as the single lookup of a phone JID orders its links. On the prepared path, one statement for
+    // the batch (a row found as a LID and as a phone JID comes twice, which the look-up below does not mind).
+    let byIntegration: Map<string, Row[]> | null = null;
+    if (prepared) {
+      const pairs = keyPairValues(dialect, wanted);
+      const rows = await prepared(identitiesSql, dialect === "postgresql" ? pairs : [...pairs, ...pairs]);
+      byIntegration = new Map(
+        [...groupBy(rows, (row) => String(row.integration_id))].map(([id, group]) => [
+          id,
+          group.map((entry) => entry.item),
+        ]),
+      );
+    }
+    for (const [integrationId, group] of groups) {
       const keys = [...new Set(group.map(({ item }) => item.key))];
-      // Newest first, as the single lookup of a phone JID orders its links.
-      const rows: Row[] = await knex(t.identityLinks)
-        .where({ integration_id: integrationId })
-        .andWhere((where) => where.whereIn("lid", keys).orWhereIn("jid", keys))
-        .orderBy([
-          { column: "created_at", order: "desc" },
-          { column: "lid", order: "asc" },
-        ]);
+      const rows: Row[] =
+        byIntegration?.get(integrationId) ??
+        (byIntegration
+          ? []
+          : await knex(t.identityLinks)
+              .where({ integration_id: integrationId })
+              .andWhere((where) => where.whereIn("lid", keys).orWhereIn("jid", keys))
+              .orderBy([
+                { column: "created_at", order: "desc" },
+                { column: "lid", order: "asc" },
+              ]));
       for (const { item, index } of group) {
         const row =
           rows.find((entry) => String(entry.lid) === item.key) ??
@@ -149,6 +247,16 @@ export function createMappingStore({
    * conversation given), then added to the stored record, so concurrent writers still add up and the timestamp
    * only rises.
    */
+  const history = knex.client.wrapIdentifier(t.chatHistory);
+  const historySql =
+    `insert into ${history} (${HISTORY_COLUMNS.map(([column]) => column).join(", ")}) ` +
+    `${rowsSelect(dialect, HISTORY_COLUMNS)} on conflict (integration_id, chat_jid) do update set ` +
+    `last_wa_at = case when ${history}.last_wa_at < excluded.last_wa_at then excluded.last_wa_at ` +
+    `else ${history}.last_wa_at end, ` +
+    `conversation_id = coalesce(excluded.conversation_id, ${history}.conversation_id), ` +
+    ["queued", "imported", "skipped"]
+      .map((column) => `${column} = ${history}.${column} + excluded.${column}`)
+      .join(", ");
   const writeHistory = batched(
     async (calls: { integrationId: string; chatJid: string; change: HistoryChange }[]) => {
       const rows = new Map<
@@ -172,6 +280,10 @@ export function createMappingStore({
         row.imported += change.imported ?? 0;
         row.skipped += change.skipped ?? 0;
         rows.set(key, row);
+      }
+      if (prepared) {
+        await prepared(historySql, rowValues(dialect, HISTORY_COLUMNS, [...rows.values()]));
+        return calls.map(() => undefined);
       }
       const [stored, added] =
         dialect === "mysql"
