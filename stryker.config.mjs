@@ -92,6 +92,7 @@ export const groups = {
         "src/mariadb.test.ts",
         "src/lease-store.test.ts",
         "src/outbox-store.test.ts",
+        "src/outbox-store-pg.test.ts",
       ],
     },
     // The knex sources, type-checked against core's source (the `@ryze/source` condition); not the whole workspace,

@@ -782,9 +782,11 @@ export function createInboundDelivery(deps: InboundDeps) {
   /**
    * A message by LID alone, delivered into the LID chat's conversation while its link was unknown, may have raced
    * with the merge of the person's two chats (another chat key, or another process): Chatwoot then reopened the
-   * conversation the merge resolved. When the link is known now and the person's conversation is another one, the
-   * LID chat's is resolved again, so that one conversation stays open. `retried`: the message was recorded by an
-   * earlier attempt that failed after it; its lookup may know the link by now, so only the conversations tell.
+   * conversation the merge resolved, or the merge read the LID chat before this message recorded the conversation it
+   * opened (the message that made the LID chat: the merge resolved nothing, and wrote the LID chat's conversation
+   * off). When the link is known now and the person's conversation is another one, this message's conversation is
+   * resolved, so that one conversation stays open. `retried`: the message was recorded by an earlier attempt that
+   * failed after it; its lookup may know the link by now, so only the conversations tell.
    */
   async function afterLidOnly(
     ctx: InboundContext,
@@ -793,7 +795,8 @@ export function createInboundDelivery(deps: InboundDeps) {
     retried = false,
   ): Promise<void> {
     const { pn, lid } = lookup.addresses;
-    if (!lid || (!retried && (pn || !lookup.lidChat))) return;
+    // Whether the LID chat existed before this message does not matter: a chat this message made races alike.
+    if (!lid || (!retried && pn)) return;
     const link = await mappings.resolveIdentity(ctx.integration.id, lid);
     if (!link) return;
     const person = await mappings.getChat(ctx.integration.id, link.jid);
