@@ -702,8 +702,11 @@ const LEVERS: Array<{ match: RegExp; text: string }> = [
       "(`packages/knex/src/prepared.ts`); what is left in the profile: knex for the statements that still go " +
       "through it (`integrations.get`, `mappings.putMessage`, and the batched identity-link read and chat-history " +
       "upsert every routed message makes), the per-call `AbortSignal.timeout` + `AbortSignal.any` of `ChatwootApi`, " +
-      "the event's zod validation and GC. Next levers: send `integrations.get`, `putMessage`, the identity-link " +
-      "read and the chat-history upsert through the prepared path, one deadline timer per call instead of two signals.",
+      "the event's zod validation and GC. Built after the 2026-12-06 02:07 run, to be measured by the next: " +
+      "`integrations.get`, `putMessage`, the identity-link read and the chat-history upsert on the prepared path " +
+      "(one text for every batch, the look-ups one statement across integrations), and one deadline timer per " +
+      "Chatwoot call and per outbox item instead of `AbortSignal.timeout` + `AbortSignal.any` (`net/deadline.ts`). " +
+      "Next lever: the heads-table claim (PostgreSQL, below).",
   },
   {
     match: /^Routing throughput \/ direct baseline, PostgreSQL/,
@@ -711,8 +714,8 @@ const LEVERS: Array<{ match: RegExp; text: string }> = [
       "PostgreSQL: the database server's CPU per message, next to the bridge's. The hot statements are named " +
       "prepared statements now (no parse and plan per call); the claim still finds the due heads by a recursive " +
       "walk of the open-items index, one descent per chat with work; the identity-link read and the chat-history " +
-      "upsert are batched with concurrent messages but go through knex's builder. Next levers: a heads table kept by " +
-      "enqueue and complete so a claim reads the due heads in one index range; those two statements on the prepared path.",
+      "upsert are batched with concurrent messages (on the prepared path since the 02:07 run). Next lever: a heads " +
+      "table kept by enqueue and complete so a claim reads the due heads in one index range.",
   },
   {
     match: /^Routing throughput \/ direct baseline, MariaDB/,
@@ -761,10 +764,10 @@ const LEVERS: Array<{ match: RegExp; text: string }> = [
       "113 claims of 11 items with one integration of 100 chats, and each claim walks the head of every chat with " +
       "work (the recursive walk of `outbox-store.ts`), so the claim statement's time per message grew 3.3 ×; the " +
       "chat-mapping and message-mapping reads also went from one statement per batch to one per integration " +
-      "(`readByKey` groups by integration). Next levers: a heads table (one row per chat with its head's due time, " +
-      "kept by the writes that change a head) so a claim reads `limit` due heads in one index range whatever the " +
-      "number of chats; fair-share claims gathered like the others (a batch of free slots, not one per completion); " +
-      "the mapping reads as one statement across integrations.",
+      "(`readByKey` grouped by integration; one statement across integrations on the prepared path since the 02:07 " +
+      "run). Next levers: a heads table (one row per chat with its head's due time, kept by the writes that change " +
+      "a head) so a claim reads `limit` due heads in one index range whatever the number of chats; fair-share claims " +
+      "gathered like the others (a batch of free slots, not one per completion).",
   },
   {
     match: /^The race: /,
