@@ -93,6 +93,7 @@ export const groups = {
         "src/lease-store.test.ts",
         "src/outbox-store.test.ts",
         "src/outbox-store-pg.test.ts",
+        "src/outbox-store-mariadb.test.ts",
       ],
     },
     // The knex sources, type-checked against core's source (the `@ryze/source` condition); not the whole workspace,
@@ -138,8 +139,10 @@ export default {
     "*.md",
   ],
 
-  // Two cores: two test runners (`MUTATION_CONCURRENCY` says otherwise, e.g. 1 for a quick look beside other work). Bounded: a mutant that hangs is a Timeout (detected) after its tests' usual time
-  // × 1.5 + 15 s.
+  // Stryker splits `concurrency` between TypeScript checkers (half, rounded up) and test runners (the rest), and hands
+  // the checkers' share to test runners once every mutant is checked: 2 (the default) is one checker and one runner,
+  // then two runners (`MUTATION_CONCURRENCY` says otherwise). Bounded: a mutant that hangs is a Timeout (detected)
+  // after its tests' usual time × 1.5 + 15 s.
   concurrency: Number(process.env.MUTATION_CONCURRENCY ?? 2),
   // A mutant's run stops at its first failing test. That cancellation can cut the next run short, so run.mjs tests
   // again, without bail, every survivor that ran fewer tests than cover it (in our runs: "Survived" after 0 of 30).

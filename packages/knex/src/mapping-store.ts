@@ -96,44 +96,61 @@ export function createMappingStore({
     return row ? chatFromRow(row) : null;
   };
 
+  const prepared = preparedStatements && dialect !== "mysql" ? createPreparedQuery(knex) : null;
+
+  /**
+   * The rows a batch of (integration, key) look-ups finds, with each integration's look-ups: on the prepared path one
+   * statement for the whole batch (`sql`, bound with the batch's pairs, `bindTwice` for a text that joins them
+   * twice), whatever its integrations; on knex's path one query per integration (`perIntegration`, given that
+   * integration's distinct keys). Rows keep the order their statement gave them.
+   */
+  const lookUp = async (
+    wanted: Keyed[],
+    sql: string,
+    perIntegration: (integrationId: string, keys: string[]) => Promise<Row[]>,
+    { bindTwice = false } = {},
+  ): Promise<Array<{ rows: Row[]; group: Array<{ item: Keyed; index: number }> }>> => {
+    const groups = groupBy(wanted, (entry) => entry.integrationId);
+    if (prepared) {
+      const pairs = keyPairValues(dialect, wanted);
+      const rows = await prepared(sql, bindTwice && dialect !== "postgresql" ? [...pairs, ...pairs] : pairs);
+      const byIntegration = groupBy(rows, (row) => String(row.integration_id));
+      return [...groups].map(([integrationId, group]) => ({
+        rows: (byIntegration.get(integrationId) ?? []).map((entry) => entry.item),
+        group,
+      }));
+    }
+    const answers = [];
+    for (const [integrationId, group] of groups)
+      answers.push({
+        rows: await perIntegration(integrationId, [...new Set(group.map(({ item }) => item.key))]),
+        group,
+      });
+    return answers;
+  };
+
   /**
    * Rows of `table` whose `column` is one of the keys, one statement for concurrent callers (every routed message
    * reads its chat and its message mappings), answered per key in `order`. On the prepared path the batch's
    * (integration, key) pairs are bound as one value (SQLite: a JSON array) or two arrays (PostgreSQL), so one text
    * serves every batch, whatever its integrations; knex's path takes one statement per integration.
    */
-  const prepared = preparedStatements && dialect !== "mysql" ? createPreparedQuery(knex) : null;
   const readByKey = (table: string, column: string, order: { column: string; direction: "asc" | "desc" }) => {
     const sql =
       `select t.* from ${keyPairsJoin(dialect, 1)} ${knex.client.wrapIdentifier(table)} as t ` +
       `on t.integration_id = k.integration_id and t.${column} = k.wanted order by t.${order.column} ${order.direction}`;
     return batched(async (wanted: Keyed[]): Promise<Row[][]> => {
       const answers: Row[][] = wanted.map(() => []);
-      const found = (rows: Row[], group: Array<{ item: Keyed; index: number }>) => {
+      const found = await lookUp(wanted, sql, (integrationId, keys) =>
+        knex(table)
+          .where({ integration_id: integrationId })
+          .whereIn(column, keys)
+          .orderBy(order.column, order.direction),
+      );
+      for (const { rows, group } of found) {
         const byKey = groupBy(rows, (row) => String(row[column]));
         for (const { item, index } of group)
           answers[index] = (byKey.get(item.key) ?? []).map((entry) => entry.item);
-      };
-      const groups = groupBy(wanted, (entry) => entry.integrationId);
-      if (prepared) {
-        const rows = await prepared(sql, keyPairValues(dialect, wanted));
-        const byIntegration = groupBy(rows, (row) => String(row.integration_id));
-        for (const [integrationId, group] of groups)
-          found(
-            (byIntegration.get(integrationId) ?? []).map((entry) => entry.item),
-            group,
-          );
-        return answers;
-      }
-      for (const [integrationId, group] of groups) {
-        const keys = [...new Set(group.map(({ item }) => item.key))];
-        found(
-          await knex(table)
-            .where({ integration_id: integrationId })
-            .whereIn(column, keys)
-            .orderBy(order.column, order.direction),
-          group,
-        );
       }
       return answers;
     });
@@ -204,33 +221,22 @@ export function createMappingStore({
     "on l.integration_id = k.integration_id and l.jid = k.wanted order by created_at desc, lid asc";
   const identities = batched(async (wanted: Keyed[]): Promise<(IdentityLink | null)[]> => {
     const answers: (IdentityLink | null)[] = wanted.map(() => null);
-    const groups = groupBy(wanted, (entry) => entry.integrationId);
     // Newest first, as the single lookup of a phone JID orders its links. On the prepared path, one statement for
     // the batch (a row found as a LID and as a phone JID comes twice, which the look-up below does not mind).
-    let byIntegration: Map<string, Row[]> | null = null;
-    if (prepared) {
-      const pairs = keyPairValues(dialect, wanted);
-      const rows = await prepared(identitiesSql, dialect === "postgresql" ? pairs : [...pairs, ...pairs]);
-      byIntegration = new Map(
-        [...groupBy(rows, (row) => String(row.integration_id))].map(([id, group]) => [
-          id,
-          group.map((entry) => entry.item),
-        ]),
-      );
-    }
-    for (const [integrationId, group] of groups) {
-      const keys = [...new Set(group.map(({ item }) => item.key))];
-      const rows: Row[] =
-        byIntegration?.get(integrationId) ??
-        (byIntegration
-          ? []
-          : await knex(t.identityLinks)
-              .where({ integration_id: integrationId })
-              .andWhere((where) => where.whereIn("lid", keys).orWhereIn("jid", keys))
-              .orderBy([
-                { column: "created_at", order: "desc" },
-                { column: "lid", order: "asc" },
-              ]));
+    const found = await lookUp(
+      wanted,
+      identitiesSql,
+      (integrationId, keys) =>
+        knex(t.identityLinks)
+          .where({ integration_id: integrationId })
+          .andWhere((where) => where.whereIn("lid", keys).orWhereIn("jid", keys))
+          .orderBy([
+            { column: "created_at", order: "desc" },
+            { column: "lid", order: "asc" },
+          ]),
+      { bindTwice: true },
+    );
+    for (const { rows, group } of found) {
       for (const { item, index } of group) {
         const row =
           rows.find((entry) => String(entry.lid) === item.key) ??

@@ -13,7 +13,7 @@ if (database) {
     await db.destroy();
     await database.drop();
   });
-  await runKnexStoreSuite(`MariaDB/MySQL, database ${database.name}`, db);
+  await runKnexStoreSuite("MariaDB/MySQL", db);
 
   describe("knex on MariaDB/MySQL", () => {
     it("tables use utf8mb4 with a binary no-pad collation, so ids compare as on the other databases", async () => {

@@ -71,6 +71,15 @@ if (database) {
       ).toBe(true);
     });
 
+    it("an enqueue alone into a known chat is that one statement too; into a new chat, a transaction", async () => {
+      const first = await counted(() => store.outbox.enqueue(item("first", "new chat"), now));
+      expect(first.result.duplicate).toBe(false);
+      expect(first.sql.length).toBeGreaterThan(1);
+      const { result, sql } = await counted(() => store.outbox.enqueue(item("second", "new chat"), now));
+      expect(result.duplicate).toBe(false);
+      expect(sql).toEqual([expect.stringMatching(/^with v as \(select \* from unnest\(/)]);
+    });
+
     it("a claim and the completes made together are one prepared statement each", async () => {
       await store.outbox.enqueue(item("a", "one"), now);
       await store.outbox.enqueue(item("b", "two"), now);

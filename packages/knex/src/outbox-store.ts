@@ -192,7 +192,6 @@ export function createOutboxStore({
     await trx(t.outboxChats).select("chat_key").where(chat).forUpdate().first();
   }
 
-  /** The claimed item held by `owner`, as an UPDATE guard. */
   /**
    * Depth, dead letters and the oldest due item of one integration's outbox (`null`: every integration's).
    * Unfinished items along the open-items index (SQLite, PostgreSQL), dead ones along the dead index.
@@ -223,6 +222,7 @@ export function createOutboxStore({
     };
   }
 
+  /** The claimed item held by `owner`, as an UPDATE guard. */
   const held = (id: string, owner: string) =>
     knex(t.outbox).where({ id, status: "claimed", claimed_by: owner });
 
@@ -290,9 +290,9 @@ export function createOutboxStore({
    * dedupe key is taken are left out. Answers the ids inserted.
    */
   async function insertIntoKnownChats(rows: Row[]): Promise<Set<string>> {
-    const columns = Object.keys(rows[0]!);
-    if (prepared && columns.length === PG_ROW.length && PG_ROW.every(([column]) => column in rows[0]!)) {
-      // One text for every batch size (each column bound as one array), so it is prepared once per connection.
+    if (prepared) {
+      // One text for every batch size (each column bound as one array, the columns `enqueue` gives every row), so it
+      // is prepared once per connection.
       const inserted = await prepared(
         enqueuePgSql,
         PG_ROW.map(([column]) => rows.map((row) => row[column] ?? null)),
@@ -300,6 +300,7 @@ export function createOutboxStore({
       return new Set(inserted.map((row) => String(row.id)));
     }
     // Parameters in VALUES arrive as text: the numeric columns need their type said.
+    const columns = Object.keys(rows[0]!);
     const tuple = `(${columns.map((column) => `?${NUMERIC_CASTS[column] ?? ""}`).join(", ")}, ?::integer)`;
     const names = columns.map(() => "??").join(", ");
     const result = (await knex.raw(

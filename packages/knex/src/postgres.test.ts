@@ -12,7 +12,7 @@ if (database) {
     await db.destroy();
     await database.drop();
   });
-  await runKnexStoreSuite(`PostgreSQL, schema ${database.name}`, db);
+  await runKnexStoreSuite("PostgreSQL", db);
 } else {
   // The server is unreachable (warned above); CI sets CI_REQUIRE_DB=1, where this cannot happen.
   it.skipIf(true)(`runs the storage conformance suite on PostgreSQL`, () => {});

@@ -45,6 +45,8 @@ export function isUnreachable(error: unknown): boolean {
 }
 
 const env = process.env;
+/** What a test database lets one PostgreSQL statement run (pg's `statement_timeout`, also in `url`). */
+const STATEMENT_TIMEOUT_MS = 30_000;
 const userPart = (user: string, password: string) =>
   password ? `${encodeURIComponent(user)}:${encodeURIComponent(password)}` : encodeURIComponent(user);
 
@@ -55,6 +57,9 @@ function servers() {
     user: env.PGUSER ?? "postgres",
     password: env.PGPASSWORD ?? "",
     database: env.PGDATABASE ?? "test",
+    // A statement of a test never runs for long. One that does (a mutant's claim that recurses without end, a test
+    // process killed mid-statement) is stopped by the server instead of burning a core after its client is gone.
+    statement_timeout: STATEMENT_TIMEOUT_MS,
   };
   const mariadb = {
     host: env.MYSQL_HOST ?? "127.0.0.1",
@@ -99,7 +104,7 @@ export async function createTestDatabase(kind: DatabaseKind, label: string): Pro
   await admin.destroy();
   const url =
     kind === "postgres"
-      ? `postgres://${userPart(postgres.user, postgres.password)}@${postgres.host}:${postgres.port}/${postgres.database}?options=${encodeURIComponent(`-c search_path=${name}`)}`
+      ? `postgres://${userPart(postgres.user, postgres.password)}@${postgres.host}:${postgres.port}/${postgres.database}?options=${encodeURIComponent(`-c search_path=${name} -c statement_timeout=${STATEMENT_TIMEOUT_MS}`)}`
       : `mysql://${userPart(mariadb.user, mariadb.password)}@${mariadb.host}:${mariadb.port}/${name}`;
   return {
     kind,
