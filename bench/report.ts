@@ -707,29 +707,36 @@ const LEVERS: Array<{ match: RegExp; text: string }> = [
       "chat-history upsert on the prepared path (one text for every batch, the look-ups one statement across " +
       "integrations), and one deadline timer per Chatwoot call and per outbox item instead of " +
       "`AbortSignal.timeout` + `AbortSignal.any` (`net/deadline.ts`). What is left: the event's zod validation, the " +
-      "outbox payload's JSON round trip, GC. Next lever: the heads-table claim (PostgreSQL, below), which also " +
-      "shortens SQLite's claim walk.",
+      "outbox payload's JSON round trip, GC. The heads the PostgreSQL and MariaDB claims read since 2026-12-06 " +
+      "(migration 0010) are not kept on SQLite, whose claim walk costs about 1 µs per chat with work. Next levers: " +
+      "the event's validation and the payload's round trip on the bridge's side.",
   },
   {
     match: /^Routing throughput \/ direct baseline, PostgreSQL/,
     text:
-      "PostgreSQL: the database server's CPU per message, next to the bridge's. The hot statements are named " +
-      "prepared statements now (no parse and plan per call); the claim still finds the due heads by a recursive " +
-      "walk of the open-items index, one descent per chat with work; the identity-link read and the chat-history " +
-      "upsert are batched with concurrent messages (on the prepared path since the 02:07 run, measured by this " +
-      "one). Next lever: a heads table kept by enqueue and complete so a claim reads the due heads in one index " +
-      "range.",
+      "PostgreSQL: the database server's CPU per message, next to the bridge's, and it is the writes. The hot " +
+      "statements are named prepared statements, and since 2026-12-06 a claim reads only the due chats it locks (the " +
+      "heads of migration 0010, `docs/decisions.md` 12) instead of walking every chat's head; that did not move " +
+      "PostgreSQL (0.25 → 0.23 × in a routing-only run): `pg_stat_statements` over such a run shows the claim's " +
+      "second statement still at half of the server's statement time, and its buffers in the UPDATE of the claimed " +
+      "rows (about 27 buffer hits per row), as in the complete's: every status change rewrites the outbox row in " +
+      "each of its indexes (no HOT update while `status` is indexed: the open-items, retention and dead-letter " +
+      "indexes), and a complete now also writes its chat's row. Next lever: outbox updates PostgreSQL can make HOT " +
+      "(no index over a column a claim or complete changes: the unfinished items and the dead letters found through " +
+      "the chat rows or a table of their own), then fewer writes of the chat rows.",
   },
   {
     match: /^Routing throughput \/ direct baseline, MariaDB/,
     text:
-      "MariaDB/MySQL: round trips and InnoDB locking. Enqueues and completes are batched (one transaction per " +
-      "batch), `putMessage` is one read and one multi-row insert per batch, and a claim reads the heads of its " +
-      "locked chats in one statement and claims them in one UPDATE; but its candidates still come from walking the " +
-      "due index with a `NOT EXISTS` probe per item passed over, and the database server's CPU per routed message " +
-      "(machine CPU minus the bridge's and the simulator's) is several times the bridge's: InnoDB's work per claim " +
-      "and per commit. Next levers: a heads table for the candidates, so a claim reads them in one index range; " +
-      "the batched chat-history upsert folded into the batch's transaction instead of its own commit.",
+      "MariaDB/MySQL: round trips and InnoDB's work per commit. Since 2026-12-06 a claim locks the due chats along " +
+      "the chat rows' `head_due` index and reads their heads in one statement (migration 0010: about 3.5 × the " +
+      "routing rate of the walk of the due index it replaces, whose `NOT EXISTS` probe per item passed over made " +
+      "every claim read most of the backlog), and the outbox lost its chat, due and claim indexes (fewer writes per " +
+      "status change). Enqueues and completes are batched (one transaction per batch), `putMessage` is one read and " +
+      "one multi-row insert per batch. What is left: a transaction per batch of each kind, each with its commit, and " +
+      "the database server's CPU per routed message still about the bridge's. Next levers: the batched chat-history " +
+      "upsert folded into the batch's transaction instead of its own commit; fewer statements per complete (it reads " +
+      "and locks the chats, reads the items, and writes both).",
   },
   {
     match: /^Warm routing: /,
@@ -765,11 +772,11 @@ const LEVERS: Array<{ match: RegExp; text: string }> = [
       "Scale: the claims. Timing the store's prepared statements in a `--only=scale --quick` run (1,250 messages): " +
       "with 100 integrations of one chat each, the dispatcher's fair share made 610 claims of 2 items each, against " +
       "113 claims of 11 items with one integration of 100 chats, and each claim walks the head of every chat with " +
-      "work (the recursive walk of `outbox-store.ts`), so the claim statement's time per message grew 3.3 ×; the " +
+      "work (the recursive walk of `outbox-store.ts`, which SQLite keeps), so the claim statement's time per message grew 3.3 ×; the " +
       "chat-mapping and message-mapping reads also went from one statement per batch to one per integration " +
       "(`readByKey` grouped by integration; one statement across integrations on the prepared path since the 02:07 " +
-      "run). Next levers: a heads table (one row per chat with its head's due time, kept by the writes that change " +
-      "a head) so a claim reads `limit` due heads in one index range whatever the number of chats; fair-share claims " +
+      "run). Next levers: on SQLite too, the heads PostgreSQL and MariaDB keep since migration 0010 (one row per chat " +
+      "with its head's due time) so a claim reads `limit` due chats whatever the number of chats; fair-share claims " +
       "gathered like the others (a batch of free slots, not one per completion).",
   },
   {

@@ -43,7 +43,10 @@ async function tableOptionsFor(knex: Knex): Promise<(table: Knex.CreateTableBuil
   };
 }
 
-/** The outbox indexes of the first schema that the open-items index made redundant on SQLite and PostgreSQL. */
+/**
+ * The outbox indexes of the first schema that the open-items index made redundant on SQLite and PostgreSQL, and the
+ * chat heads (migration 0010) on MySQL/MariaDB.
+ */
 const SUPERSEDED_OUTBOX_INDEXES = ["chat_idx", "due_idx", "claim_idx"] as const;
 
 const migrations: ChatwootMigration[] = [
@@ -306,6 +309,62 @@ const migrations: ChatwootMigration[] = [
         table.dropColumn("import_history_days");
       });
       await knex.schema.dropTableIfExists(t.chatHistory);
+    },
+  },
+  {
+    name: "0010_outbox_chat_heads",
+    // PostgreSQL and MySQL/MariaDB: each chat row keeps where its head (oldest unfinished item) is and when it is
+    // due, so a claim reads the due chats in one range of `<prefix>outbox_chats_due_idx` instead of finding every
+    // chat's head (`outbox-store.ts`, "Claim design"). `head_seq`: every item of the chat below it is finished (where
+    // the search for the head starts). `head_due`: no later than when the head may be claimed (0: look now), null when
+    // the chat has no unfinished item. SQLite has no chat rows in its claims and keeps no heads.
+    // Chats with unfinished items at the time of the migration are due at once: the first claims find their heads.
+    async up(knex, t) {
+      if (dialectOf(knex) === "sqlite") return;
+      await knex.schema.alterTable(t.outboxChats, (table) => {
+        table.bigInteger("head_seq").notNullable().defaultTo(0);
+        table.bigInteger("head_due").nullable();
+      });
+      if (dialectOf(knex) === "mysql") {
+        await knex.schema.alterTable(t.outboxChats, (table) => {
+          table.index(["head_due"], `${t.outboxChats}_due_idx`);
+        });
+        // Where a head is looked for: the chat's items from `head_seq` on, in order. The chat, due and claim indexes
+        // served the claims that walked the items; they only cost writes now (each holds `status`, so every claim
+        // and complete rewrote an entry in all three). Counts and retention read the dead and retention indexes.
+        await knex.schema.alterTable(t.outbox, (table) => {
+          table.index(["integration_id", "chat_key", "seq"], `${t.outbox}_chat_seq_idx`);
+          for (const name of SUPERSEDED_OUTBOX_INDEXES) table.dropIndex([], `${t.outbox}_${name}`);
+        });
+      } else {
+        await knex.raw("create index ?? on ?? (head_due) where head_due is not null", [
+          `${t.outboxChats}_due_idx`,
+          t.outboxChats,
+        ]);
+      }
+      await knex.raw(
+        "update ?? set ?? = 0 where exists (select 1 from ?? as o where o.integration_id = ??.integration_id and " +
+          "o.chat_key = ??.chat_key and o.status in ('pending', 'claimed'))",
+        [t.outboxChats, "head_due", t.outbox, t.outboxChats, t.outboxChats],
+      );
+    },
+    async down(knex, t) {
+      if (dialectOf(knex) === "sqlite") return;
+      if (dialectOf(knex) === "mysql") {
+        await knex.schema.alterTable(t.outbox, (table) => {
+          table.index(["integration_id", "chat_key", "status", "seq"], `${t.outbox}_chat_idx`);
+          table.index(["status", "available_at"], `${t.outbox}_due_idx`);
+          table.index(["status", "claim_until"], `${t.outbox}_claim_idx`);
+          table.dropIndex([], `${t.outbox}_chat_seq_idx`);
+        });
+      }
+      await knex.schema.alterTable(t.outboxChats, (table) => {
+        table.dropIndex([], `${t.outboxChats}_due_idx`);
+      });
+      await knex.schema.alterTable(t.outboxChats, (table) => {
+        table.dropColumn("head_due");
+        table.dropColumn("head_seq");
+      });
     },
   },
 ];

@@ -68,14 +68,19 @@ if (database) {
       // The batch's distinct items in one insert, then one read of their dedupe keys per integration.
       expect(statements[1]!.sql).toMatch(/^insert into `chatwoot_outbox` /);
       expect(statements[1]!.sql.match(/\(\?, /g)).toHaveLength(6);
-      expect(statements.slice(2).map((entry) => entry.bindings[0])).toEqual(["i2", "i1"]);
-      expect(statements).toHaveLength(4);
+      // The chats without unfinished items become due, in one update.
+      expect(statements[2]!.sql).toMatch(
+        /^update `chatwoot_outbox_chats` set `head_due` = \? where .* and `head_due` is null$/,
+      );
+      expect(statements.slice(3).map((entry) => entry.bindings[0])).toEqual(["i2", "i1"]);
+      expect(statements).toHaveLength(5);
       // Stored in call order per chat.
       const rows = await db("chatwoot_outbox").orderBy("seq").select("dedupe_key");
       expect(rows.map((row) => row.dedupe_key)).toEqual(["x", "a1", "a2", "a3", "a4", "a5"]);
     });
 
-    it("a claim is one transaction: the due heads, their chat locks, a fresh read, one guarded update; oldest first", async () => {
+    it("a claim is one transaction: the due chats locked, their heads in one read, one guarded update, the heads written back; oldest first", async () => {
+      await claim(1); // the store's first claim also sweeps (suite.fixture.ts, "a rolling upgrade")
       await store.outbox.enqueue(item("first", "b", "i2"), now);
       await store.outbox.enqueue(item("second", "a", "i2"), now);
       await store.outbox.enqueue(item("third", "z", "i1"), now);
@@ -84,12 +89,19 @@ if (database) {
       expect(result.map((entry) => entry.dedupeKey)).toEqual(["first", "second"]);
       const statements = work(sql);
       expect(statements.map((entry) => entry.sql)).toEqual([
-        expect.stringMatching(/^select \* from \(select `o`.`integration_id`/),
         expect.stringMatching(
-          /^select `integration_id`, `chat_key` from `chatwoot_outbox_chats` .* for update skip locked$/,
+          /^select `integration_id`, `chat_key`, `head_seq` from `chatwoot_outbox_chats` where `head_due` <= \? order by `head_due` asc limit \? for update skip locked$/,
         ),
-        expect.stringMatching(/^select `o`.\* from `chatwoot_outbox` as `o`/),
+        expect.stringMatching(/^\(select \* from `chatwoot_outbox` where .* limit 1\) union all \(select /),
         expect.stringMatching(/^update `chatwoot_outbox` set `attempts` = /),
+        expect.stringMatching(/^update `chatwoot_outbox_chats` as c join \(select \? as i, /),
+      ]);
+      // Written back: the claimed heads are due when their claims end, the one left over at once.
+      const heads = await db("chatwoot_outbox_chats").orderBy(["integration_id", "chat_key"]).select();
+      expect(heads.map((head) => [head.chat_key, Number(head.head_due)])).toEqual([
+        ["z", now.getTime()],
+        ["a", now.getTime() + 60_000],
+        ["b", now.getTime() + 60_000],
       ]);
       // The integration left alone is no candidate.
       const rest = await counted(() =>
@@ -98,6 +110,12 @@ if (database) {
       expect(rest.result).toEqual([]);
       expect(work(rest.sql)).toHaveLength(1);
       expect((await claim(5)).map((entry) => entry.dedupeKey)).toEqual(["third"]);
+      // "b"'s next head once "first" is done; none left in "a".
+      await store.outbox.complete(result[0]!.id, "w");
+      await store.outbox.complete(result[1]!.id, "w");
+      expect((await claim(5)).map((entry) => entry.dedupeKey)).toEqual(["behind"]);
+      const after = await db("chatwoot_outbox_chats").where({ chat_key: "a" }).first();
+      expect([Number(after.head_seq), after.head_due]).toEqual([Number(heads[1].head_seq), null]);
     });
 
     it("an enqueue alone takes the single path: the dedupe key looked up first, no batch transaction", async () => {
@@ -128,26 +146,42 @@ if (database) {
       expect((await claim(5)).map((entry) => entry.dedupeKey)).toEqual(["held", "also held"]);
     });
 
-    it("a complete alone is one update; completes made together are one locking read and one update", async () => {
+    it("a complete is one transaction: the chats locked, the items read afresh, one update each for the items and their chats", async () => {
       for (const key of ["a", "b", "c"]) await store.outbox.enqueue(item(key, key), now);
       const [a, b, c] = await claim(3);
+      const steps = [
+        expect.stringMatching(
+          /^select `integration_id`, `chat_key` from `chatwoot_outbox_chats` where \(`integration_id`, `chat_key`\) in \(select .* order by `integration_id` asc, `chat_key` asc for update$/,
+        ),
+        expect.stringMatching(
+          /^select `id`, `claimed_by`, `integration_id`, `chat_key` from `chatwoot_outbox`/,
+        ),
+        expect.stringMatching(
+          /^update `chatwoot_outbox` set `status` = \?, `claim_until` = \? where `id` in/,
+        ),
+        expect.stringMatching(/^update `chatwoot_outbox_chats` set `head_due` = \? where/),
+      ];
       const one = await counted(() => store.outbox.complete(a!.id, "w"));
       expect(one.result).toBe(true);
-      expect(work(one.sql).map((entry) => entry.sql.slice(0, 26))).toEqual(["update `chatwoot_outbox` s"]);
+      expect(work(one.sql).map((entry) => entry.sql)).toEqual(steps);
       const together = await counted(() =>
         Promise.all([store.outbox.complete(b!.id, "w"), store.outbox.complete(c!.id, "other")]),
       );
       expect(together.result).toEqual([true, false]);
-      expect(work(together.sql).map((entry) => entry.sql.slice(0, 26))).toEqual([
-        "select `id`, `claimed_by` ",
-        "update `chatwoot_outbox` s",
+      expect(work(together.sql).map((entry) => entry.sql)).toEqual(steps);
+      // Only the chat of the item completed is due.
+      const due = await db("chatwoot_outbox_chats").orderBy("chat_key").select("chat_key", "head_due");
+      expect(due.map((row) => [row.chat_key, Number(row.head_due)])).toEqual([
+        ["a", 0],
+        ["b", 0],
+        ["c", now.getTime() + 60_000],
       ]);
-      // None held by its caller: the read alone.
+      // None held by its caller: the reads alone.
       const none = await counted(() =>
         Promise.all([store.outbox.complete(c!.id, "x"), store.outbox.complete(c!.id, "y")]),
       );
       expect(none.result).toEqual([false, false]);
-      expect(work(none.sql)).toHaveLength(1);
+      expect(work(none.sql)).toHaveLength(2);
       expect(await store.outbox.count("int_m")).toMatchObject({ done: 2, claimed: 1 });
     });
   });

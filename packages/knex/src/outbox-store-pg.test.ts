@@ -80,20 +80,63 @@ if (database) {
       expect(sql).toEqual([expect.stringMatching(/^with v as \(select \* from unnest\(/)]);
     });
 
-    it("a claim and the completes made together are one prepared statement each", async () => {
+    it("a claim is one transaction of two prepared statements; completes made together one, which makes their chats due", async () => {
       await store.outbox.enqueue(item("a", "one"), now);
       await store.outbox.enqueue(item("b", "two"), now);
-      const claim = await counted(() =>
-        store.outbox.claim({ owner: "w", limit: 10, claimTtlMs: 60_000, now }),
+      await store.outbox.enqueue(item("c", "two"), now);
+      await store.outbox.enqueue(item("later", "three"), now);
+      await store.outbox.fail(
+        (await store.outbox.claim({ owner: "x", limit: 10, claimTtlMs: 1, now }))[2]!.id,
+        "x",
+        {
+          retryAt: new Date(now.getTime() + 5_000),
+          error: "later",
+        },
       );
-      expect(claim.result.map((entry) => entry.dedupeKey).sort()).toEqual(["a", "b"]);
-      expect(claim.sql).toHaveLength(1);
-      expect(claim.sql[0]).toMatch(/^with recursive heads as /);
+      const heads = async () =>
+        Object.fromEntries(
+          (await db("chatwoot_outbox_chats").select("chat_key", "head_seq", "head_due")).map((row) => [
+            row.chat_key,
+            row.head_due === null ? null : Number(row.head_due),
+          ]),
+        );
+      const at = new Date(now.getTime() + 1);
+      const claim = await counted(() =>
+        store.outbox.claim({ owner: "w", limit: 10, claimTtlMs: 60_000, now: at }),
+      );
+      expect(claim.result.map((entry) => [entry.dedupeKey, entry.attempts])).toEqual([
+        ["a", 1],
+        ["b", 1],
+      ]);
+      expect(claim.sql).toEqual([
+        "begin isolation level read committed",
+        expect.stringMatching(
+          /^select integration_id, chat_key, head_seq from "chatwoot_outbox_chats" where head_due/,
+        ),
+        expect.stringMatching(
+          /^with l as \(select \* from unnest\(\$1::text\[\], \$2::text\[\], \$3::bigint\[\]\)/,
+        ),
+        "commit",
+      ]);
+      // Written back: a claimed head is due when its claim ends, a head waiting for its retry when that comes.
+      expect(await heads()).toEqual({
+        one: at.getTime() + 60_000,
+        two: at.getTime() + 60_000,
+        three: now.getTime() + 5_000,
+      });
       const done = await counted(() =>
         Promise.all(claim.result.map((entry) => store.outbox.complete(entry.id, "w"))),
       );
       expect(done.result).toEqual([true, true]);
-      expect(done.sql).toEqual([expect.stringMatching(/ and id = any\(\$2::text\[\]\) returning id$/)]);
+      expect(done.sql).toEqual([expect.stringMatching(/^with held as .* returning o.id$/)]);
+      expect(await heads()).toEqual({ one: 0, two: 0, three: now.getTime() + 5_000 });
+      // The next claim finds "two"'s next head; "one" has none left.
+      expect(
+        (await store.outbox.claim({ owner: "w", limit: 10, claimTtlMs: 60_000, now: at })).map(
+          (entry) => entry.dedupeKey,
+        ),
+      ).toEqual(["c"]);
+      expect(await heads()).toEqual({ one: null, two: at.getTime() + 60_000, three: now.getTime() + 5_000 });
     });
   });
 } else {

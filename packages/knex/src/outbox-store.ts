@@ -5,7 +5,7 @@ import { batched, firstIndexes, groupBy, WRITES } from "./batch.js";
 import { checkKey, outboxFromRow, type Row } from "./codec.js";
 import type { StoreContext } from "./context.js";
 import { type Dialect, insertUnlessDuplicate } from "./dialect.js";
-import { createPreparedQuery, numbered } from "./prepared.js";
+import { createPreparedQuery, createPreparedTransaction, numbered } from "./prepared.js";
 import type { ChatwootTableNames } from "./tables.js";
 
 /*
@@ -17,22 +17,24 @@ import type { ChatwootTableNames } from "./tables.js";
  * (integration, chat key) has a row in `<prefix>outbox_chats`, and both a claim and an enqueue of a chat key
  * hold that row's lock.
  *
- * claim on PostgreSQL, one autocommit statement (READ COMMITTED):
- *   1. the heads (oldest unfinished item of each chat key) that are due or whose claim expired, found by
- *      skipping from chat to chat along a partial index of the unfinished items;
- *   2. their chat rows locked with `FOR UPDATE SKIP LOCKED`: chat keys another claimer is working on are skipped;
- *   3. the heads of the oldest `limit` locked chats claimed by an UPDATE guarded by the same due/expired
- *      condition, which PostgreSQL re-checks on the latest row version: a complete/fail/markDead or claim that
- *      the previous holder of a lock committed after the statement's snapshot makes it a no-op for that row.
- * claim on MySQL/MariaDB (no partial index, no UPDATE RETURNING), one transaction: the candidates along the due
- *   indexes, the chat locks, then fresh reads (the previous holder of a lock has committed by now) and claims,
- *   head by head.
+ * On PostgreSQL and MySQL/MariaDB the chat row also keeps where its head (oldest unfinished item) is and when it is
+ * due (migration 0010): `head_seq`, below which every item of the chat is finished, and `head_due`, no later than
+ * when the head may be claimed (0: look now; null: nothing unfinished). Both are lower bounds, so a write that
+ * changes a head only has to lower `head_due` under the chat lock (enqueue into an empty chat, complete, fail,
+ * markDead, retryDead, cancelAll), never find the next head; `extend` leaves it early.
+ * claim on PostgreSQL and MySQL/MariaDB, one READ COMMITTED transaction (see `claimPostgres`):
+ *   1. the due chats (`head_due` come) along the chats' due index, locked with `FOR UPDATE SKIP LOCKED`: chat keys
+ *      another claimer is working on are skipped;
+ *   2. in a statement of its own, whose snapshot follows those locks: each locked chat's head (first unfinished item
+ *      from `head_seq` on), the oldest `limit` claimable ones claimed by an UPDATE guarded by the same due/expired
+ *      condition, and every locked chat's head and due time written back.
  * enqueue takes the same chat lock (blocking) before inserting, so items of one chat key get their `seq`
  * in commit order and a late commit can never slip in ahead of a head that is already claimed. On PostgreSQL
  * an enqueue into a chat whose row exists is one autocommit statement (`WITH chat AS (... FOR UPDATE) INSERT`).
  *
  * SQLite has no row locks and one writer at a time: a claim is a single `UPDATE ... WHERE seq IN (the oldest
- * due heads) RETURNING *`, an enqueue a single INSERT, each atomic on its own; no chat rows are needed.
+ * due heads, found along the partial index of unfinished items) RETURNING *`, an enqueue a single INSERT, each atomic
+ * on its own; no chat rows are needed.
  *
  * Concurrent enqueues and completes (SQLite, PostgreSQL) share one statement each (`batched`): every ingested
  * event is an enqueue, every delivered one a complete.
@@ -42,6 +44,8 @@ import type { ChatwootTableNames } from "./tables.js";
  */
 
 const UNFINISHED: OutboxStatus[] = ["pending", "claimed"];
+/** How often claims look for chats with work but no due time (`sweep`). */
+export const SWEEP_INTERVAL_MS = 60_000;
 /** The columns of an enqueued row and their PostgreSQL types (the prepared enqueue binds one array per column). */
 const PG_ROW: Array<[string, string]> = [
   ["id", "text"],
@@ -114,19 +118,6 @@ function claimable(query: Knex.QueryBuilder, at: number, alias = ""): Knex.Query
   );
 }
 
-/** Keeps only the head of each chat key: no older unfinished item of the same chat key exists. */
-function headsOnly(query: Knex.QueryBuilder, outbox: string): Knex.QueryBuilder {
-  return query.whereNotExists((older) =>
-    older
-      .select("p.seq")
-      .from(`${outbox} as p`)
-      .whereRaw("?? = ??", ["p.integration_id", "o.integration_id"])
-      .andWhereRaw("?? = ??", ["p.chat_key", "o.chat_key"])
-      .whereIn("p.status", UNFINISHED)
-      .andWhereRaw("?? < ??", ["p.seq", "o.seq"]),
-  );
-}
-
 /** Blocks until this transaction holds the chat-key locks matching `where` (no-op on SQLite). */
 export async function lockChats(
   trx: Knex.Transaction,
@@ -149,19 +140,40 @@ export function createOutboxStore({
   const prepared = preparedStatements && dialect === "postgresql" ? createPreparedQuery(knex) : null;
   const outboxId = knex.client.wrapIdentifier(t.outbox) as string;
   const chatsId = knex.client.wrapIdentifier(t.outboxChats) as string;
+  /**
+   * The CTE that makes the chats of the rows inserted by the CTE `ins` due when they had no unfinished item (their
+   * chat rows are locked by then): the next claim finds the head.
+   */
+  const dueNewSql =
+    `due as (update ${chatsId} as c set head_due = 0 from (select distinct integration_id, chat_key from ins) as n ` +
+    "where c.integration_id = n.integration_id and c.chat_key = n.chat_key and c.head_due is null)";
   const enqueuePgSql =
     `with v as (select * from unnest(${PG_ROW.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ")}) ` +
     `with ordinality as v(${PG_ROW.map(([column]) => column).join(", ")}, ord)), ` +
     `chat as (select c.integration_id, c.chat_key from ${chatsId} as c where exists ` +
     "(select 1 from v where v.integration_id = c.integration_id and v.chat_key = c.chat_key) " +
-    "order by c.integration_id, c.chat_key for update) " +
-    `insert into ${outboxId} (${PG_ROW.map(([column]) => column).join(", ")}) ` +
+    "order by c.integration_id, c.chat_key for update), " +
+    `ins as (insert into ${outboxId} (${PG_ROW.map(([column]) => column).join(", ")}) ` +
     `select ${PG_ROW.map(([column]) => `v.${column}`).join(", ")} from v join chat ` +
     "on chat.integration_id = v.integration_id and chat.chat_key = v.chat_key order by v.ord " +
-    "on conflict (integration_id, dedupe_key) do nothing returning id";
+    `on conflict (integration_id, dedupe_key) do nothing returning id, integration_id, chat_key), ${dueNewSql} ` +
+    "select id from ins";
+  /**
+   * PostgreSQL: completes the items `owner` holds (`?` owner, `?` ids, twice): their chat rows locked first, in key
+   * order (as every locker takes them), and made due, so that the next claim finds the chat's next head.
+   */
   const completePgSql =
-    `update ${outboxId} set status = 'done', claim_until = null ` +
-    "where status = 'claimed' and claimed_by = $1 and id = any($2::text[]) returning id";
+    `with held as (select integration_id, chat_key from ${outboxId} where status = 'claimed' and claimed_by = ? ` +
+    "and id = any(?::text[])), " +
+    `lk as (select c.integration_id, c.chat_key from ${chatsId} as c where exists (select 1 from held where ` +
+    "held.integration_id = c.integration_id and held.chat_key = c.chat_key) " +
+    "order by c.integration_id, c.chat_key for update), " +
+    `due as (update ${chatsId} as c set head_due = 0 from lk where c.integration_id = lk.integration_id and ` +
+    "c.chat_key = lk.chat_key returning c.integration_id, c.chat_key) " +
+    `update ${outboxId} as o set status = 'done', claim_until = null from due where ` +
+    "o.integration_id = due.integration_id and o.chat_key = due.chat_key and o.status = 'claimed' and " +
+    "o.claimed_by = ? and o.id = any(?::text[]) returning o.id";
+  const completePgNumbered = numbered(completePgSql);
   /** SQLite: the hot statements straight on the connection, prepared once (`prepared.ts`). */
   const lite = preparedStatements && dialect === "sqlite" ? createPreparedQuery(knex) : null;
   const completeSqliteSql =
@@ -170,10 +182,19 @@ export function createOutboxStore({
   /** Completes `ids` held by `owner` in one prepared statement (PostgreSQL, SQLite): the ids completed. */
   const completeHeld = (owner: string, ids: string[]): Promise<Row[]> | null =>
     prepared
-      ? prepared(completePgSql, [owner, ids])
+      ? prepared(completePgNumbered, [owner, ids, owner, ids])
       : lite
         ? lite(completeSqliteSql, [owner, JSON.stringify(ids)])
-        : null;
+        : dialect === "postgresql"
+          ? knex
+              .raw(completePgSql, [owner, ids, owner, ids])
+              .then((result) => (result as { rows: Row[] }).rows)
+          : null;
+  /** PostgreSQL, MySQL/MariaDB: the chats among `chats` that had no unfinished item become due (locks held). */
+  async function markDue(trx: Knex.Transaction, chats: ChatKey[]): Promise<void> {
+    if (dialect === "sqlite" || chats.length === 0) return;
+    await inChats(trx(t.outboxChats), chats).whereNull("head_due").update({ head_due: 0 });
+  }
   /** Makes sure the chat row exists and this transaction holds its lock. */
   async function lockChat(trx: Knex.Transaction, chat: ChatKey): Promise<void> {
     if (dialect === "sqlite") {
@@ -273,8 +294,10 @@ export function createOutboxStore({
     if (known) return { id: String(known.id), duplicate: true };
 
     return inTransaction(async (trx) => {
-      await lockChat(trx, { integration_id: String(row.integration_id), chat_key: String(row.chat_key) });
+      const chat = { integration_id: String(row.integration_id), chat_key: String(row.chat_key) };
+      await lockChat(trx, chat);
       if (await insertUnlessDuplicate(trx, dialect, t.outbox, row, ["integration_id", "dedupe_key"])) {
+        await markDue(trx, [chat]);
         return { id, duplicate: false };
       }
       const existing: Row | undefined = await trx(t.outbox).select("id").where(dedupe).first();
@@ -307,10 +330,10 @@ export function createOutboxStore({
       `with v (${names}, ord) as (values ${rows.map(() => tuple).join(", ")}), ` +
         "chat as (select c.integration_id, c.chat_key from ?? as c where exists " +
         "(select 1 from v where v.integration_id = c.integration_id and v.chat_key = c.chat_key) " +
-        "order by c.integration_id, c.chat_key for update) " +
-        `insert into ?? (${names}) select ${columns.map(() => "v.??").join(", ")} from v join chat ` +
+        "order by c.integration_id, c.chat_key for update), " +
+        `ins as (insert into ?? (${names}) select ${columns.map(() => "v.??").join(", ")} from v join chat ` +
         "on chat.integration_id = v.integration_id and chat.chat_key = v.chat_key order by v.ord " +
-        "on conflict (??, ??) do nothing returning ??",
+        `on conflict (??, ??) do nothing returning id, integration_id, chat_key), ${dueNewSql} select ?? from ins`,
       [
         ...columns,
         ...rows.flatMap((row, ord) => [...columns.map((column) => row[column] as Knex.Value), ord]),
@@ -370,6 +393,7 @@ export function createOutboxStore({
           "id",
         ],
       );
+      await markDue(trx, chats);
       const answers = new Map<string, Enqueued>();
       for (const [integrationId, group] of groupBy(unique, (row) => String(row.integration_id))) {
         const stored: Row[] = await trx(t.outbox)
@@ -441,39 +465,50 @@ export function createOutboxStore({
   }, WRITES);
 
   /**
+   * MySQL/MariaDB (no RETURNING), one transaction: the chat rows of the items locked in key order, the items still
+   * held by their owner read afresh, finished in one UPDATE, and their chats made due (the next claim finds the
+   * next head). Answers the calls completed.
+   */
+  function completeMysql(calls: { id: string; owner: string }[]): Promise<Set<string>> {
+    const ids = [...new Set(calls.map((call) => call.id))];
+    return inTransaction(async (trx) => {
+      await trx(t.outboxChats)
+        .select("integration_id", "chat_key")
+        .whereIn(
+          ["integration_id", "chat_key"],
+          trx(t.outbox).select("integration_id", "chat_key").whereIn("id", ids).andWhere("status", "claimed"),
+        )
+        .orderBy(["integration_id", "chat_key"])
+        .forUpdate();
+      const rows: Row[] = await trx(t.outbox)
+        .select("id", "claimed_by", "integration_id", "chat_key")
+        .where("status", "claimed")
+        .whereIn("id", ids);
+      const wanted = new Set(calls.map(claimId));
+      const mine = rows.filter((row) =>
+        wanted.has(claimId({ id: String(row.id), owner: String(row.claimed_by) })),
+      );
+      if (mine.length > 0) {
+        await trx(t.outbox)
+          .whereIn(
+            "id",
+            mine.map((row) => String(row.id)),
+          )
+          .update({ status: "done", claim_until: null });
+        await inChats(trx(t.outboxChats), mine as unknown as ChatKey[]).update({ head_due: 0 });
+      }
+      return new Set(mine.map((row) => claimId({ id: String(row.id), owner: String(row.claimed_by) })));
+    });
+  }
+
+  /**
    * Completes claimed items, one statement per owner for concurrent callers (MySQL/MariaDB: one transaction per
    * batch).
    */
   const completeItems = batched(async (calls: { id: string; owner: string }[]): Promise<boolean[]> => {
-    const finish = { status: "done", claim_until: null };
-    const one = async ({ id, owner }: { id: string; owner: string }) => {
-      const statement = completeHeld(owner, [id]);
-      return statement ? (await statement).length === 1 : (await held(id, owner).update(finish)) === 1;
-    };
-    if (calls.length === 1) return [await one(calls[0]!)];
     const first = firstIndexes(calls, claimId);
     if (dialect === "mysql") {
-      // No RETURNING: one transaction per batch locks the items still held by their owner, then finishes them in
-      // one UPDATE.
-      const finished = await inTransaction(async (trx) => {
-        const rows: Row[] = await trx(t.outbox)
-          .select("id", "claimed_by")
-          .where("status", "claimed")
-          .whereIn("id", [...new Set(calls.map((call) => call.id))])
-          .forUpdate();
-        const wanted = new Set(calls.map(claimId));
-        const mine = rows.filter((row) =>
-          wanted.has(claimId({ id: String(row.id), owner: String(row.claimed_by) })),
-        );
-        if (mine.length > 0)
-          await trx(t.outbox)
-            .whereIn(
-              "id",
-              mine.map((row) => String(row.id)),
-            )
-            .update(finish);
-        return new Set(mine.map((row) => claimId({ id: String(row.id), owner: String(row.claimed_by) })));
-      });
+      const finished = await completeMysql(calls);
       return calls.map((call, index) => first[index] === index && finished.has(claimId(call)));
     }
     const done = new Set<string>();
@@ -484,21 +519,38 @@ export function createOutboxStore({
         (await knex(t.outbox)
           .where({ status: "claimed", claimed_by: owner })
           .whereIn("id", ids)
-          .update(finish)
+          .update({ status: "done", claim_until: null })
           .returning(["id"]));
       for (const row of rows) done.add(claimId({ id: String(row.id), owner }));
     }
     return calls.map((call, index) => first[index] === index && done.has(claimId(call)));
   }, WRITES);
 
+  /**
+   * Changes an item `owner` holds (fail, markDead): on PostgreSQL and MySQL/MariaDB under its chat's lock, and the
+   * chat made due, as a complete does (the chat's head has changed or may be due at another time).
+   */
+  async function changeHeld(id: string, owner: string, changes: Record<string, unknown>): Promise<boolean> {
+    if (dialect === "sqlite") return (await held(id, owner).update(changes)) === 1;
+    return inTransaction(async (trx) => {
+      const item: Row | undefined = await trx(t.outbox)
+        .select("integration_id", "chat_key")
+        .where({ id, status: "claimed", claimed_by: owner })
+        .first();
+      if (!item) return false;
+      const chat = { integration_id: String(item.integration_id), chat_key: String(item.chat_key) };
+      await trx(t.outboxChats).select("chat_key").where(chat).forUpdate();
+      const changed = await trx(t.outbox).where({ id, status: "claimed", claimed_by: owner }).update(changes);
+      if (changed !== 1) return false;
+      await trx(t.outboxChats).where(chat).update({ head_due: 0 });
+      return true;
+    });
+  }
+
   /*
    * Claims. Every one is guarded by the claimable condition (a due pending item, or a claim whose deadline passed)
    * and counts taking over an expired claim as an attempt (SET expressions see the row as it was): the previous
    * one ended without an outcome (a crash).
-   * SQLite and PostgreSQL find every chat's head (its oldest unfinished item) in the partial index of unfinished
-   * items, which holds those alone: the cost never follows the history, and needs no planner statistics. Walking
-   * the due index until enough heads turn up instead costs a probe per item passed over: all of them when most
-   * chats are busy (MySQL/MariaDB, which have no partial index, still do that).
    */
   const claimSet =
     "set attempts = attempts + (case when status = 'claimed' then 1 else 0 end), status = 'claimed', " +
@@ -551,148 +603,200 @@ export function createOutboxStore({
     return lite ? lite(sql, bindings) : ((await knex.raw(sql, bindings)) as Row[]);
   }
 
-  /**
-   * One autocommit statement: the due heads, their chat rows locked (skipping chats another claimer holds), and the
-   * claim of the oldest `limit` locked chats' heads. It reads one snapshot, taken before its locks: a chat's
-   * previous lock holder may have committed after it. The UPDATE re-checks its claimable condition on the latest
-   * version of each row it would change (READ COMMITTED), so a head that was claimed, completed or failed meanwhile
-   * is left alone; and no item can become older than a head read in that snapshot, since enqueues into a chat hold
-   * its lock and draw ever larger `seq`s. The heads are found by skipping from chat to chat along the index of
-   * unfinished items (a recursive walk, one index descent per chat with unfinished work): a backlog of 10,000 in
-   * 100 chats costs 100 descents. Plain index scans also mark the entries of finished rows dead as they pass them,
-   * which bitmap scans do not.
+  /*
+   * PostgreSQL and MySQL/MariaDB: a claim is one READ COMMITTED transaction of two steps.
+   *   1. The due chats: those whose `head_due` has come, along `<prefix>outbox_chats_due_idx` (one index range,
+   *      however many chats have work), locked with `FOR UPDATE SKIP LOCKED` (chats another claimer holds are left
+   *      to it).
+   *   2. In a statement of its own, so in a snapshot taken after those locks (every enqueue and every change of a
+   *      head takes its chat's lock first, so nothing of these chats changes until commit): each locked chat's head,
+   *      its first unfinished item from `head_seq` on; the oldest `limit` claimable heads claimed (guarded by the
+   *      claimable condition, as `extend` changes a claim without the chat lock); and every locked chat's head and
+   *      due time written back (the claim's deadline, the head's own due time, or null when the chat has none).
+   * Each step reads only the chats it locked and their heads: the cost follows `limit`, not the chats with work.
    */
-  const claimPgSql = (excluding: boolean) => {
-    const next = (after: string) =>
-      `select integration_id, chat_key, seq, status, available_at, claim_until from ${outboxId} ` +
-      `where status in ('pending', 'claimed')${after} order by integration_id, chat_key, seq limit 1`;
-    return (
-      `with recursive heads as ((${next("")}) union all select n.* from heads cross join lateral ` +
-      `(${next(" and (integration_id, chat_key) > (heads.integration_id, heads.chat_key)")}) as n), ` +
-      `cand as (select integration_id, chat_key, seq from heads where ${claimableSql()}` +
-      `${excluding ? " and integration_id not in (select jsonb_array_elements_text(?::jsonb))" : ""} order by seq limit ?), ` +
-      `locked as (select c.integration_id, c.chat_key from ${chatsId} as c where exists (select 1 from cand ` +
-      "where cand.integration_id = c.integration_id and cand.chat_key = c.chat_key) for update of c skip locked), " +
-      "chosen as (select cand.seq from cand join locked as l " +
-      "on cand.integration_id = l.integration_id and cand.chat_key = l.chat_key order by cand.seq limit ?) " +
-      `update ${outboxId} ${claimSet}`
-    );
+  const dueChatsSql = (excluding: boolean) =>
+    `select integration_id, chat_key, head_seq from ${chatsId} where head_due <= ?` +
+    `${excluding ? " and integration_id not in (select jsonb_array_elements_text(?::jsonb))" : ""}` +
+    " order by head_due limit ? for update skip locked";
+  const dueChatsSqls = [dueChatsSql(false), dueChatsSql(true)] as const;
+  const dueChatsBindings = ({ at, exclude, limit }: ClaimRequest) => [
+    at,
+    ...(exclude.length > 0 ? [JSON.stringify(exclude)] : []),
+    wantedFor(limit),
+  ];
+  /** PostgreSQL, step 2 (the locked chats bound as three arrays). */
+  const claimHeadsPgSql =
+    "with l as (select * from unnest(?::text[], ?::text[], ?::bigint[]) as l(integration_id, chat_key, head_seq)), " +
+    "h as (select l.integration_id, l.chat_key, o.seq, o.status, o.available_at, o.claim_until from l left join " +
+    `lateral (select seq, status, available_at, claim_until from ${outboxId} as o where o.integration_id = ` +
+    "l.integration_id and o.chat_key = l.chat_key and o.seq >= l.head_seq and o.status in ('pending', 'claimed') " +
+    "order by o.seq limit 1) as o on true), " +
+    `chosen as (select seq from h where ${claimableSql("h.")} order by seq limit ?), ` +
+    `claimed as (update ${outboxId} ${claimSet}), ` +
+    `heads as (update ${chatsId} as c set head_seq = coalesce(h.seq, c.head_seq), head_due = case when exists ` +
+    "(select 1 from claimed where claimed.seq = h.seq) then ? when h.status = 'pending' then h.available_at " +
+    "else h.claim_until end from h where c.integration_id = h.integration_id and c.chat_key = h.chat_key) " +
+    "select * from claimed";
+  const claimPgNumbered = {
+    dueChats: dueChatsSqls.map(numbered),
+    heads: numbered(claimHeadsPgSql),
   };
-  /** The statement, and the one leaving some integrations alone (their ids bound as one JSON array). */
-  const claimPgSqls = [claimPgSql(false), claimPgSql(true)] as const;
-  const claimPgNumbered = claimPgSqls.map(numbered);
+  const preparedTransaction = prepared ? createPreparedTransaction(knex) : null;
   async function claimPostgres(request: ClaimRequest): Promise<Row[]> {
-    const excluding = request.exclude.length > 0;
-    const bindings = [
-      request.at,
-      request.at,
-      ...(excluding ? [JSON.stringify(request.exclude)] : []),
-      wantedFor(request.limit),
-      request.limit,
-      ...claimSetBindings(request),
-    ];
-    if (prepared) return prepared(claimPgNumbered[excluding ? 1 : 0]!, bindings);
-    return ((await knex.raw(claimPgSqls[excluding ? 1 : 0], bindings)) as { rows: Row[] }).rows;
+    const excluding = request.exclude.length > 0 ? 1 : 0;
+    const work = async (query: (text: string, values: unknown[]) => Promise<Row[]>, numbers: boolean) => {
+      const chats = await query(
+        numbers ? claimPgNumbered.dueChats[excluding]! : dueChatsSqls[excluding],
+        dueChatsBindings(request),
+      );
+      if (chats.length === 0) return [];
+      return query(numbers ? claimPgNumbered.heads : claimHeadsPgSql, [
+        chats.map((chat) => chat.integration_id),
+        chats.map((chat) => chat.chat_key),
+        chats.map((chat) => chat.head_seq),
+        request.at,
+        request.at,
+        request.limit,
+        ...claimSetBindings(request),
+        request.claimUntil,
+      ]);
+    };
+    if (preparedTransaction) return preparedTransaction((query) => work(query, true));
+    return inTransaction((trx) =>
+      work(
+        async (text, values) => ((await trx.raw(text, values as Knex.RawBinding[])) as { rows: Row[] }).rows,
+        false,
+      ),
+    );
   }
 
   /**
-   * MySQL/MariaDB (no partial index, no UPDATE ... RETURNING), one transaction: candidates along the due indexes,
-   * their chat locks, then fresh reads and claims, head by head.
+   * MySQL/MariaDB (no LATERAL, no UPDATE ... RETURNING): step 2 is a read of every locked chat's head (one
+   * `UNION ALL` of index look-ups along `<prefix>outbox_chat_seq_idx`), the guarded UPDATE of the claims, and one
+   * UPDATE of the chats' heads.
    */
-  function claimMysql({ owner, limit, at, claimUntil, exclude }: ClaimRequest): Promise<Row[]> {
-    const wanted = wantedFor(limit);
-    // Due pending heads and heads whose claim expired, read separately, each along its own index in due order, so
-    // that a claim never walks the finished items.
-    const dueHeads = (db: Knex, status: OutboxStatus, deadline: "available_at" | "claim_until") =>
-      headsOnly(
-        db(`${t.outbox} as o`)
-          .select("o.integration_id", "o.chat_key", "o.seq")
-          .where("o.status", status)
-          .andWhere(`o.${deadline}`, "<=", at)
-          .modify((query) => {
-            if (exclude.length > 0) query.whereNotIn("o.integration_id", [...exclude]);
-          }),
-        t.outbox,
-      )
-        .orderBy(`o.${deadline}`, "asc")
-        .limit(wanted);
+  function claimMysql(request: ClaimRequest): Promise<Row[]> {
+    const { owner, limit, at, claimUntil } = request;
     return inTransaction(async (trx) => {
-      // 1. Candidates (plain read, one statement): more than `limit`, as some may be locked by other claimers.
-      const found: Row[] = await trx
-        .select("*")
-        .from(dueHeads(trx, "pending", "available_at").as("d"))
-        .unionAll(trx.select("*").from(dueHeads(trx, "claimed", "claim_until").as("e")));
-      const candidates: ChatKey[] = found
-        .sort((a, b) => Number(a.seq) - Number(b.seq))
-        .slice(0, wanted)
-        .map((row) => ({ integration_id: String(row.integration_id), chat_key: String(row.chat_key) }));
-      if (candidates.length === 0) return [];
-
-      // 2. Lock the candidates' chat keys, skipping those another claimer holds.
-      const chats: ChatKey[] = await inChats(
-        trx(t.outboxChats).select("integration_id", "chat_key"),
-        candidates,
-      )
+      const chats: Row[] = await trx(t.outboxChats)
+        .select("integration_id", "chat_key", "head_seq")
+        .where("head_due", "<=", at)
+        .modify((query) => {
+          if (request.exclude.length > 0) query.whereNotIn("integration_id", [...request.exclude]);
+        })
+        .orderBy("head_due")
+        .limit(wantedFor(limit))
         .forUpdate()
         .skipLocked();
       if (chats.length === 0) return [];
-      const locked = new Set(chats.map(chatId));
-
-      // 3. Fresh reads for the locked chat keys (the previous holder of a lock has committed by now): each
-      //    chat's head, its oldest unfinished item. Only heads are ever claimed, so a head claimed with a live
-      //    deadline means the chat is busy. The claims are guarded by the same due/expired condition, so a
-      //    concurrent complete/fail/markDead by the previous owner makes them a no-op instead of being
-      //    overwritten.
-      //    One read for every locked chat's head, one guarded UPDATE for the oldest `limit` due ones.
-      const lockedCandidates = candidates.filter((chat) => locked.has(chatId(chat)));
-      const fresh: Row[] = await headsOnly(
-        inChats(trx(`${t.outbox} as o`).select("o.*"), lockedCandidates, "o.").whereIn(
-          "o.status",
-          UNFINISHED,
+      const headOf =
+        "(select * from ?? where integration_id = ? and chat_key = ? and seq >= ? and status in ('pending', 'claimed') order by seq limit 1)";
+      const [found] = (await trx.raw(
+        chats.map(() => headOf).join(" union all "),
+        chats.flatMap(
+          (chat) => [t.outbox, chat.integration_id, chat.chat_key, chat.head_seq] as Knex.Value[],
         ),
-        t.outbox,
-      );
-      const heads = fresh
+      )) as [Row[]];
+      const heads = found
         .filter((head) =>
           head.status === "pending" ? Number(head.available_at) <= at : Number(head.claim_until) <= at,
         )
         .sort((a, b) => Number(a.seq) - Number(b.seq))
         .slice(0, limit);
-      if (heads.length === 0) return [];
-      // SET is evaluated left to right on MySQL/MariaDB: `attempts` reads the status before it changes.
-      const changed = await claimable(
-        trx(t.outbox).whereIn(
-          "seq",
-          heads.map((head) => head.seq as Knex.Value),
-        ),
-        at,
-      ).update({
-        attempts: trx.raw("?? + (case when ?? = 'claimed' then 1 else 0 end)", ["attempts", "status"]),
-        status: "claimed",
-        claimed_by: owner,
-        claim_until: claimUntil,
+      let claimed: Row[] = [];
+      if (heads.length > 0) {
+        // SET is evaluated left to right on MySQL/MariaDB: `attempts` reads the status before it changes.
+        const changed = await claimable(
+          trx(t.outbox).whereIn(
+            "seq",
+            heads.map((head) => head.seq as Knex.Value),
+          ),
+          at,
+        ).update({
+          attempts: trx.raw("?? + (case when ?? = 'claimed' then 1 else 0 end)", ["attempts", "status"]),
+          status: "claimed",
+          claimed_by: owner,
+          claim_until: claimUntil,
+        });
+        claimed = heads;
+        // Every head was read under its chat's lock, so the guard holds for each but one whose claim `extend` moved
+        // meanwhile: re-read should it fail.
+        if (changed !== heads.length) {
+          const mine = new Set(
+            (
+              (await trx(t.outbox)
+                .select("seq")
+                .whereIn(
+                  "seq",
+                  heads.map((head) => head.seq as Knex.Value),
+                )
+                .where({ status: "claimed", claimed_by: owner, claim_until: claimUntil })) as Row[]
+            ).map((row) => String(row.seq)),
+          );
+          claimed = heads.filter((head) => mine.has(String(head.seq)));
+        }
+      }
+      // Every locked chat's head and due time, written back in one UPDATE.
+      const mine = new Set(claimed.map((head) => String(head.seq)));
+      const headByChat = new Map(found.map((head) => [chatId(head), head]));
+      const values = chats.map((chat) => {
+        const head = headByChat.get(chatId(chat));
+        const due = !head
+          ? null
+          : mine.has(String(head.seq))
+            ? claimUntil
+            : head.status === "pending"
+              ? Number(head.available_at)
+              : Number(head.claim_until);
+        return [
+          String(chat.integration_id),
+          String(chat.chat_key),
+          head ? Number(head.seq) : Number(chat.head_seq),
+          due,
+        ] as Knex.Value[];
       });
-      const claim = (head: Row): Row => ({
+      await trx.raw(
+        `update ?? as c join (${values.map(() => "select ? as i, ? as k, cast(? as signed) as s, cast(? as signed) as d").join(" union all ")}) as v ` +
+          "on c.integration_id = v.i and c.chat_key = v.k set c.head_seq = v.s, c.head_due = v.d",
+        [t.outboxChats, ...values.flat()],
+      );
+      return claimed.map((head) => ({
         ...head,
         status: "claimed",
         claimed_by: owner,
         claim_until: claimUntil,
         attempts: Number(head.attempts) + (head.status === "claimed" ? 1 : 0),
-      });
-      // Every head was read under its chat's lock, so the guard holds for each; re-read should it not.
-      if (changed === heads.length) return heads.map(claim);
-      const mine = new Set(
-        (
-          (await trx(t.outbox)
-            .select("seq")
-            .whereIn(
-              "seq",
-              heads.map((head) => head.seq as Knex.Value),
-            )
-            .where({ status: "claimed", claimed_by: owner, claim_until: claimUntil })) as Row[]
-        ).map((row) => String(row.seq)),
-      );
-      return heads.filter((head) => mine.has(String(head.seq))).map(claim);
+      }));
+    });
+  }
+
+  /**
+   * Chats with unfinished items but no due time (PostgreSQL, MySQL/MariaDB) are made due: items enqueued by a
+   * process of a version before the heads (migration 0010) while this one runs, during a rolling upgrade. Every
+   * `SWEEP_INTERVAL_MS` of the claims' clock, from the first claim on; chats locked by others are left to the next.
+   */
+  let nextSweep = Number.NEGATIVE_INFINITY;
+  async function sweep(at: number): Promise<void> {
+    if (dialect === "sqlite" || at < nextSweep) return;
+    nextSweep = at + SWEEP_INTERVAL_MS;
+    await inTransaction(async (trx) => {
+      const lost: Row[] = await trx(`${t.outboxChats} as c`)
+        .select("c.integration_id", "c.chat_key")
+        .whereNull("c.head_due")
+        .whereExists((open) =>
+          open
+            .select("o.seq")
+            .from(`${t.outbox} as o`)
+            .whereRaw("?? = ??", ["o.integration_id", "c.integration_id"])
+            .andWhereRaw("?? = ??", ["o.chat_key", "c.chat_key"])
+            .whereIn("o.status", UNFINISHED),
+        )
+        .orderBy(["c.integration_id", "c.chat_key"])
+        .forUpdate()
+        .skipLocked();
+      if (lost.length > 0)
+        await inChats(trx(t.outboxChats), lost as unknown as ChatKey[]).update({ head_due: 0 });
     });
   }
 
@@ -729,6 +833,7 @@ export function createOutboxStore({
         claimUntil: now.getTime() + claimTtlMs,
         exclude: excludeIntegrations,
       };
+      await sweep(request.at);
       const claimed =
         dialect === "sqlite"
           ? await claimSqlite(request)
@@ -744,8 +849,8 @@ export function createOutboxStore({
       return (await held(id, owner).update({ claim_until: claimUntil.getTime() })) === 1;
     },
 
-    async fail(id, owner, { retryAt, error, attempted = true }) {
-      const changed = await held(id, owner).update({
+    fail(id, owner, { retryAt, error, attempted = true }) {
+      return changeHeld(id, owner, {
         status: "pending",
         ...(attempted ? { attempts: knex.raw("?? + 1", ["attempts"]) } : {}),
         available_at: retryAt.getTime(),
@@ -753,11 +858,10 @@ export function createOutboxStore({
         claimed_by: null,
         claim_until: null,
       });
-      return changed === 1;
     },
 
-    async markDead(id, owner, error) {
-      return (await held(id, owner).update({ status: "dead", last_error: error, claim_until: null })) === 1;
+    markDead(id, owner, error) {
+      return changeHeld(id, owner, { status: "dead", last_error: error, claim_until: null });
     },
 
     cancelAll(integrationId, direction) {
@@ -766,7 +870,14 @@ export function createOutboxStore({
         await lockChats(trx, dialect, t, { integration_id: integrationId });
         const query = trx(t.outbox).where({ integration_id: integrationId }).whereIn("status", UNFINISHED);
         if (direction !== undefined) query.andWhere({ direction });
-        return query.delete();
+        const deleted = await query.delete();
+        // Their heads may be gone: the next claim looks again.
+        if (dialect !== "sqlite" && deleted > 0)
+          await trx(t.outboxChats)
+            .where({ integration_id: integrationId })
+            .whereNotNull("head_due")
+            .update({ head_due: 0 });
+        return deleted;
       });
     },
 
@@ -836,6 +947,7 @@ export function createOutboxStore({
           claimed_by: null,
           claim_until: null,
         });
+        await markDue(trx, [{ integration_id: integrationId, chat_key: String(found.chat_key) }]);
         return "retried" as const;
       });
     },

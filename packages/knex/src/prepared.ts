@@ -4,7 +4,7 @@ import type { Row } from "./codec.js";
 
 /** The part of a node-postgres `Client` used here: a query config with a `name` is a named prepared statement. */
 interface PgClient {
-  query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: Row[] }>;
+  query(config: { name?: string; text: string; values?: unknown[] }): Promise<{ rows: Row[] }>;
 }
 
 /** The part of a better-sqlite3 `Database` used here. */
@@ -14,6 +14,17 @@ interface SqliteConnection {
     all(...values: unknown[]): Row[];
     run(...values: unknown[]): unknown;
   };
+}
+
+const names = new Map<string, string>();
+/** A statement's name: a digest of its text, the same on every connection. */
+function nameOf(text: string): string {
+  let name = names.get(text);
+  if (name === undefined) {
+    name = `cw_${createHash("sha256").update(text).digest("hex").slice(0, 24)}`;
+    names.set(text, name);
+  }
+  return name;
 }
 
 /**
@@ -37,25 +48,51 @@ export type PreparedQuery = (text: string, values: unknown[]) => Promise<Row[]>;
  */
 export function createPreparedQuery(knex: Knex): PreparedQuery {
   if (knex.client.dialect === "sqlite3") return createSqliteQuery(knex);
-  const names = new Map<string, string>();
-  const nameOf = (text: string) => {
-    let name = names.get(text);
-    if (name === undefined) {
-      name = `cw_${createHash("sha256").update(text).digest("hex").slice(0, 24)}`;
-      names.set(text, name);
-    }
-    return name;
-  };
   return (text, values) =>
     announced(knex, text, values, async () => {
-      const name = nameOf(text);
       const connection = (await knex.client.acquireConnection()) as PgClient;
       try {
-        return (await connection.query({ name, text, values })).rows;
+        return (await connection.query({ name: nameOf(text), text, values })).rows;
       } finally {
         await knex.client.releaseConnection(connection);
       }
     });
+}
+
+/** Runs `work` in one transaction whose statements are prepared ones (`PreparedQuery`). */
+export type PreparedTransaction = <T>(work: (query: PreparedQuery) => Promise<T>) => Promise<T>;
+
+/**
+ * PostgreSQL: a READ COMMITTED transaction (whatever the server's default) on one connection of the knex pool, its
+ * statements named prepared statements as `createPreparedQuery`'s. Rolled back when `work` throws.
+ */
+export function createPreparedTransaction(knex: Knex): PreparedTransaction {
+  return async (work) => {
+    const connection = (await knex.client.acquireConnection()) as PgClient;
+    const plain = (text: string) =>
+      announced(knex, text, [], async () => (await connection.query({ text })).rows);
+    try {
+      await plain("begin isolation level read committed");
+      let result: Awaited<ReturnType<typeof work>>;
+      try {
+        result = await work((text, values) =>
+          announced(
+            knex,
+            text,
+            values,
+            async () => (await connection.query({ name: nameOf(text), text, values })).rows,
+          ),
+        );
+      } catch (error) {
+        await plain("rollback");
+        throw error;
+      }
+      await plain("commit");
+      return result;
+    } finally {
+      await knex.client.releaseConnection(connection);
+    }
+  };
 }
 
 let querySequence = 0;

@@ -45,6 +45,29 @@ export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> 
     raw: () => rawFor(db, "cw2_"),
   });
 
+  /** The names of a table's indexes. */
+  const indexesOf = async (table: string): Promise<string[]> => {
+    const dialect = db.client.dialect as string;
+    const rows: Array<Record<string, string>> =
+      dialect === "sqlite3"
+        ? await db.raw("select name from sqlite_master where type = 'index' and tbl_name = ?", [table])
+        : dialect === "postgresql"
+          ? (
+              await db.raw(
+                "select indexname as name from pg_indexes where tablename = ? and schemaname = current_schema()",
+                [table],
+              )
+            ).rows
+          : (
+              await db.raw(
+                "select distinct index_name as name from information_schema.statistics " +
+                  "where table_schema = database() and table_name = ?",
+                [table],
+              )
+            )[0];
+    return rows.map((row) => String(row.name ?? row.NAME));
+  };
+
   describe(`knex migrations on ${label}`, () => {
     it("run through knex.migrate with their own bookkeeping table, and roll back", async () => {
       const other = chatwootMigrations({ tablePrefix: "mig_", migrationsTableName: "mig_history" });
@@ -95,32 +118,11 @@ export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> 
       const options = { migrationSource: source, tableName: source.tableName };
       // Up to 0004 (later migrations are checked on their own).
       for (let step = 0; step < 4; step++) await db.migrate.up(options);
-      const indexes = async () => {
-        const dialect = db.client.dialect as string;
-        const rows: Array<Record<string, string>> =
-          dialect === "sqlite3"
-            ? await db.raw("select name from sqlite_master where type = 'index' and tbl_name = ?", [
-                "idx_outbox",
-              ])
-            : dialect === "postgresql"
-              ? (
-                  await db.raw(
-                    "select indexname as name from pg_indexes where tablename = ? and schemaname = current_schema()",
-                    ["idx_outbox"],
-                  )
-                ).rows
-              : (
-                  await db.raw(
-                    "select distinct index_name as name from information_schema.statistics " +
-                      "where table_schema = database() and table_name = ?",
-                    ["idx_outbox"],
-                  )
-                )[0];
-        return rows
-          .map((row) => String(row.name ?? row.NAME).replace(/^idx_outbox_/, ""))
+      const indexes = async () =>
+        (await indexesOf("idx_outbox"))
+          .map((name) => name.replace(/^idx_outbox_/, ""))
           .filter((name) => !/^(sqlite_autoindex_|pkey$|PRIMARY$)/.test(name))
           .sort();
-      };
       const mysql = db.client.dialect === "mysql" || db.client.dialect === "mysql2";
       const full = ["chat_idx", "claim_idx", "dedupe_uq", "due_idx", "id_uq"];
       // SQLite and PostgreSQL: the open-items index replaces the chat, due and claim indexes (writes touch fewer).
@@ -138,27 +140,6 @@ export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> 
     it("0008 indexes the newest mappings per direction and the dead letters, and rolls back", async () => {
       const source = chatwootMigrations({ tablePrefix: "m8_", migrationsTableName: "m8_history" });
       const options = { migrationSource: source, tableName: source.tableName };
-      const indexesOf = async (table: string): Promise<string[]> => {
-        const dialect = db.client.dialect as string;
-        const rows: Array<Record<string, string>> =
-          dialect === "sqlite3"
-            ? await db.raw("select name from sqlite_master where type = 'index' and tbl_name = ?", [table])
-            : dialect === "postgresql"
-              ? (
-                  await db.raw(
-                    "select indexname as name from pg_indexes where tablename = ? and schemaname = current_schema()",
-                    [table],
-                  )
-                ).rows
-              : (
-                  await db.raw(
-                    "select distinct index_name as name from information_schema.statistics " +
-                      "where table_schema = database() and table_name = ?",
-                    [table],
-                  )
-                )[0];
-        return rows.map((row) => String(row.name ?? row.NAME));
-      };
       await db.migrate.latest(options);
       expect(await indexesOf("m8_outbox")).toContain("m8_outbox_dead_idx");
       expect(await indexesOf("m8_message_mappings")).toContain("m8_message_mappings_recent_idx");
@@ -171,7 +152,7 @@ export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> 
       expect(await db.schema.hasTable("m8_outbox")).toBe(false);
     });
 
-    it("claims lock chat keys with FOR UPDATE SKIP LOCKED (PostgreSQL in one statement, MySQL) or are one statement on SQLite", async () => {
+    it("claims lock chat keys with FOR UPDATE SKIP LOCKED (PostgreSQL, MySQL: the due chats, then their heads) or are one statement on SQLite", async () => {
       const statements: string[] = [];
       const bindings: Knex.RawBinding[][] = [];
       const onQuery = (query: { sql: string; bindings?: Knex.RawBinding[] }) => {
@@ -180,6 +161,7 @@ export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> 
       };
       const store = createKnexStore(db);
       const now = new Date(1_900_000_000_000);
+      await store.outbox.claim({ owner: "w", limit: 5, claimTtlMs: 1_000, now }); // the first also sweeps
       await store.outbox.enqueue(
         { integrationId: "int_lock", direction: "inbound", chatKey: "c", dedupeKey: "d", payload: 1 },
         now,
@@ -207,11 +189,18 @@ export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> 
         );
         expect(steps).toContain("SEARCH p USING COVERING INDEX chatwoot_outbox_open_idx (integration_id>?)");
       } else if (db.client.dialect === "postgresql") {
-        // One autocommit statement: it locks the chat rows it claims from, skipping those another claimer holds.
-        expect(statements).toHaveLength(1);
-        expect(statements[0]).toMatch(
-          /"chatwoot_outbox_chats".* for update of c skip locked\).* update "chatwoot_outbox" set .* returning \*$/,
-        );
+        // One READ COMMITTED transaction: the due chats locked, skipping those another claimer holds, then (in a
+        // snapshot taken after the locks) their heads claimed and written back.
+        expect(statements).toEqual([
+          "begin isolation level read committed",
+          expect.stringMatching(
+            /^select integration_id, chat_key, head_seq from "chatwoot_outbox_chats" where head_due <= \$1 order by head_due limit \$2 for update skip locked$/,
+          ),
+          expect.stringMatching(
+            /^with l as .* claimed as \(update "chatwoot_outbox" set .*, heads as \(update "chatwoot_outbox_chats" .* select \* from claimed$/,
+          ),
+          "commit",
+        ]);
       } else {
         const chatLocks = statements.filter((sql) => sql.includes("chatwoot_outbox_chats"));
         expect(chatLocks.some((sql) => sql.includes("for update skip locked"))).toBe(true);
@@ -274,6 +263,123 @@ export async function runKnexStoreSuite(label: string, db: Knex): Promise<void> 
       });
       await db.migrate.rollback(options, true);
       expect(await db.schema.hasTable("m4_integrations")).toBe(false);
+    });
+
+    it("0010 gives the chats with unfinished items a due head: items enqueued before it are claimed after it, in order; it rolls back", async () => {
+      const source = chatwootMigrations({ tablePrefix: "h10_", migrationsTableName: "h10_history" });
+      const options = { migrationSource: source, tableName: source.tableName };
+      const names = (await source.getMigrations([])).map((migration) => source.getMigrationName(migration));
+      const before = names.indexOf("0010_outbox_chat_heads");
+      for (let step = 0; step < before; step++) await db.migrate.up(options);
+      const dialect = db.client.dialect as string;
+      const sqlite = dialect === "sqlite3";
+      // Rows written by a release before 0010: its enqueues made the chat rows (PostgreSQL, MySQL) and the items.
+      const now = 1_900_000_000_000;
+      const row = (seq: number, chat: string, status: string, extra: Record<string, unknown> = {}) => ({
+        seq,
+        id: `id_${seq}`,
+        integration_id: "int_h",
+        direction: "inbound",
+        chat_key: chat,
+        dedupe_key: `d${seq}`,
+        payload: JSON.stringify(seq),
+        status,
+        attempts: 0,
+        available_at: now - 10_000,
+        claimed_by: null,
+        claim_until: null,
+        last_error: "",
+        created_at: now - 10_000,
+        ...extra,
+      });
+      if (!sqlite)
+        await db("h10_outbox_chats").insert(
+          ["busy", "expired", "finished"].map((chat) => ({ integration_id: "int_h", chat_key: chat })),
+        );
+      await db("h10_outbox").insert([
+        row(1, "busy", "done"),
+        row(2, "busy", "pending"),
+        row(3, "expired", "claimed", { claimed_by: "gone", claim_until: now - 1 }),
+        row(4, "busy", "pending"),
+        row(5, "finished", "done"),
+        row(6, "expired", "pending"),
+      ]);
+      await db.migrate.up(options);
+      if (!sqlite) {
+        const heads = await db("h10_outbox_chats")
+          .orderBy("chat_key")
+          .select("chat_key", "head_seq", "head_due");
+        expect(heads.map((head) => [head.chat_key, Number(head.head_seq), head.head_due])).toEqual([
+          ["busy", 0, expect.anything()],
+          ["expired", 0, expect.anything()],
+          ["finished", 0, null],
+        ]);
+        expect(heads.slice(0, 2).map((head) => Number(head.head_due))).toEqual([0, 0]);
+      }
+      const store = createKnexStore(db, { tablePrefix: "h10_" });
+      const claim = () =>
+        store.outbox.claim({ owner: "w", limit: 5, claimTtlMs: 60_000, now: new Date(now) });
+      const first = await claim();
+      expect(first.map((item) => [item.id, item.attempts])).toEqual([
+        ["id_2", 0],
+        ["id_3", 1],
+      ]);
+      expect(await claim()).toEqual([]);
+      for (const item of first) expect(await store.outbox.complete(item.id, "w")).toBe(true);
+      expect((await claim()).map((item) => item.id)).toEqual(["id_4", "id_6"]);
+      await db.migrate.down(options);
+      expect(await db.schema.hasColumn("h10_outbox_chats", "head_due")).toBe(false);
+      expect(await db.schema.hasColumn("h10_outbox_chats", "head_seq")).toBe(false);
+      if (dialect === "mysql" || dialect === "mysql2")
+        expect(await indexesOf("h10_outbox")).toEqual(
+          expect.arrayContaining(["h10_outbox_chat_idx", "h10_outbox_due_idx", "h10_outbox_claim_idx"]),
+        );
+      await db.migrate.rollback(options, true);
+      expect(await db.schema.hasTable("h10_outbox")).toBe(false);
+    });
+
+    it("claims find, at the next sweep, the items a release before 0010 enqueues meanwhile (a rolling upgrade)", async () => {
+      const source = chatwootMigrations({ tablePrefix: "sw_", migrationsTableName: "sw_history" });
+      const options = { migrationSource: source, tableName: source.tableName };
+      await db.migrate.latest(options);
+      const store = createKnexStore(db, { tablePrefix: "sw_" });
+      const start = 1_900_000_000_000;
+      const claimAt = (at: number) =>
+        store.outbox.claim({ owner: "w", limit: 5, claimTtlMs: 60_000, now: new Date(at) });
+      await store.outbox.enqueue(
+        { integrationId: "int_s", direction: "inbound", chatKey: "new", dedupeKey: "n", payload: 1 },
+        new Date(start),
+      );
+      const [fresh] = await claimAt(start);
+      expect(fresh?.dedupeKey).toBe("n");
+      expect(await store.outbox.complete(fresh!.id, "w")).toBe(true);
+      // An earlier release's enqueue: the chat row without a due head (PostgreSQL, MySQL), then the item.
+      if (db.client.dialect !== "sqlite3")
+        await db("sw_outbox_chats").insert({ integration_id: "int_s", chat_key: "old" });
+      await db("sw_outbox").insert({
+        id: "old_1",
+        integration_id: "int_s",
+        direction: "inbound",
+        chat_key: "old",
+        dedupe_key: "o",
+        payload: "1",
+        status: "pending",
+        attempts: 0,
+        available_at: start,
+        claimed_by: null,
+        claim_until: null,
+        last_error: "",
+        created_at: start,
+      });
+      const seen = (await claimAt(start + 1_000)).map((item) => item.dedupeKey);
+      // SQLite claims read the items themselves; the other databases find the chat at the next sweep.
+      if (db.client.dialect === "sqlite3") expect(seen).toEqual(["o"]);
+      else {
+        expect(seen).toEqual([]);
+        expect((await claimAt(start + 59_999)).map((item) => item.dedupeKey)).toEqual([]);
+        expect((await claimAt(start + 60_000)).map((item) => item.dedupeKey)).toEqual(["o"]);
+      }
+      await db.migrate.rollback(options, true);
     });
 
     it("refuses an unusable table prefix", () => {
