@@ -53,21 +53,46 @@ if (database) {
           store.outbox.enqueue(item("a3", "z", "i1"), now),
           store.outbox.enqueue(item("a4", "b", "i2"), now),
           store.outbox.enqueue(item("a5", "y", "i1"), now),
+          store.outbox.enqueue(item("a6", "c", "i2"), now),
+          store.outbox.enqueue(item("a7", "w", "i1"), now),
           store.outbox.enqueue(item("x", "b", "i2"), now), // stored before
           store.outbox.enqueue(item("a1", "b", "i2"), now), // twice in the batch
         ]),
       );
-      expect(result.map((entry) => entry.duplicate)).toEqual([false, false, false, false, false, true, true]);
-      expect(result[5]!.id).toBe(stored.id);
-      expect(result[6]!.id).toBe(result[0]!.id);
+      expect(result.map((entry) => entry.duplicate)).toEqual([
+        false,
+        false,
+        false,
+        false,
+        false,
+        false,
+        false,
+        true,
+        true,
+      ]);
+      expect(result[7]!.id).toBe(stored.id);
+      expect(result[8]!.id).toBe(result[0]!.id);
       const statements = work(sql);
       // Chat rows upserted in (integration, chat key) order, each once: two batches locking in one order cannot
       // deadlock each other.
       expect(statements[0]!.sql).toMatch(/^insert into `chatwoot_outbox_chats` .* on duplicate key update/);
-      expect(statements[0]!.bindings.slice(0, 8)).toEqual(["i1", "y", "i1", "z", "i2", "a", "i2", "b"]);
+      expect(statements[0]!.bindings.slice(0, 12)).toEqual([
+        "i1",
+        "w",
+        "i1",
+        "y",
+        "i1",
+        "z",
+        "i2",
+        "a",
+        "i2",
+        "b",
+        "i2",
+        "c",
+      ]);
       // The batch's distinct items in one insert, then one read of their dedupe keys per integration.
       expect(statements[1]!.sql).toMatch(/^insert into `chatwoot_outbox` /);
-      expect(statements[1]!.sql.match(/\(\?, /g)).toHaveLength(6);
+      expect(statements[1]!.sql.match(/\(\?, /g)).toHaveLength(8);
       // The chats without unfinished items become due, in one update.
       expect(statements[2]!.sql).toMatch(
         /^update `chatwoot_outbox_chats` set `head_due` = \? where .* and `head_due` is null$/,
@@ -76,7 +101,7 @@ if (database) {
       expect(statements).toHaveLength(5);
       // Stored in call order per chat.
       const rows = await db("chatwoot_outbox").orderBy("seq").select("dedupe_key");
-      expect(rows.map((row) => row.dedupe_key)).toEqual(["x", "a1", "a2", "a3", "a4", "a5"]);
+      expect(rows.map((row) => row.dedupe_key)).toEqual(["x", "a1", "a2", "a3", "a4", "a5", "a6", "a7"]);
     });
 
     it("a claim is one transaction: the due chats locked, their heads in one read, one guarded update, the heads written back; oldest first", async () => {

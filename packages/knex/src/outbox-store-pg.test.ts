@@ -138,6 +138,36 @@ if (database) {
       ).toEqual(["c"]);
       expect(await heads()).toEqual({ one: null, two: at.getTime() + 60_000, three: now.getTime() + 5_000 });
     });
+
+    it("a claim whose second statement fails rolls back: its chat locks are released and the connection serves on", async () => {
+      const single = database.connect({ poolMax: 1 });
+      try {
+        const alone = createKnexStore(single);
+        await alone.outbox.claim({ owner: "w", limit: 1, claimTtlMs: 60_000, now }); // the first claim also sweeps
+        await alone.outbox.enqueue(item("a", "one"), now);
+        await db.raw('alter table "chatwoot_outbox" rename column "available_at" to "available_at_"');
+        try {
+          await expect(alone.outbox.claim({ owner: "w", limit: 5, claimTtlMs: 60_000, now })).rejects.toThrow(
+            /available_at/,
+          );
+        } finally {
+          await db.raw('alter table "chatwoot_outbox" rename column "available_at_" to "available_at"');
+        }
+        // Nothing claimed, no chat row left locked (another transaction takes it at once), and the same connection
+        // claims next.
+        const other = await db.transaction();
+        try {
+          expect(await other.raw('select 1 from "chatwoot_outbox_chats" for update nowait')).toBeTruthy();
+        } finally {
+          await other.rollback();
+        }
+        expect(await alone.outbox.count("int_p")).toMatchObject({ pending: 1, claimed: 0 });
+        const claimed = await alone.outbox.claim({ owner: "w", limit: 5, claimTtlMs: 60_000, now });
+        expect(claimed.map((entry) => entry.dedupeKey)).toEqual(["a"]);
+      } finally {
+        await single.destroy();
+      }
+    });
   });
 } else {
   // The server is unreachable (warned above); CI sets CI_REQUIRE_DB=1, where this cannot happen.

@@ -84,7 +84,8 @@ export function createPreparedTransaction(knex: Knex): PreparedTransaction {
           ),
         );
       } catch (error) {
-        await plain("rollback");
+        // The statement's error is the one to report; a connection that cannot roll back is broken anyway.
+        await plain("rollback").catch(() => {});
         throw error;
       }
       await plain("commit");

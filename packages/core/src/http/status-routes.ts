@@ -1,5 +1,6 @@
 import type { InstanceDirectory, Principal } from "../directory/index.js";
 import { BridgeError, MESSAGES } from "../errors/index.js";
+import { mapLimited } from "../limited.js";
 import type { Clock } from "../observability/index.js";
 import type { IntegrationRow, OutboxItem, StoragePort } from "../store/ports.js";
 import type { CallerChecks } from "./caller.js";
@@ -77,24 +78,6 @@ function parseBefore(value: string | undefined): string | undefined {
     throw invalidQuery("before", "must be the id of a dead letter (as listed)");
   }
   return value;
-}
-
-/** Runs `work` over `items`, at most `concurrency` at a time, keeping the order of the answers. */
-async function mapLimited<T, R>(
-  items: T[],
-  concurrency: number,
-  work: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const answers: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      answers[index] = await work(items[index]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
-  return answers;
 }
 
 /**

@@ -17,6 +17,7 @@ import {
 } from "../chatwoot/index.js";
 import { errorMessage } from "../errors/index.js";
 import type { Integration } from "../integrations/index.js";
+import { mapLimited } from "../limited.js";
 import { type NetworkPolicy, websocketOptions } from "../net/index.js";
 import type { Clock, Logger } from "../observability/index.js";
 import { ObjectFrameEncoder } from "./frames.js";
@@ -134,6 +135,8 @@ interface Attachment {
   inboxId: number;
 }
 
+/** Sockets whose links `verify` checks at once. */
+export const VERIFY_CONCURRENCY = 16;
 const CONFIRM_TIMEOUT = (ms: number) => `realtime subscription not confirmed within ${ms / 1000}s`;
 const DEAF =
   "Chatwoot realtime link is deaf: subscribed, but messages of the inbox did not arrive on it - resubscribing and fetching what was missed";
@@ -740,19 +743,19 @@ export function createRealtimeHub(options: RealtimeHubOptions) {
     /**
      * Checks every link (realtime ownership calls it each round): re-reads each user's profile (pubsub token, account
      * role and inbox visibility) and probes confirmed subscriptions for deafness when due. One check per socket at a
-     * time; resolves when they are done.
+     * time, and at most `VERIFY_CONCURRENCY` sockets at once: a process holding a thousand token users would
+     * otherwise send a thousand profile reads in one turn of the event loop every round, and stall replies behind
+     * them. Resolves when they are done.
      */
     async verify(): Promise<void> {
-      await Promise.all(
-        [...connections.values()].map((connection) => {
-          connection.verifying ??= verifyConnection(connection)
-            .catch((error) => logger.warn({ err: errorMessage(error) }, "chatwoot: realtime check failed"))
-            .finally(() => {
-              connection.verifying = null;
-            });
-          return connection.verifying;
-        }),
-      );
+      await mapLimited([...connections.values()], VERIFY_CONCURRENCY, (connection) => {
+        connection.verifying ??= verifyConnection(connection)
+          .catch((error) => logger.warn({ err: errorMessage(error) }, "chatwoot: realtime check failed"))
+          .finally(() => {
+            connection.verifying = null;
+          });
+        return connection.verifying;
+      });
     },
 
     /** Counts agent replies a backfill queued (metrics). */
