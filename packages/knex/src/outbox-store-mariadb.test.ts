@@ -176,7 +176,10 @@ if (database) {
       const [a, b, c] = await claim(3);
       const steps = [
         expect.stringMatching(
-          /^select `integration_id`, `chat_key` from `chatwoot_outbox_chats` where \(`integration_id`, `chat_key`\) in \(select .* order by `integration_id` asc, `chat_key` asc for update$/,
+          /^select distinct `integration_id`, `chat_key` from `chatwoot_outbox` where `id` in/,
+        ),
+        expect.stringMatching(
+          /^select `integration_id`, `chat_key` from `chatwoot_outbox_chats` where .* order by `integration_id` asc, `chat_key` asc for update$/,
         ),
         expect.stringMatching(
           /^select `id`, `claimed_by`, `integration_id`, `chat_key` from `chatwoot_outbox`/,
@@ -201,12 +204,16 @@ if (database) {
         ["b", 0],
         ["c", now.getTime() + 60_000],
       ]);
-      // None held by its caller: the reads alone.
+      // None held by its caller: the reads and the lock alone.
       const none = await counted(() =>
         Promise.all([store.outbox.complete(c!.id, "x"), store.outbox.complete(c!.id, "y")]),
       );
       expect(none.result).toEqual([false, false]);
-      expect(work(none.sql)).toHaveLength(2);
+      expect(work(none.sql)).toHaveLength(3);
+      // Nothing claimed among them: the first read alone.
+      const unclaimed = await counted(() => store.outbox.complete(a!.id, "w"));
+      expect(unclaimed.result).toBe(false);
+      expect(work(unclaimed.sql)).toHaveLength(1);
       expect(await store.outbox.count("int_m")).toMatchObject({ done: 2, claimed: 1 });
     });
   });

@@ -472,12 +472,14 @@ export function createOutboxStore({
   function completeMysql(calls: { id: string; owner: string }[]): Promise<Set<string>> {
     const ids = [...new Set(calls.map((call) => call.id))];
     return inTransaction(async (trx) => {
-      await trx(t.outboxChats)
-        .select("integration_id", "chat_key")
-        .whereIn(
-          ["integration_id", "chat_key"],
-          trx(t.outbox).select("integration_id", "chat_key").whereIn("id", ids).andWhere("status", "claimed"),
-        )
+      // Their chats first (a plain read: an item's chat never changes), then those chat rows locked by key, in key
+      // order; a locking read joined to the items could lock item rows before chat rows.
+      const chats: ChatKey[] = await trx(t.outbox)
+        .distinct("integration_id", "chat_key")
+        .whereIn("id", ids)
+        .andWhere("status", "claimed");
+      if (chats.length === 0) return new Set<string>();
+      await inChats(trx(t.outboxChats).select("integration_id", "chat_key"), chats)
         .orderBy(["integration_id", "chat_key"])
         .forUpdate();
       const rows: Row[] = await trx(t.outbox)
