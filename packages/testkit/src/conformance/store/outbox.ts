@@ -408,6 +408,22 @@ export const outboxChecks: StoreCheckGroup = {
       expect(await store.outbox.count(other)).toEqual({ pending: 1, claimed: 0, done: 0, dead: 0 });
     },
 
+    "after cancelAll the items left in a chat, and new ones, are claimable at once, though a claim was cancelled":
+      async ({ store }) => {
+        const integrationId = newIntegration();
+        await put(store, { integrationId, chatKey: "A", direction: "inbound" }, at(0));
+        expect(await claim(store, "w", at(1))).toHaveLength(1); // claimed for TTL: the chat is busy
+        const outbound = await put(store, { integrationId, chatKey: "A", direction: "outbound" }, at(2));
+        expect(await claim(store, "w", at(3))).toEqual([]);
+        // The claimed inbound item goes: the outbound one behind it is the chat's head now.
+        expect(await store.outbox.cancelAll(integrationId, "inbound")).toBe(1);
+        expect(ids(await claim(store, "w", at(4)))).toEqual([outbound]);
+        // Everything goes while that one is claimed: the chat's next item is not held back by the cancelled claim.
+        expect(await store.outbox.cancelAll(integrationId)).toBe(1);
+        const next = await put(store, { integrationId, chatKey: "A", direction: "inbound" }, at(5));
+        expect(ids(await claim(store, "w", at(6)))).toEqual([next]);
+      },
+
     "a cancelled item's dedupe key can be enqueued again": async ({ store }) => {
       const integrationId = newIntegration();
       await put(store, { integrationId, dedupeKey: "wa:again" }, at(0));
