@@ -1,3 +1,4 @@
+import { eventually } from "@ryze/chatwoot-testkit";
 import { createTestDatabase } from "@ryze/chatwoot-testkit/databases";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { createKnexStore, migrate } from "./index.js";
@@ -137,6 +138,29 @@ if (database) {
         ),
       ).toEqual(["c"]);
       expect(await heads()).toEqual({ one: null, two: at.getTime() + 60_000, three: now.getTime() + 5_000 });
+    });
+
+    it("an enqueue that waited for a claim finding its chat empty leaves the chat due (its snapshot predates the claim)", async () => {
+      await store.outbox.claim({ owner: "w", limit: 1, claimTtlMs: 60_000, now }); // the first claim also sweeps
+      await store.outbox.enqueue(item("a", "racy"), now);
+      const [a] = await store.outbox.claim({ owner: "w", limit: 1, claimTtlMs: 60_000, now });
+      expect(await store.outbox.complete(a!.id, "w")).toBe(true); // the chat is due: look for its next head
+      // A claim in another process holds the chat and finds it empty (it writes no due time), while an enqueue into
+      // the chat waits for that lock with a snapshot taken before the claim commits.
+      const claimer = await db.transaction();
+      await claimer("chatwoot_outbox_chats").where({ chat_key: "racy" }).forUpdate();
+      await claimer("chatwoot_outbox_chats").where({ chat_key: "racy" }).update({ head_due: null });
+      const enqueued = store.outbox.enqueue(item("b", "racy"), now);
+      await eventually(async () => {
+        const waiting = await db.raw(
+          "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%insert into%chatwoot_outbox%'",
+        );
+        return waiting.rows[0].n > 0;
+      });
+      await claimer.commit();
+      expect((await enqueued).duplicate).toBe(false);
+      const claimed = await store.outbox.claim({ owner: "w", limit: 5, claimTtlMs: 60_000, now });
+      expect(claimed.map((entry) => entry.dedupeKey)).toEqual(["b"]);
     });
 
     it("a claim whose second statement fails rolls back: its chat locks are released and the connection serves on", async () => {

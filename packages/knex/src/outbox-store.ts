@@ -142,11 +142,15 @@ export function createOutboxStore({
   const chatsId = knex.client.wrapIdentifier(t.outboxChats) as string;
   /**
    * The CTE that makes the chats of the rows inserted by the CTE `ins` due when they had no unfinished item (their
-   * chat rows are locked by then): the next claim finds the head.
+   * chat rows are locked by then): the next claim finds the head. The test is in the SET, not the WHERE: the
+   * statement's snapshot predates the chat lock it waited for, so a claim that found the chat empty and committed
+   * meanwhile is seen only in the row's latest version, which PostgreSQL reads for SET (and for a WHERE only when
+   * the snapshot's version already matched).
    */
   const dueNewSql =
-    `due as (update ${chatsId} as c set head_due = 0 from (select distinct integration_id, chat_key from ins) as n ` +
-    "where c.integration_id = n.integration_id and c.chat_key = n.chat_key and c.head_due is null)";
+    `due as (update ${chatsId} as c set head_due = case when c.head_due is null then 0 else c.head_due end ` +
+    "from (select distinct integration_id, chat_key from ins) as n " +
+    "where c.integration_id = n.integration_id and c.chat_key = n.chat_key)";
   const enqueuePgSql =
     `with v as (select * from unnest(${PG_ROW.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ")}) ` +
     `with ordinality as v(${PG_ROW.map(([column]) => column).join(", ")}, ord)), ` +
