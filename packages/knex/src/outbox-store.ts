@@ -545,7 +545,7 @@ export function createOutboxStore({
         .first();
       if (!item) return false;
       const chat = { integration_id: String(item.integration_id), chat_key: String(item.chat_key) };
-      await trx(t.outboxChats).select("chat_key").where(chat).forUpdate();
+      await lockChats(trx, dialect, t, chat);
       const changed = await trx(t.outbox).where({ id, status: "claimed", claimed_by: owner }).update(changes);
       if (changed !== 1) return false;
       await trx(t.outboxChats).where(chat).update({ head_due: 0 });
