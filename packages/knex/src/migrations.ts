@@ -313,14 +313,13 @@ const migrations: ChatwootMigration[] = [
   },
   {
     name: "0010_outbox_chat_heads",
-    // PostgreSQL and MySQL/MariaDB: each chat row keeps where its head (oldest unfinished item) is and when it is
-    // due, so a claim reads the due chats in one range of `<prefix>outbox_chats_due_idx` instead of finding every
-    // chat's head (`outbox-store.ts`, "Claim design"). `head_seq`: every item of the chat below it is finished (where
+    // Each chat row keeps where its head (oldest unfinished item) is and when it is due, so a claim reads the due
+    // chats in one range of `<prefix>outbox_chats_due_idx` instead of finding every chat's head (`outbox-store.ts`,
+    // "Claim design"). `head_seq`: every item of the chat below it is finished (where
     // the search for the head starts). `head_due`: no later than when the head may be claimed (0: look now), null when
-    // the chat has no unfinished item. SQLite has no chat rows in its claims and keeps no heads.
-    // Chats with unfinished items at the time of the migration are due at once: the first claims find their heads.
+    // the chat has no unfinished item. Chats with unfinished items at the time of the migration are due at once: the
+    // first claims find their heads. On SQLite, whose enqueues wrote no chat rows before, those chats get one.
     async up(knex, t) {
-      if (dialectOf(knex) === "sqlite") return;
       await knex.schema.alterTable(t.outboxChats, (table) => {
         table.bigInteger("head_seq").notNullable().defaultTo(0);
         table.bigInteger("head_due").nullable();
@@ -342,6 +341,12 @@ const migrations: ChatwootMigration[] = [
           t.outboxChats,
         ]);
       }
+      if (dialectOf(knex) === "sqlite")
+        await knex.raw(
+          "insert into ?? (integration_id, chat_key) select distinct integration_id, chat_key from ?? " +
+            "where status in ('pending', 'claimed') and true on conflict do nothing",
+          [t.outboxChats, t.outbox],
+        );
       await knex.raw(
         "update ?? set ?? = 0 where exists (select 1 from ?? as o where o.integration_id = ??.integration_id and " +
           "o.chat_key = ??.chat_key and o.status in ('pending', 'claimed'))",
@@ -349,7 +354,6 @@ const migrations: ChatwootMigration[] = [
       );
     },
     async down(knex, t) {
-      if (dialectOf(knex) === "sqlite") return;
       if (dialectOf(knex) === "mysql") {
         await knex.schema.alterTable(t.outbox, (table) => {
           table.index(["integration_id", "chat_key", "status", "seq"], `${t.outbox}_chat_idx`);

@@ -38,6 +38,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   await db("chatwoot_outbox").delete();
+  await db("chatwoot_outbox_chats").delete();
   beforeQuery = null;
   built = 0;
   statements.length = 0;
@@ -51,12 +52,21 @@ const item = (dedupeKey: string, chatKey = "chat", integrationId = "int_o") => (
   dedupeKey,
   payload: { dedupeKey },
 });
+/** The statements of `kinds` grouped by transaction (from each `begin` to its `commit`). */
+const transactions = (kinds: string[]) =>
+  kinds
+    .join(" ")
+    .split(/(?<=commit) ?/)
+    .filter((text) => text.startsWith("begin"));
 async function counted<T>(call: () => Promise<T>): Promise<{ result: T; kinds: string[] }> {
   statements.length = 0;
   built = 0;
   const result = await call();
   return { result, kinds: statements.map((sql) => sql.split(" ")[0]!) };
 }
+/** The chat rows: where each chat's head is and when it is due (migration 0010). */
+const chatRows = () =>
+  other.prepare("select chat_key, head_seq, head_due from chatwoot_outbox_chats order by chat_key").all();
 const rawRow = (dedupeKey: string) =>
   other.prepare("select * from chatwoot_outbox where dedupe_key = ?").get(dedupeKey) as Record<
     string,
@@ -86,12 +96,16 @@ describe("knex outbox: refusals", () => {
 });
 
 describe("knex outbox: statements", () => {
-  it("an enqueue is one insert; a duplicate, an insert and a read", async () => {
+  it("an enqueue is one transaction, the item and its chat made due; a duplicate, its insert and a read", async () => {
     const first = await counted(() => store.outbox.enqueue(item("d"), now));
-    expect(first.kinds).toEqual(["insert"]);
+    expect(first.kinds).toEqual(["begin", "insert", "insert", "commit"]);
     expect(first.result.duplicate).toBe(false);
+    expect(await chatRows()).toEqual([{ chat_key: "chat", head_seq: 0, head_due: 0 }]);
     const again = await counted(() => store.outbox.enqueue(item("d"), now));
-    expect(again).toEqual({ result: { id: first.result.id, duplicate: true }, kinds: ["insert", "select"] });
+    expect(again).toEqual({
+      result: { id: first.result.id, duplicate: true },
+      kinds: ["begin", "insert", "commit", "select"],
+    });
   });
 
   it("stores the item as given, due when it says, created now", async () => {
@@ -130,10 +144,9 @@ describe("knex outbox: statements", () => {
         store.outbox.enqueue(item("a", "chat", "int_other"), now),
       ]),
     );
-    // Shared statements (how calls are grouped is batch.ts's business): the first call's insert, the others' one
-    // shared insert (a prepared statement on the connection, not seen here) and one read of the dedupe key it could
-    // not place; never a call's own insert and read.
-    expect(kinds).toEqual(["insert", "select"]);
+    // Shared statements (how calls are grouped is batch.ts's business): one transaction, the items' insert and their
+    // chats', and one read of the dedupe key it could not place; never a call's own insert and read.
+    expect(kinds).toEqual(["begin", "insert", "insert", "commit", "select"]);
     const [a, b, a2, old, otherA] = result;
     expect(a!.duplicate).toBe(false);
     expect(b!.duplicate).toBe(false);
@@ -168,9 +181,10 @@ describe("knex outbox: statements", () => {
       ]),
     );
     expect(result).toEqual([true, true, false, true, false]);
-    // One per owner (and the first call may go alone, as batch.ts groups them): fewer than one per call.
-    expect(kinds.every((kind) => kind === "update")).toBe(true);
-    expect(kinds.length).toBeLessThanOrEqual(3);
+    // One transaction per owner (and the first call may go alone, as batch.ts groups them): fewer than one per call,
+    // each the items' update and their chats'.
+    expect(transactions(kinds).length).toBeLessThanOrEqual(3);
+    expect(new Set(transactions(kinds))).toEqual(new Set(["begin update update commit"]));
     expect(await store.outbox.count("int_o")).toEqual({ pending: 0, claimed: 0, done: 3, dead: 0 });
   });
 
@@ -186,18 +200,22 @@ describe("knex outbox: statements", () => {
       ]),
     );
     expect(result).toEqual([true, true, false]);
-    expect(kinds.length).toBeLessThanOrEqual(3);
+    expect(transactions(kinds).length).toBeLessThanOrEqual(2);
     expect(await plain.outbox.count("int_o")).toMatchObject({ done: 2, claimed: 1 });
   });
 
-  it("a lone complete is one update, and clears the claim deadline", async () => {
+  it("a lone complete is one transaction, clears the claim deadline and makes its chat due", async () => {
     await store.outbox.enqueue(item("d"), now);
     const [claimed] = await store.outbox.claim({ owner: "w", limit: 1, claimTtlMs: 60_000, now });
+    expect(await chatRows()).toEqual([
+      { chat_key: "chat", head_seq: rawRow("d").seq, head_due: now.getTime() + 60_000 },
+    ]);
     expect(await counted(() => store.outbox.complete(claimed!.id, "w"))).toEqual({
       result: true,
-      kinds: ["update"],
+      kinds: ["begin", "update", "update", "commit"],
     });
     expect(rawRow("d")).toMatchObject({ status: "done", claim_until: null, claimed_by: "w" });
+    expect(await chatRows()).toEqual([{ chat_key: "chat", head_seq: rawRow("d").seq, head_due: 0 }]);
   });
 
   it("fail and markDead clear the claim, fail keeps or counts the attempt", async () => {
@@ -242,6 +260,56 @@ describe("knex outbox: statements", () => {
   });
 });
 
+describe("knex outbox: a write transaction that fails", () => {
+  /** Fails every update of the chat rows: `abort` undoes the statement, `rollback` the whole transaction. */
+  const failChatUpdates = (how: "abort" | "rollback") =>
+    other.exec(
+      `create trigger chats_fail before update on chatwoot_outbox_chats begin select raise(${how}, 'chats refused'); end`,
+    );
+  /** Whether another connection can take the database's write lock at once. */
+  const writable = () => {
+    other.pragma("busy_timeout = 0");
+    try {
+      other.exec("begin immediate; rollback");
+      return true;
+    } catch {
+      return false;
+    } finally {
+      other.pragma("busy_timeout = 5000");
+    }
+  };
+
+  it("rolls a claim back whole, reports the statement's error and leaves the database writable", async () => {
+    await store.outbox.enqueue(item("d"), now);
+    failChatUpdates("abort");
+    try {
+      await expect(store.outbox.claim({ owner: "w", limit: 5, claimTtlMs: 60_000, now })).rejects.toThrow(
+        "chats refused",
+      );
+    } finally {
+      other.exec("drop trigger chats_fail");
+    }
+    // The item's claim (the statement before the failed one) is undone: nothing is claimed, the chat is due still.
+    expect(rawRow("d")).toMatchObject({ status: "pending", claimed_by: null });
+    expect(writable()).toBe(true);
+    expect((await store.outbox.claim({ owner: "w", limit: 5, claimTtlMs: 60_000, now })).length).toBe(1);
+  });
+
+  it("rolls a complete back when SQLite ended the transaction itself, reporting the statement's error", async () => {
+    await store.outbox.enqueue(item("d"), now);
+    const [claimed] = await store.outbox.claim({ owner: "w", limit: 1, claimTtlMs: 60_000, now });
+    failChatUpdates("rollback");
+    try {
+      await expect(store.outbox.complete(claimed!.id, "w")).rejects.toThrow("chats refused");
+    } finally {
+      other.exec("drop trigger chats_fail");
+    }
+    expect(rawRow("d")).toMatchObject({ status: "claimed", claimed_by: "w" });
+    expect(writable()).toBe(true);
+    expect(await store.outbox.complete(claimed!.id, "w")).toBe(true);
+  });
+});
+
 describe("knex outbox: summary and pruning", () => {
   it("the summary counts unfinished and dead items; its oldest due item is none until one is due", async () => {
     expect(await store.outbox.summary("int_o", now)).toEqual({ depth: 0, dead: 0, oldestDueAt: null });
@@ -272,31 +340,21 @@ describe("knex outbox: summary and pruning", () => {
 describe("knex outbox: another process in between", () => {
   it("an enqueue whose duplicate is cancelled before it is read enqueues again", async () => {
     await store.outbox.enqueue(item("d"), now);
-    // 1: the insert (absorbed as a duplicate); before 2, the read, the duplicate goes.
+    // The insert (a prepared statement, absorbed as a duplicate); before the read (the first built query), the
+    // duplicate goes.
     beforeQuery = (n) => {
-      if (n === 2) other.prepare("delete from chatwoot_outbox where dedupe_key = 'd'").run();
+      if (n === 1) other.prepare("delete from chatwoot_outbox where dedupe_key = 'd'").run();
     };
     const { result, kinds } = await counted(() => store.outbox.enqueue(item("d"), now));
     expect(result.duplicate).toBe(false);
-    expect(kinds).toEqual(["insert", "select", "insert"]);
+    // The reads find nothing; then a write transaction of its own (the write lock first): the chat's row, the item, the
+    // chat made due.
+    expect(kinds).toEqual([
+      ...["begin", "insert", "commit", "select", "select"],
+      ...["begin;", "delete", "insert", "insert", "update", "commit;"],
+    ]);
+    expect(await chatRows()).toEqual([{ chat_key: "chat", head_seq: 0, head_due: 0 }]);
     expect(rawRow("d")).toMatchObject({ id: result.id, status: "pending" });
-  });
-
-  it("an enqueue that keeps meeting a duplicate that vanishes gives up after three attempts", async () => {
-    const row = (id: string) =>
-      other
-        .prepare(
-          "insert into chatwoot_outbox (id, integration_id, direction, chat_key, dedupe_key, payload, status, attempts, available_at, last_error, created_at) values (?, 'int_o', 'inbound', 'chat', 'd', '{}', 'pending', 0, 0, '', 0)",
-        )
-        .run(id);
-    beforeQuery = (n) => {
-      if (n % 2 === 1) row(`ghost-${n}`);
-      else other.prepare("delete from chatwoot_outbox where dedupe_key = 'd'").run();
-    };
-    await expect(store.outbox.enqueue(item("d"), now)).rejects.toThrow(
-      "outbox dedupe conflict without a stored item",
-    );
-    expect(built).toBe(6);
   });
 
   it("enqueues made together whose duplicate is cancelled before it is read are enqueued one by one", async () => {

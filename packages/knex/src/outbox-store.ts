@@ -5,7 +5,13 @@ import { batched, firstIndexes, groupBy, WRITES } from "./batch.js";
 import { checkKey, outboxFromRow, type Row } from "./codec.js";
 import type { StoreContext } from "./context.js";
 import { type Dialect, insertUnlessDuplicate } from "./dialect.js";
-import { createPreparedQuery, createPreparedTransaction, numbered } from "./prepared.js";
+import {
+  createPreparedQuery,
+  createPreparedTransaction,
+  createSqliteStatements,
+  numbered,
+  type SqliteRun,
+} from "./prepared.js";
 import type { ChatwootTableNames } from "./tables.js";
 
 /*
@@ -17,8 +23,7 @@ import type { ChatwootTableNames } from "./tables.js";
  * (integration, chat key) has a row in `<prefix>outbox_chats`, and both a claim and an enqueue of a chat key
  * hold that row's lock.
  *
- * On PostgreSQL and MySQL/MariaDB the chat row also keeps where its head (oldest unfinished item) is and when it is
- * due (migration 0010): `head_seq`, below which every item of the chat is finished, and `head_due`, no later than
+ * The chat row also keeps where its head (oldest unfinished item) is and when it is due (migration 0010): `head_seq`, below which every item of the chat is finished, and `head_due`, no later than
  * when the head may be claimed (0: look now; null: nothing unfinished). Both are lower bounds, so a write that
  * changes a head only has to lower `head_due` under the chat lock (enqueue into an empty chat, complete, fail,
  * markDead, retryDead, cancelAll), never find the next head; `extend` leaves it early.
@@ -32,9 +37,10 @@ import type { ChatwootTableNames } from "./tables.js";
  * in commit order and a late commit can never slip in ahead of a head that is already claimed. On PostgreSQL
  * an enqueue into a chat whose row exists is one autocommit statement (`WITH chat AS (... FOR UPDATE) INSERT`).
  *
- * SQLite has no row locks and one writer at a time: a claim is a single `UPDATE ... WHERE seq IN (the oldest
- * due heads, found along the partial index of unfinished items) RETURNING *`, an enqueue a single INSERT, each atomic
- * on its own; no chat rows are needed.
+ * SQLite has no row locks and one writer at a time: a claim, an enqueue and a complete are each one write transaction
+ * (`BEGIN IMMEDIATE`) whose statements run synchronously on the connection (`createSqliteStatements`), so nothing
+ * runs between them; a claim reads the due chats and their heads in one statement, claims, and writes the heads back
+ * (`claimSqlite`).
  *
  * Concurrent enqueues and completes (SQLite, PostgreSQL) share one statement each (`batched`): every ingested
  * event is an enqueue, every delivered one a complete.
@@ -178,25 +184,48 @@ export function createOutboxStore({
     "o.integration_id = due.integration_id and o.chat_key = due.chat_key and o.status = 'claimed' and " +
     "o.claimed_by = ? and o.id = any(?::text[]) returning o.id";
   const completePgNumbered = numbered(completePgSql);
-  /** SQLite: the hot statements straight on the connection, prepared once (`prepared.ts`). */
-  const lite = preparedStatements && dialect === "sqlite" ? createPreparedQuery(knex) : null;
+  /**
+   * SQLite: the hot statements straight on the connection (`prepared.ts`), kept prepared unless
+   * `preparedStatements` is off.
+   */
+  const lite = dialect === "sqlite" ? createSqliteStatements(knex, preparedStatements) : null;
+  /** SQLite: the chats (a JSON array of `[integration_id, chat_key]`) keyed as `v.i`, `v.k`. */
+  const chatsJson = (extra = "") =>
+    `(select json_extract(value, '$[0]') as i, json_extract(value, '$[1]') as k${extra} from json_each(?)) as v`;
+  const chatPairs = (rows: Row[]) =>
+    JSON.stringify([
+      ...new Map(rows.map((row) => [chatId(row), [row.integration_id, row.chat_key]])).values(),
+    ]);
+  /** SQLite: the chats given are due now (their heads have changed: the next claim looks). */
+  const dueSqliteSql = `update ${chatsId} as c set head_due = 0 from ${chatsJson()} where c.integration_id = v.i and c.chat_key = v.k`;
+  /** SQLite: the chats given get a row if they have none, and are due now if they had no unfinished item. */
+  const dueNewSqliteSql =
+    `insert into ${chatsId} (integration_id, chat_key, head_due) select v.i, v.k, 0 from ${chatsJson()} where true ` +
+    `on conflict (integration_id, chat_key) do update set head_due = 0 where ${chatsId}.head_due is null`;
   const completeSqliteSql =
-    `update ${outboxId} set status = 'done', claim_until = null ` +
-    "where status = 'claimed' and claimed_by = ? and id in (select value from json_each(?)) returning id";
-  /** Completes `ids` held by `owner` in one prepared statement (PostgreSQL, SQLite): the ids completed. */
+    `update ${outboxId} set status = 'done', claim_until = null where status = 'claimed' and claimed_by = ? and ` +
+    "id in (select value from json_each(?)) returning id, integration_id, chat_key";
+  /**
+   * Completes `ids` held by `owner` (PostgreSQL: one prepared statement; SQLite: one transaction, the items and their
+   * chats made due): the ids completed.
+   */
   const completeHeld = (owner: string, ids: string[]): Promise<Row[]> | null =>
     prepared
       ? prepared(completePgNumbered, [owner, ids, owner, ids])
       : lite
-        ? lite(completeSqliteSql, [owner, JSON.stringify(ids)])
+        ? lite.transaction((run) => {
+            const rows = run(completeSqliteSql, [owner, JSON.stringify(ids)]);
+            if (rows.length > 0) run(dueSqliteSql, [chatPairs(rows)]);
+            return rows;
+          })
         : dialect === "postgresql"
           ? knex
               .raw(completePgSql, [owner, ids, owner, ids])
               .then((result) => (result as { rows: Row[] }).rows)
           : null;
-  /** PostgreSQL, MySQL/MariaDB: the chats among `chats` that had no unfinished item become due (locks held). */
+  /** The chats among `chats` that had no unfinished item become due (their rows exist, locks held). */
   async function markDue(trx: Knex.Transaction, chats: ChatKey[]): Promise<void> {
-    if (dialect === "sqlite" || chats.length === 0) return;
+    if (chats.length === 0) return;
     await inChats(trx(t.outboxChats), chats).whereNull("head_due").update({ head_due: 0 });
   }
   /** Makes sure the chat row exists and this transaction holds its lock. */
@@ -271,23 +300,6 @@ export function createOutboxStore({
   async function enqueueOne(row: Row): Promise<Enqueued> {
     const id = String(row.id);
     const dedupe = { integration_id: row.integration_id, dedupe_key: row.dedupe_key };
-    if (dialect === "sqlite") {
-      // One autocommit statement: SQLite has one writer at a time, so the insert gets its `seq` in commit order
-      // without a chat lock (claims on SQLite never read the chat rows).
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const inserted: Row[] = await knex(t.outbox)
-          .insert(row)
-          .onConflict(["integration_id", "dedupe_key"])
-          .ignore()
-          .returning(["id"]);
-        if (inserted.length > 0) return { id, duplicate: false };
-        const existing: Row | undefined = await knex(t.outbox).select("id").where(dedupe).first();
-        if (existing) return { id: String(existing.id), duplicate: true };
-        // The duplicate was cancelled in between: its dedupe key is free again.
-      }
-      throw new Error("outbox dedupe conflict without a stored item");
-    }
-
     if (dialect === "postgresql") {
       // The usual case in one round trip: the statement locks the (existing) chat row and inserts.
       const inserted = await insertIntoKnownChats([row]);
@@ -432,7 +444,7 @@ export function createOutboxStore({
         return first[index] === index ? answer : { id: answer.id, duplicate: true };
       });
     }
-    if (dialect === "mysql" || rows.length === 1) {
+    if (dialect === "mysql" || (rows.length === 1 && !lite)) {
       const answers: Enqueued[] = [];
       for (const row of rows) answers.push(await enqueueOne(row));
       return answers;
@@ -441,14 +453,19 @@ export function createOutboxStore({
     const unique = rows.filter((_, index) => first[index] === index);
     let inserted: Set<string>;
     if (lite) {
-      // One text per batch size, each prepared once.
+      // One text per batch size, each prepared once; the items and their chats in one transaction.
       const columns = Object.keys(unique[0]!);
       const tuple = `(${columns.map(() => "?").join(", ")})`;
-      const stored = await lite(
+      const insert =
         `insert into ${outboxId} (${columns.map((column) => knex.client.wrapIdentifier(column)).join(", ")}) ` +
-          `values ${unique.map(() => tuple).join(", ")} on conflict (integration_id, dedupe_key) do nothing returning id`,
-        unique.flatMap((row) => columns.map((column) => row[column] ?? null)),
-      );
+        `values ${unique.map(() => tuple).join(", ")} on conflict (integration_id, dedupe_key) do nothing ` +
+        "returning id, integration_id, chat_key";
+      const values = unique.flatMap((row) => columns.map((column) => row[column] ?? null));
+      const stored = await lite.transaction((run) => {
+        const rows = run(insert, values);
+        if (rows.length > 0) run(dueNewSqliteSql, [chatPairs(rows)]);
+        return rows;
+      });
       inserted = new Set(stored.map((row) => String(row.id)));
     } else {
       inserted = await insertIntoKnownChats(unique);
@@ -533,11 +550,10 @@ export function createOutboxStore({
   }, WRITES);
 
   /**
-   * Changes an item `owner` holds (fail, markDead): on PostgreSQL and MySQL/MariaDB under its chat's lock, and the
-   * chat made due, as a complete does (the chat's head has changed or may be due at another time).
+   * Changes an item `owner` holds (fail, markDead): under its chat's lock, and the chat made due, as a complete does
+   * (the chat's head has changed or may be due at another time).
    */
   async function changeHeld(id: string, owner: string, changes: Record<string, unknown>): Promise<boolean> {
-    if (dialect === "sqlite") return (await held(id, owner).update(changes)) === 1;
     return inTransaction(async (trx) => {
       const item: Row | undefined = await trx(t.outbox)
         .select("integration_id", "chat_key")
@@ -563,50 +579,69 @@ export function createOutboxStore({
     "claimed_by = ?, claim_until = ? where seq in (select seq from chosen) and " +
     `${claimableSql()} returning *`;
   const claimSetBindings = ({ owner, claimUntil, at }: ClaimRequest) => [owner, claimUntil, at, at];
+  /** Whether a head read back (`status`, `available_at`, `claim_until`) may be claimed at `at` (`claimableSql`). */
+  const isClaimable = (head: Row, at: number) =>
+    head.status === "pending" ? Number(head.available_at) <= at : Number(head.claim_until) <= at;
+  /**
+   * A chat's due time after a claim that read its head `head` (a row with `seq`, null when the chat has none): the
+   * claim's deadline when this claim took it (`mine`, the claimed seqs), else the head's own due time.
+   */
+  const headDue = (head: Row, mine: ReadonlySet<number>, claimUntil: number): number | null =>
+    head.seq === null || head.seq === undefined
+      ? null
+      : mine.has(Number(head.seq))
+        ? claimUntil
+        : head.status === "pending"
+          ? Number(head.available_at)
+          : Number(head.claim_until);
   /** More candidates than `limit`, as some may be locked by other claimers. */
   const wantedFor = (limit: number) => limit * 2 + 8;
 
   /**
-   * One statement, atomic on its own (SQLite has one writer at a time): the oldest `limit` due heads. The heads
-   * are found as on PostgreSQL, skipping from chat to chat along the index of unfinished items: each step is one
-   * index descent for the first entry of the next chat (the same integration's next chat key, else the next
-   * integration's first), and that entry is its chat's head. SQLite has no LATERAL, so a step is a scalar
-   * subquery for the next head's `seq`, then a rowid look-up. (A row-value `(integration_id, chat_key) > (…)`
-   * would be a range on the first column only, a scan.) Reading the whole index instead costs a step per
-   * unfinished item, about 7 times as much with 100 items per chat. The UPDATE finds the chosen rows by rowid
-   * (`NOT INDEXED` still allows rowid look-ups): left to itself SQLite answers its claimable condition from the due
-   * and claim indexes, a scan of every due item.
+   * SQLite: one write transaction (nothing runs between its statements): the due chats along
+   * `<prefix>outbox_chats_due_idx`, each with its head (its first unfinished item from `head_seq` on, one descent of
+   * the open-items index) in one statement; the oldest `limit` claimable heads claimed (by rowid); and the heads and
+   * due times that changed written back, as on PostgreSQL.
    */
-  const claimSqliteSql = (excluding: boolean) => {
-    const openIndex = knex.client.wrapIdentifier(`${t.outbox}_open_idx`);
-    const outbox = knex.client.wrapIdentifier(t.outbox);
-    const next = (after: string) =>
-      `(select p.seq from ${outbox} as p indexed by ${openIndex} where p.status in ('pending', 'claimed')${after} ` +
-      "order by p.integration_id, p.chat_key, p.seq limit 1)";
-    return (
-      `with recursive heads(seq, integration_id, chat_key) as (select o.seq, o.integration_id, o.chat_key from ${outbox} ` +
-      `as o where o.seq = ${next("")} union all select o.seq, o.integration_id, o.chat_key from heads as h ` +
-      `cross join ${outbox} as o where o.seq = coalesce(` +
-      `${next(" and p.integration_id = h.integration_id and p.chat_key > h.chat_key")}, ` +
-      `${next(" and p.integration_id > h.integration_id")})), ` +
-      `chosen as (select d.seq from heads as h cross join ${outbox} as d where d.seq = h.seq and ` +
-      `${claimableSql("d.")}${excluding ? " and h.integration_id not in (select value from json_each(?))" : ""} ` +
-      `order by h.seq limit ?) update ${outbox} not indexed ${claimSet}`
-    );
-  };
-  /** The statement, and the one leaving some integrations alone (their ids bound as one JSON array). */
-  const claimSqliteSqls = [claimSqliteSql(false), claimSqliteSql(true)] as const;
-  async function claimSqlite(request: ClaimRequest): Promise<Row[]> {
-    const excluding = request.exclude.length > 0;
-    const sql = claimSqliteSqls[excluding ? 1 : 0];
-    const bindings = [
-      request.at,
-      request.at,
-      ...(excluding ? [JSON.stringify(request.exclude)] : []),
-      request.limit,
-      ...claimSetBindings(request),
-    ];
-    return lite ? lite(sql, bindings) : ((await knex.raw(sql, bindings)) as Row[]);
+  const dueHeadsSqliteSql = (excluding: boolean) =>
+    "select c.integration_id, c.chat_key, c.head_seq, c.head_due, o.seq, o.status, o.available_at, o.claim_until " +
+    `from ${chatsId} as c left join ${outboxId} as o on o.seq = (select p.seq from ${outboxId} as p indexed by ` +
+    `${knex.client.wrapIdentifier(`${t.outbox}_open_idx`)} where p.integration_id = c.integration_id and ` +
+    "p.chat_key = c.chat_key and p.seq >= c.head_seq and p.status in ('pending', 'claimed') order by p.seq limit 1) " +
+    `where c.head_due <= ?${excluding ? " and c.integration_id not in (select value from json_each(?))" : ""} ` +
+    "order by c.head_due limit ?";
+  const dueHeadsSqliteSqls = [dueHeadsSqliteSql(false), dueHeadsSqliteSql(true)] as const;
+  const claimSqliteSql = `with chosen(seq) as (select value from json_each(?)) update ${outboxId} not indexed ${claimSet}`;
+  const headsSqliteSql =
+    `update ${chatsId} as c set head_seq = v.s, head_due = v.d from ${chatsJson(", json_extract(value, '$[2]') as s, json_extract(value, '$[3]') as d")} ` +
+    "where c.integration_id = v.i and c.chat_key = v.k";
+  function claimSqlite(run: SqliteRun, request: ClaimRequest): Row[] {
+    const { at, claimUntil, exclude, limit } = request;
+    const excluding = exclude.length > 0;
+    const found = run(dueHeadsSqliteSqls[excluding ? 1 : 0], [
+      at,
+      ...(excluding ? [JSON.stringify(exclude)] : []),
+      wantedFor(limit),
+    ]);
+    if (found.length === 0) return [];
+    const chosen = found
+      .filter((row) => row.seq !== null && isClaimable(row, at))
+      .sort((a, b) => Number(a.seq) - Number(b.seq))
+      .slice(0, limit)
+      .map((row) => Number(row.seq));
+    const claimed =
+      chosen.length > 0 ? run(claimSqliteSql, [JSON.stringify(chosen), ...claimSetBindings(request)]) : [];
+    const mine = new Set(claimed.map((row) => Number(row.seq)));
+    const changed = found.flatMap((row) => {
+      const seq = row.seq === null ? Number(row.head_seq) : Number(row.seq);
+      const due = headDue(row, mine, claimUntil);
+      const before = row.head_due === null ? null : Number(row.head_due);
+      return seq === Number(row.head_seq) && due === before
+        ? []
+        : [[row.integration_id, row.chat_key, seq, due]];
+    });
+    if (changed.length > 0) run(headsSqliteSql, [JSON.stringify(changed)]);
+    return claimed;
   }
 
   /*
@@ -705,9 +740,7 @@ export function createOutboxStore({
         ),
       )) as [Row[]];
       const heads = found
-        .filter((head) =>
-          head.status === "pending" ? Number(head.available_at) <= at : Number(head.claim_until) <= at,
-        )
+        .filter((head) => isClaimable(head, at))
         .sort((a, b) => Number(a.seq) - Number(b.seq))
         .slice(0, limit);
       let claimed: Row[] = [];
@@ -744,17 +777,11 @@ export function createOutboxStore({
         }
       }
       // Every locked chat's head and due time, written back in one UPDATE.
-      const mine = new Set(claimed.map((head) => String(head.seq)));
+      const mine = new Set(claimed.map((head) => Number(head.seq)));
       const headByChat = new Map(found.map((head) => [chatId(head), head]));
       const values = chats.map((chat) => {
         const head = headByChat.get(chatId(chat));
-        const due = !head
-          ? null
-          : mine.has(String(head.seq))
-            ? claimUntil
-            : head.status === "pending"
-              ? Number(head.available_at)
-              : Number(head.claim_until);
+        const due = head ? headDue(head, mine, claimUntil) : null;
         return [
           String(chat.integration_id),
           String(chat.chat_key),
@@ -778,14 +805,23 @@ export function createOutboxStore({
   }
 
   /**
-   * Chats with unfinished items but no due time (PostgreSQL, MySQL/MariaDB) are made due: items enqueued by a
-   * process of a version before the heads (migration 0010) while this one runs, during a rolling upgrade. Every
-   * `SWEEP_INTERVAL_MS` of the claims' clock, from the first claim on; chats locked by others are left to the next.
+   * Chats with unfinished items but no due time are made due: items enqueued by a process of a version before the
+   * heads (migration 0010) while this one runs, during a rolling upgrade. Every `SWEEP_INTERVAL_MS` of the claims'
+   * clock, from the first claim on; chats locked by others are left to the next. On SQLite, where such a process
+   * wrote no chat rows, one statement over the open-items index gives those chats their row too.
    */
   let nextSweep = Number.NEGATIVE_INFINITY;
+  const sweepSqliteSql =
+    `insert into ${chatsId} (integration_id, chat_key, head_due) select distinct integration_id, chat_key, 0 from ` +
+    `${outboxId} where status in ('pending', 'claimed') and true on conflict (integration_id, chat_key) do update ` +
+    `set head_due = 0 where ${chatsId}.head_due is null`;
   async function sweep(at: number): Promise<void> {
-    if (dialect === "sqlite" || at < nextSweep) return;
+    if (at < nextSweep) return;
     nextSweep = at + SWEEP_INTERVAL_MS;
+    if (lite) {
+      await lite.query(sweepSqliteSql, []);
+      return;
+    }
     await inTransaction(async (trx) => {
       const lost: Row[] = await trx(`${t.outboxChats} as c`)
         .select("c.integration_id", "c.chat_key")
@@ -840,12 +876,11 @@ export function createOutboxStore({
         exclude: excludeIntegrations,
       };
       await sweep(request.at);
-      const claimed =
-        dialect === "sqlite"
-          ? await claimSqlite(request)
-          : dialect === "postgresql"
-            ? await claimPostgres(request)
-            : await claimMysql(request);
+      const claimed = lite
+        ? await lite.transaction((run) => claimSqlite(run, request))
+        : dialect === "postgresql"
+          ? await claimPostgres(request)
+          : await claimMysql(request);
       return claimed.sort((a, b) => Number(a.seq) - Number(b.seq)).map(outboxFromRow);
     },
 
@@ -878,7 +913,7 @@ export function createOutboxStore({
         if (direction !== undefined) query.andWhere({ direction });
         const deleted = await query.delete();
         // Their heads may be gone: the next claim looks again.
-        if (dialect !== "sqlite" && deleted > 0)
+        if (deleted > 0)
           await trx(t.outboxChats)
             .where({ integration_id: integrationId })
             .whereNotNull("head_due")

@@ -9,6 +9,7 @@ interface PgClient {
 
 /** The part of a better-sqlite3 `Database` used here. */
 interface SqliteConnection {
+  readonly inTransaction: boolean;
   prepare(source: string): {
     reader: boolean;
     all(...values: unknown[]): Row[];
@@ -47,7 +48,7 @@ export type PreparedQuery = (text: string, values: unknown[]) => Promise<Row[]>;
  * host's query logging still sees them; their errors are the driver's, with the same `code`s.
  */
 export function createPreparedQuery(knex: Knex): PreparedQuery {
-  if (knex.client.dialect === "sqlite3") return createSqliteQuery(knex);
+  if (knex.client.dialect === "sqlite3") return createSqliteStatements(knex).query;
   return (text, values) =>
     announced(knex, text, values, async () => {
       const connection = (await knex.client.acquireConnection()) as PgClient;
@@ -98,8 +99,11 @@ export function createPreparedTransaction(knex: Knex): PreparedTransaction {
 
 let querySequence = 0;
 
-/** Runs `run` between the events knex emits around a query of its own (`query`, `query-response`/`query-error`). */
-async function announced(knex: Knex, sql: string, bindings: unknown[], run: () => Promise<Row[]>) {
+/**
+ * Announces one statement as knex announces its own (`query` on the knex instance now, then `query-response` or
+ * `query-error` through the answer's `done` or `failed`).
+ */
+function announce(knex: Knex, sql: string, bindings: unknown[]) {
   const query = {
     __knexQueryUid: `cw-prepared-${++querySequence}`,
     method: "raw",
@@ -108,13 +112,25 @@ async function announced(knex: Knex, sql: string, bindings: unknown[], run: () =
     options: {},
   };
   knex.client.emit("query", query);
+  return {
+    done(rows: Row[]): Row[] {
+      knex.client.emit("query-response", rows, query);
+      return rows;
+    },
+    failed(error: unknown): unknown {
+      knex.client.emit("query-error", error, query);
+      return error;
+    },
+  };
+}
+
+/** Runs `run` between the events knex emits around a query of its own (`query`, `query-response`/`query-error`). */
+async function announced(knex: Knex, sql: string, bindings: unknown[], run: () => Promise<Row[]>) {
+  const statement = announce(knex, sql, bindings);
   try {
-    const rows = await run();
-    knex.client.emit("query-response", rows, query);
-    return rows;
+    return statement.done(await run());
   } catch (error) {
-    knex.client.emit("query-error", error, query);
-    throw error;
+    throw statement.failed(error);
   }
 }
 
@@ -126,32 +142,84 @@ export function numbered(text: string): string {
 
 const SQLITE_CACHE_SIZE = 200;
 
+/** Runs one statement on the SQLite connection a `SqliteStatements.transaction` holds, synchronously. */
+export type SqliteRun = (text: string, values: unknown[]) => Row[];
+
+/** SQLite: statements straight on the connection of knex's pool (`createSqliteStatements`). */
+export interface SqliteStatements {
+  /** One statement, atomic on its own. */
+  query: PreparedQuery;
+  /**
+   * `work` in one write transaction (`BEGIN IMMEDIATE`: the database's write lock taken first, waiting up to the
+   * connection's busy timeout) whose statements all run synchronously, so nothing else, of this process or another,
+   * runs in between; rolled back when `work` throws.
+   */
+  transaction<T>(work: (run: SqliteRun) => T): Promise<T>;
+}
+
 /**
- * SQLite (better-sqlite3): the store's hot statements straight on the connection of knex's pool, each prepared once
- * per connection and kept (the most recently used 200): knex's query builder, its pool bookkeeping and its
- * re-preparing every statement cost more of the routing's CPU than SQLite's own work on these statements.
+ * SQLite (better-sqlite3): statements straight on the connection of knex's pool, announced as knex's own. With
+ * `keep`, each is prepared once per connection and kept (the most recently used 200): knex's query builder, its pool
+ * bookkeeping and its re-preparing every statement cost more of the routing's CPU than SQLite's own work on these
+ * statements. Without, each call prepares its statement again (`preparedStatements: false`).
  */
-function createSqliteQuery(knex: Knex): PreparedQuery {
+export function createSqliteStatements(knex: Knex, keep = true): SqliteStatements {
   const caches = new WeakMap<object, Map<string, ReturnType<SqliteConnection["prepare"]>>>();
-  return (text, values) =>
-    announced(knex, text, values, async () => {
-      const connection = (await knex.client.acquireConnection()) as SqliteConnection;
+  const statementOf = (connection: SqliteConnection, text: string) => {
+    if (!keep) return connection.prepare(text);
+    let cache = caches.get(connection);
+    if (!cache) {
+      cache = new Map();
+      caches.set(connection, cache);
+    }
+    let statement = cache.get(text);
+    if (statement) cache.delete(text);
+    else statement = connection.prepare(text);
+    cache.set(text, statement);
+    if (cache.size > SQLITE_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+    return statement;
+  };
+  const runOn =
+    (connection: SqliteConnection): SqliteRun =>
+    (text, values) => {
+      const announcement = announce(knex, text, values);
       try {
-        let cache = caches.get(connection);
-        if (!cache) {
-          cache = new Map();
-          caches.set(connection, cache);
-        }
-        let statement = cache.get(text);
-        if (statement) cache.delete(text);
-        else statement = connection.prepare(text);
-        cache.set(text, statement);
-        if (cache.size > SQLITE_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
-        if (statement.reader) return statement.all(...values);
+        const statement = statementOf(connection, text);
+        if (statement.reader) return announcement.done(statement.all(...values));
         statement.run(...values);
-        return [];
-      } finally {
-        await knex.client.releaseConnection(connection);
+        return announcement.done([]);
+      } catch (error) {
+        throw announcement.failed(error);
       }
-    });
+    };
+  async function withConnection<T>(work: (run: SqliteRun, connection: SqliteConnection) => T): Promise<T> {
+    const connection = (await knex.client.acquireConnection()) as SqliteConnection;
+    try {
+      return work(runOn(connection), connection);
+    } finally {
+      await knex.client.releaseConnection(connection);
+    }
+  }
+  return {
+    query: (text, values) => withConnection((run) => run(text, values)),
+    transaction: (work) =>
+      withConnection((run, connection) => {
+        run("begin immediate", []);
+        let result: ReturnType<typeof work>;
+        try {
+          result = work(run);
+        } catch (error) {
+          // SQLite may have rolled back already (some errors end the transaction); the statement's error is the one
+          // to report.
+          if (connection.inTransaction) {
+            try {
+              run("rollback", []);
+            } catch {}
+          }
+          throw error;
+        }
+        run("commit", []);
+        return result;
+      }),
+  };
 }
