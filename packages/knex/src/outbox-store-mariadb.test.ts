@@ -1,45 +1,18 @@
-import { createTestDatabase } from "@ryze/chatwoot-testkit/databases";
-import { afterAll, beforeEach, describe, expect, it } from "vitest";
-import { createKnexStore, migrate } from "./index.js";
+import { describe, expect, it } from "vitest";
+import { itemOf, now, outboxStatementsDatabase, type SentStatement } from "./outbox-statements.fixture.js";
 
 // The knex outbox on MariaDB/MySQL (no RETURNING, no partial index): what the hot calls cost in statements, in one
 // transaction per batch. The store conformance suite (mariadb.test.ts) covers the contract itself. Skipped loudly
 // when MariaDB is unreachable.
 
-const database = await createTestDatabase("mariadb", "cw_knex_outbox_my");
-const now = new Date(1_900_000_000_000);
-const item = (dedupeKey: string, chatKey = "chat", integrationId = "int_m") => ({
-  integrationId,
-  direction: "inbound" as const,
-  chatKey,
-  dedupeKey,
-  payload: { dedupeKey },
-});
+const fixture = await outboxStatementsDatabase("mariadb", "cw_knex_outbox_my");
+const item = itemOf("int_m");
 
-if (database) {
-  const db = database.connect({ poolMax: 4 });
-  await migrate(db);
-  const store = createKnexStore(db);
-  const statements: Array<{ sql: string; bindings: unknown[] }> = [];
-  db.on("query", (query: { sql: string; bindings?: unknown[] }) =>
-    statements.push({ sql: query.sql.toLowerCase(), bindings: query.bindings ?? [] }),
-  );
-  afterAll(async () => {
-    await db.destroy();
-    await database.drop();
-  });
-  beforeEach(async () => {
-    await db("chatwoot_outbox").delete();
-    await db("chatwoot_outbox_chats").delete();
-  });
-  const counted = async <T>(call: () => Promise<T>) => {
-    statements.length = 0;
-    const result = await call();
-    return { result, sql: [...statements] };
-  };
+if (fixture) {
+  const { db, store, counted } = fixture;
 
   /** The statements a call sent, without the transaction's own (isolation level, begin, commit). */
-  const work = (sql: Array<{ sql: string; bindings: unknown[] }>) =>
+  const work = (sql: SentStatement[]) =>
     sql.filter((entry) => !/^(set transaction|begin|commit)/.test(entry.sql));
   const claim = (limit: number) => store.outbox.claim({ owner: "w", limit, claimTtlMs: 60_000, now });
 

@@ -1,7 +1,7 @@
 import { eventually } from "@ryze/chatwoot-testkit";
-import { createTestDatabase } from "@ryze/chatwoot-testkit/databases";
-import { afterAll, beforeEach, describe, expect, it } from "vitest";
-import { createKnexStore, migrate } from "./index.js";
+import { describe, expect, it } from "vitest";
+import { createKnexStore } from "./index.js";
+import { itemOf, now, outboxStatementsDatabase } from "./outbox-statements.fixture.js";
 
 // The knex outbox on PostgreSQL: what the hot calls cost in statements. Calls made together share one statement, sent
 // as a named prepared statement whose text is the same for every batch size (`prepared.ts`: parsed and planned once
@@ -9,34 +9,15 @@ import { createKnexStore, migrate } from "./index.js";
 // The store conformance suite (postgres.test.ts) covers the contract itself. Skipped loudly when PostgreSQL is
 // unreachable.
 
-const database = await createTestDatabase("postgres", "cw_knex_outbox");
-const now = new Date(1_900_000_000_000);
-const item = (dedupeKey: string, chatKey = "chat") => ({
-  integrationId: "int_p",
-  direction: "inbound" as const,
-  chatKey,
-  dedupeKey,
-  payload: { dedupeKey },
-});
+const fixture = await outboxStatementsDatabase("postgres", "cw_knex_outbox");
+const item = itemOf("int_p");
 
-if (database) {
-  const db = database.connect({ poolMax: 4 });
-  await migrate(db);
-  const store = createKnexStore(db);
-  const statements: string[] = [];
-  db.on("query", (query: { sql: string }) => statements.push(query.sql.toLowerCase()));
-  afterAll(async () => {
-    await db.destroy();
-    await database.drop();
-  });
-  beforeEach(async () => {
-    await db("chatwoot_outbox").delete();
-    await db("chatwoot_outbox_chats").delete();
-  });
+if (fixture) {
+  const { database, db, store } = fixture;
+  /** The call's result and the texts of the statements it sent. */
   const counted = async <T>(call: () => Promise<T>) => {
-    statements.length = 0;
-    const result = await call();
-    return { result, sql: [...statements] };
+    const { result, sql } = await fixture.counted(call);
+    return { result, sql: sql.map((entry) => entry.sql) };
   };
 
   describe("knex outbox on PostgreSQL: statements on the hot path", () => {
