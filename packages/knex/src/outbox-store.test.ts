@@ -28,7 +28,11 @@ const proxied = new Proxy(db, {
 }) as Knex;
 const store = createKnexStore(proxied);
 const statements: string[] = [];
-db.on("query", (query: { sql: string }) => statements.push(query.sql.toLowerCase()));
+const bindings: unknown[][] = [];
+db.on("query", (query: { sql: string; bindings?: unknown[] }) => {
+  statements.push(query.sql.toLowerCase());
+  bindings.push(query.bindings ?? []);
+});
 
 afterAll(async () => {
   other.close();
@@ -60,6 +64,7 @@ const transactions = (kinds: string[]) =>
     .filter((text) => text.startsWith("begin"));
 async function counted<T>(call: () => Promise<T>): Promise<{ result: T; kinds: string[] }> {
   statements.length = 0;
+  bindings.length = 0;
   built = 0;
   const result = await call();
   return { result, kinds: statements.map((sql) => sql.split(" ")[0]!) };
@@ -216,6 +221,11 @@ describe("knex outbox: statements", () => {
     });
     expect(rawRow("d")).toMatchObject({ status: "done", claim_until: null, claimed_by: "w" });
     expect(await chatRows()).toEqual([{ chat_key: "chat", head_seq: rawRow("d").seq, head_due: 0 }]);
+    // Not held any more: nothing completed, no chat touched.
+    expect(await counted(() => store.outbox.complete(claimed!.id, "w"))).toEqual({
+      result: false,
+      kinds: ["begin", "update", "commit"],
+    });
   });
 
   it("fail and markDead clear the claim, fail keeps or counts the attempt", async () => {
@@ -257,6 +267,73 @@ describe("knex outbox: statements", () => {
     expect(await store.outbox.cancelAll("int_o")).toBe(1);
     expect(await store.outbox.find("int_o", "in")).toBeNull();
     expect(await store.outbox.find("int_else", "else")).not.toBeNull();
+  });
+});
+
+describe("knex outbox: claims read the due chats' heads", () => {
+  const later = (ms: number) => new Date(now.getTime() + ms);
+  const claimAt = (at: Date, limit: number, owner = "w") =>
+    store.outbox.claim({ owner, limit, claimTtlMs: 60_000, now: at });
+  const heads = () =>
+    Object.fromEntries(
+      (chatRows() as Array<{ chat_key: string; head_seq: number; head_due: number | null }>).map((row) => [
+        row.chat_key,
+        [row.head_seq, row.head_due],
+      ]),
+    );
+  const seqOf = (dedupeKey: string) => rawRow(dedupeKey).seq as number;
+
+  it("take the oldest claimable heads, passing over heads waiting for a retry, held by others or gone, and write back only the heads that changed", async () => {
+    // z's chat row comes first (its first item, finished below), its next item last of all.
+    for (const [key, chat] of [
+      ["z0", "z"],
+      ["r1", "r"],
+      ["h1", "h"],
+      ["g1", "g"],
+    ])
+      await store.outbox.enqueue(item(key!, chat), now);
+    const taken = await claimAt(now, 4, "other");
+    const byKey = new Map(taken.map((entry) => [entry.dedupeKey, entry.id]));
+    expect(
+      await store.outbox.fail(byKey.get("r1")!, "other", { retryAt: later(120_000), error: "later" }),
+    ).toBe(true);
+    expect(await store.outbox.extend(byKey.get("h1")!, "other", later(120_000))).toBe(true);
+    expect(await store.outbox.complete(byKey.get("g1")!, "other")).toBe(true);
+    expect(await store.outbox.complete(byKey.get("z0")!, "other")).toBe(true);
+
+    // Due chats without a claimable head: read, their heads written back, no item claimed.
+    const idle = await counted(() => claimAt(now, 1));
+    expect(idle.result).toEqual([]);
+    expect(idle.kinds).toEqual(["begin", "select", "update", "commit"]);
+    expect(statements[2]).toMatch(/^update `chatwoot_outbox_chats`/);
+    expect(heads()).toEqual({
+      g: [seqOf("g1"), null],
+      h: [seqOf("h1"), now.getTime() + 60_000],
+      r: [seqOf("r1"), now.getTime() + 120_000],
+      z: [seqOf("z0"), null],
+    });
+    // Nothing due now: nothing written.
+    expect((await counted(() => claimAt(now, 1))).kinds).toEqual(["begin", "select", "commit"]);
+
+    for (const [key, chat] of [
+      ["x1", "x"],
+      ["y1", "y"],
+      ["z1", "z"],
+    ])
+      await store.outbox.enqueue(item(key!, chat), now);
+    // When h's claim was to end (it was extended): h, x, y and z are due; only x, y and z claimable, x the oldest.
+    const at = later(60_000);
+    expect((await claimAt(at, 1)).map((entry) => entry.dedupeKey)).toEqual(["x1"]);
+    expect(heads()).toMatchObject({
+      h: [seqOf("h1"), now.getTime() + 120_000],
+      x: [seqOf("x1"), at.getTime() + 60_000],
+      y: [seqOf("y1"), now.getTime()],
+      z: [seqOf("z1"), now.getTime()],
+    });
+    // Again: y claimed; z's head and due time are as written, so only y's row is written.
+    const next = await counted(() => claimAt(at, 1));
+    expect(next.result.map((entry) => entry.dedupeKey)).toEqual(["y1"]);
+    expect(JSON.parse(String(bindings[3]![0]))).toEqual([["int_o", "y", seqOf("y1"), at.getTime() + 60_000]]);
   });
 });
 

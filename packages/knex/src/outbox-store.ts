@@ -23,10 +23,11 @@ import type { ChatwootTableNames } from "./tables.js";
  * (integration, chat key) has a row in `<prefix>outbox_chats`, and both a claim and an enqueue of a chat key
  * hold that row's lock.
  *
- * The chat row also keeps where its head (oldest unfinished item) is and when it is due (migration 0010): `head_seq`, below which every item of the chat is finished, and `head_due`, no later than
- * when the head may be claimed (0: look now; null: nothing unfinished). Both are lower bounds, so a write that
- * changes a head only has to lower `head_due` under the chat lock (enqueue into an empty chat, complete, fail,
- * markDead, retryDead, cancelAll), never find the next head; `extend` leaves it early.
+ * The chat row also keeps where its head (oldest unfinished item) is and when it is due (migration 0010):
+ * `head_seq`, below which every item of the chat is finished, and `head_due`, no later than when the head may be
+ * claimed (0: look now; null: nothing unfinished). Both are lower bounds, so a write that changes a head only has to
+ * lower `head_due` under the chat lock (enqueue into an empty chat, complete, fail, markDead, retryDead, cancelAll),
+ * never find the next head; `extend` leaves it early.
  * claim on PostgreSQL and MySQL/MariaDB, one READ COMMITTED transaction (see `claimPostgres`):
  *   1. the due chats (`head_due` come) along the chats' due index, locked with `FOR UPDATE SKIP LOCKED`: chat keys
  *      another claimer is working on are skipped;
@@ -42,8 +43,8 @@ import type { ChatwootTableNames } from "./tables.js";
  * runs between them; a claim reads the due chats and their heads in one statement, claims, and writes the heads back
  * (`claimSqlite`).
  *
- * Concurrent enqueues and completes (SQLite, PostgreSQL) share one statement each (`batched`): every ingested
- * event is an enqueue, every delivered one a complete.
+ * Concurrent enqueues and completes share one statement (PostgreSQL) or one transaction (SQLite, MySQL/MariaDB)
+ * each (`batched`): every ingested event is an enqueue, every delivered one a complete.
  *
  * A claim may leave the items of some integrations alone (`excludeIntegrations`, the dispatcher's fair share): their
  * heads are no candidates (a JSON array bound once on SQLite and PostgreSQL, so the statement's text stays the same).
@@ -623,7 +624,6 @@ export function createOutboxStore({
       ...(excluding ? [JSON.stringify(exclude)] : []),
       wantedFor(limit),
     ]);
-    if (found.length === 0) return [];
     const chosen = found
       .filter((row) => row.seq !== null && isClaimable(row, at))
       .sort((a, b) => Number(a.seq) - Number(b.seq))
