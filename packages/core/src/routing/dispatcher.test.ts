@@ -152,6 +152,27 @@ describe("fair delivery", () => {
   });
 });
 
+describe("process warnings", () => {
+  it("runs more items at once than Node's listener warning allows without a MaxListenersExceededWarning", async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on("warning", onWarning);
+    try {
+      // The default concurrency (16), then another integration's work borrowing slots: 24 items at once.
+      const t = setup({ concurrency: 16 });
+      for (let chat = 0; chat < 16; chat++) await t.enqueue("a", `chat-${chat}`);
+      t.dispatcher.start();
+      await until(() => t.running.size === 16, "16 items in flight");
+      for (let chat = 0; chat < 16; chat++) await t.enqueue("b", `chat-${chat}`);
+      await until(() => t.holding().b === 8, "b borrowing 8 slots");
+      await new Promise((resolve) => setTimeout(resolve, 50)); // warnings are emitted on a later tick
+      expect(warnings).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+});
+
 describe("item deadline", () => {
   it("frees the slot of an item whose work ignores its signal, and retries the item later", async () => {
     const signals: AbortSignal[] = [];

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { errorMessage } from "../errors/index.js";
 import { deadline } from "../net/deadline.js";
 import type { Clock, Logger } from "../observability/index.js";
@@ -95,7 +96,6 @@ export class OutboxDispatcher {
    * found none. Cleared when an integration below its share enqueues work here or finishes an item.
    */
   private othersIdleUntil = 0;
-  /** Per in-flight item: aborted when its claim is lost, or on shutdown. */
   /** The work in flight, by item id: aborted when its claim is lost. */
   private readonly controllers = new Map<string, { abort(reason: unknown): void }>();
   private heartbeat: NodeJS.Timeout | null = null;
@@ -107,6 +107,9 @@ export class OutboxDispatcher {
   constructor(options: DispatcherOptions) {
     this.options = options;
     this.owner = options.owner;
+    // Each item in flight listens for the stop (its deadline's parent), at most twice `concurrency` at once: past 10
+    // listeners Node would print a "possible memory leak" warning into the host's logs under ordinary load.
+    setMaxListeners(2 * options.concurrency, this.abort.signal);
   }
 
   /** Whether the claim loop runs: started, not stopped, and not ended by an unexpected error (health). */
