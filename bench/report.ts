@@ -698,18 +698,16 @@ const LEVERS: Array<{ match: RegExp; text: string }> = [
   {
     match: /^Routing throughput \/ direct baseline, SQLite/,
     text:
-      "SQLite: the bridge's own CPU per message. The store's hot statements already skip knex's query builder " +
-      "(`packages/knex/src/prepared.ts`); what is left in the profile: knex for the statements that still go " +
-      "through it (`integrations.get`, `mappings.putMessage`, and the batched identity-link read and chat-history " +
-      "upsert every routed message makes), the per-call `AbortSignal.timeout` + `AbortSignal.any` of `ChatwootApi`, " +
-      "the event's zod validation and GC. Built since the 2026-12-06 02:07 run (SQLite 0.42 ×, PostgreSQL 0.19 × " +
-      "then) and measured by this one: `integrations.get`, `putMessage`, the identity-link read and the " +
-      "chat-history upsert on the prepared path (one text for every batch, the look-ups one statement across " +
-      "integrations), and one deadline timer per Chatwoot call and per outbox item instead of " +
-      "`AbortSignal.timeout` + `AbortSignal.any` (`net/deadline.ts`). What is left: the event's zod validation, the " +
-      "outbox payload's JSON round trip, GC. The heads the PostgreSQL and MariaDB claims read since 2026-12-06 " +
-      "(migration 0010) are not kept on SQLite, whose claim walk costs about 1 µs per chat with work. Next levers: " +
-      "the event's validation and the payload's round trip on the bridge's side.",
+      "SQLite: the bridge's own CPU per message, about half of it the store's statements. Since the 2026-12-06 15:38 run SQLite keeps " +
+      "the chat heads too (`docs/decisions.md` 13): a claim reads the due chats instead of walking every chat's head. " +
+      "With one integration of 100 chats that is about even (0.444 × direct and 0.825 ms of machine CPU per message in " +
+      "the 2026-12-06 13:13 run; 0.491 × and 0.855 ms at 15:38): timing the store's statements one by one in a routing " +
+      "run, a claim's statements cost less than the walk did (about 0.41 against 0.53 ms a claim), but an enqueue, a " +
+      "claim and a complete are now each a transaction that also writes its chats' rows, and their commits are about " +
+      "a quarter of the store's SQLite time, ahead of the claim's read of the due heads, the message-mapping insert " +
+      "and the outbox insert. Next levers: fewer commits per routed message (the message mapping, the chat-history " +
+      "upsert and the complete are three transactions of three stores, one transaction could hold them), then the " +
+      "event's zod validation and the outbox payload's JSON round trip on the bridge's side.",
   },
   {
     match: /^Routing throughput \/ direct baseline, PostgreSQL/,
@@ -750,7 +748,7 @@ const LEVERS: Array<{ match: RegExp; text: string }> = [
   {
     match: /^p99 ingest-to-stored at a paced/,
     text:
-      "Paced p99 on PostgreSQL and MariaDB: queueing, not a stall. At 500 messages/s the routing on these stores " +
+      "Paced p99 on the client-server stores: queueing, not a stall. At 500 messages/s the routing on these stores " +
       "keeps about one of the two cores busy (machine CPU per message × 500, the database's share included, next to " +
       "the simulator and the load generator), so the p50 is already tens of milliseconds; the lever is the routing " +
       "throughput's (above): less database work per message.",
@@ -769,15 +767,15 @@ const LEVERS: Array<{ match: RegExp; text: string }> = [
   {
     match: /^Scale: throughput with /,
     text:
-      "Scale: the claims. Timing the store's prepared statements in a `--only=scale --quick` run (1,250 messages): " +
-      "with 100 integrations of one chat each, the dispatcher's fair share made 610 claims of 2 items each, against " +
-      "113 claims of 11 items with one integration of 100 chats, and each claim walks the head of every chat with " +
-      "work (the recursive walk of `outbox-store.ts`, which SQLite keeps), so the claim statement's time per message grew 3.3 ×; the " +
-      "chat-mapping and message-mapping reads also went from one statement per batch to one per integration " +
-      "(`readByKey` grouped by integration; one statement across integrations on the prepared path since the 02:07 " +
-      "run). Next levers: on SQLite too, the heads PostgreSQL and MariaDB keep since migration 0010 (one row per chat " +
-      "with its head's due time) so a claim reads `limit` due chats whatever the number of chats; fair-share claims " +
-      "gathered like the others (a batch of free slots, not one per completion).",
+      "Scale: the fair share's many small claims. Since SQLite keeps the chat heads (`docs/decisions.md` 13) a claim " +
+      "reads the due chats only, so its cost no longer grows with the chats that have work: 100 and 1,000 active " +
+      "integrations went from 0.386 and 0.212 × the rate with one (2026-12-06 13:13 run) to 0.602 and 0.649 × (15:38). Timing " +
+      "the store's statements in a `--only=scale --quick` run with 1,000 integrations: the dispatcher's fair share " +
+      "still makes more, smaller claims than with one integration (it claims per integration below its share), each " +
+      "a transaction with its commit, and the commits are the largest share of the store's time, the claim's read of " +
+      "the due heads and the batched read of the integrations by id next. Next lever: fair-share claims gathered like " +
+      "the others (a batch of free slots, one claim leaving out the integrations at their share, not one per " +
+      "completion).",
   },
   {
     match: /^The race: /,
