@@ -184,8 +184,16 @@ describeRailsCable("a real Rails ActionCable server with Chatwoot's RoomChannel"
       timeoutMs: 3_000,
       what: "the failure",
     });
-    await server.broadcast(user.pubsubToken, { event: "message.created", data: { id: 1 } });
-    const [message] = await client.waitFor((frame) => frame.message?.event === "message.created");
+    // The stream's Redis SUBSCRIBE completes on the subscription adapter's listener thread, after `subscribed` ran
+    // (actioncable/lib/action_cable/subscription_adapter/redis.rb); with no confirmation to wait for, a broadcast
+    // sent before it is lost, as in production: broadcast until one arrives.
+    const message = await eventually(
+      async () => {
+        await server.broadcast(user.pubsubToken, { event: "message.created", data: { id: 1 } });
+        return client.frames.find((frame) => frame.message?.event === "message.created");
+      },
+      { timeoutMs: 5_000, intervalMs: 100, what: "a broadcast on the unconfirmed subscription" },
+    );
     expect(message).toEqual({ identifier, message: { event: "message.created", data: { id: 1 } } });
     expect(client.frames.some((frame) => frame.type === "confirm_subscription")).toBe(false);
   });
