@@ -199,10 +199,15 @@ export function createOutboxStore({
     ]);
   /** SQLite: the chats given are due now (their heads have changed: the next claim looks). */
   const dueSqliteSql = `update ${chatsId} as c set head_due = 0 from ${chatsJson()} where c.integration_id = v.i and c.chat_key = v.k`;
-  /** SQLite: the chats given get a row if they have none, and are due now if they had no unfinished item. */
-  const dueNewSqliteSql =
-    `insert into ${chatsId} (integration_id, chat_key, head_due) select v.i, v.k, 0 from ${chatsJson()} where true ` +
+  /**
+   * SQLite: the chats of `source` (columns `i`, `k`) get a row if they have none, and are due now if they had no
+   * unfinished item.
+   */
+  const dueNewSqlite = (source: string) =>
+    `insert into ${chatsId} (integration_id, chat_key, head_due) select v.i, v.k, 0 from ${source} where true ` +
     `on conflict (integration_id, chat_key) do update set head_due = 0 where ${chatsId}.head_due is null`;
+  /** The chats given (a JSON array, as `chatPairs` makes it). */
+  const dueNewSqliteSql = dueNewSqlite(chatsJson());
   const completeSqliteSql =
     `update ${outboxId} set status = 'done', claim_until = null where status = 'claimed' and claimed_by = ? and ` +
     "id in (select value from json_each(?)) returning id, integration_id, chat_key";
@@ -277,9 +282,9 @@ export function createOutboxStore({
     };
   }
 
-  /** The claimed item held by `owner`, as an UPDATE guard. */
-  const held = (id: string, owner: string) =>
-    knex(t.outbox).where({ id, status: "claimed", claimed_by: owner });
+  /** The claimed item held by `owner`, as a guard (on `db`, the store's knex or a transaction of it). */
+  const held = (db: Knex, id: string, owner: string) =>
+    db(t.outbox).where({ id, status: "claimed", claimed_by: owner });
 
   /** Looks up which dedupe keys are already stored, per integration: key → stored item id. */
   async function storedIds(rows: Row[]): Promise<Map<string, string>> {
@@ -556,14 +561,12 @@ export function createOutboxStore({
    */
   async function changeHeld(id: string, owner: string, changes: Record<string, unknown>): Promise<boolean> {
     return inTransaction(async (trx) => {
-      const item: Row | undefined = await trx(t.outbox)
-        .select("integration_id", "chat_key")
-        .where({ id, status: "claimed", claimed_by: owner })
-        .first();
+      const item: Row | undefined = await held(trx, id, owner).select("integration_id", "chat_key").first();
       if (!item) return false;
       const chat = { integration_id: String(item.integration_id), chat_key: String(item.chat_key) };
       await lockChats(trx, dialect, t, chat);
-      const changed = await trx(t.outbox).where({ id, status: "claimed", claimed_by: owner }).update(changes);
+      // Held still? It may have changed hands while this transaction waited for the chat's lock.
+      const changed = await held(trx, id, owner).update(changes);
       if (changed !== 1) return false;
       await trx(t.outboxChats).where(chat).update({ head_due: 0 });
       return true;
@@ -588,7 +591,7 @@ export function createOutboxStore({
    * claim's deadline when this claim took it (`mine`, the claimed seqs), else the head's own due time.
    */
   const headDue = (head: Row, mine: ReadonlySet<number>, claimUntil: number): number | null =>
-    head.seq === null || head.seq === undefined
+    head.seq === null
       ? null
       : mine.has(Number(head.seq))
         ? claimUntil
@@ -635,8 +638,8 @@ export function createOutboxStore({
     const changed = found.flatMap((row) => {
       const seq = row.seq === null ? Number(row.head_seq) : Number(row.seq);
       const due = headDue(row, mine, claimUntil);
-      const before = row.head_due === null ? null : Number(row.head_due);
-      return seq === Number(row.head_seq) && due === before
+      // A chat read here is due, so it has a due time.
+      return seq === Number(row.head_seq) && due === Number(row.head_due)
         ? []
         : [[row.integration_id, row.chat_key, seq, due]];
     });
@@ -811,10 +814,10 @@ export function createOutboxStore({
    * wrote no chat rows, one statement over the open-items index gives those chats their row too.
    */
   let nextSweep = Number.NEGATIVE_INFINITY;
-  const sweepSqliteSql =
-    `insert into ${chatsId} (integration_id, chat_key, head_due) select distinct integration_id, chat_key, 0 from ` +
-    `${outboxId} where status in ('pending', 'claimed') and true on conflict (integration_id, chat_key) do update ` +
-    `set head_due = 0 where ${chatsId}.head_due is null`;
+  /** SQLite: the chats with unfinished items (read along the open-items index). */
+  const sweepSqliteSql = dueNewSqlite(
+    `(select distinct integration_id as i, chat_key as k from ${outboxId} where status in ('pending', 'claimed')) as v`,
+  );
   async function sweep(at: number): Promise<void> {
     if (at < nextSweep) return;
     nextSweep = at + SWEEP_INTERVAL_MS;
@@ -887,7 +890,7 @@ export function createOutboxStore({
     complete: (id, owner) => completeItems({ id, owner }),
 
     async extend(id, owner, claimUntil) {
-      return (await held(id, owner).update({ claim_until: claimUntil.getTime() })) === 1;
+      return (await held(knex, id, owner).update({ claim_until: claimUntil.getTime() })) === 1;
     },
 
     fail(id, owner, { retryAt, error, attempted = true }) {

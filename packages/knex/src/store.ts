@@ -15,7 +15,8 @@ export interface KnexStoreOptions {
    * Send the hot statements (enqueue, claim, complete, mapping reads) as prepared statements on a connection of
    * the knex pool: named prepared statements on PostgreSQL, kept better-sqlite3 statements on SQLite (default
    * `true`). Set `false` behind a pooler that cannot keep named statements per client connection (PgBouncer in
-   * transaction mode before 1.21, or without `max_prepared_statements`).
+   * transaction mode before 1.21, or without `max_prepared_statements`). On SQLite the outbox's enqueue, claim and
+   * complete run on the connection either way (each is one write transaction); `false` prepares them per call.
    */
   preparedStatements?: boolean;
 }
